@@ -1,0 +1,2 @@
+//! Pure region allocator of seqdb (in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! seqdb public API (in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,128 @@
+//! The project's own checks and chores, run as `cargo xtask <command>`.
+//!
+//! * `ci`: formatting, lints, tests, docs and cross-target checks, stopping at the
+//!   first failure and naming the step that failed.
+
+use std::env;
+use std::process::{Command, ExitCode};
+
+/// Targets whose standard library, when installed, `ci` type-checks the workspace for.
+const CROSS_TARGETS: [&str; 3] = [
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+    "x86_64-unknown-freebsd",
+];
+
+/// Crates of the platform-independent core that are checked for the cross targets.
+const CROSS_CRATES: [&str; 3] = ["seqdb-layout", "seqdb-sys", "seqdb"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        _ => {
+            eprintln!("usage: cargo xtask ci");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One step of a check: a human name and the cargo arguments it runs.
+struct Step {
+    name: String,
+    args: Vec<String>,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl Step {
+    fn new(name: &str, args: &[&str]) -> Self {
+        Step {
+            name: name.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: Vec::new(),
+        }
+    }
+
+    fn with_env(mut self, key: &'static str, value: &'static str) -> Self {
+        self.env.push((key, value));
+        self
+    }
+
+    fn run(&self) -> Result<(), String> {
+        println!("==> {}: cargo {}", self.name, self.args.join(" "));
+        let status = Command::new(cargo())
+            .args(&self.args)
+            .envs(self.env.iter().copied())
+            .status()
+            .map_err(|e| format!("step `{}` could not start cargo: {e}", self.name))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("step `{}` failed ({status})", self.name))
+        }
+    }
+}
+
+fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+fn ci() -> Result<(), String> {
+    let steps = [
+        Step::new("format", &["fmt", "--all", "--check"]),
+        Step::new(
+            "lint",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        Step::new("test", &["test"]),
+        Step::new("doc", &["doc", "--workspace", "--no-deps"])
+            .with_env("RUSTDOCFLAGS", "-D warnings"),
+    ];
+    for step in &steps {
+        step.run()?;
+    }
+    let installed = installed_targets();
+    for target in CROSS_TARGETS {
+        if !installed.iter().any(|t| t == target) {
+            println!("skipped: {target} not installed");
+            continue;
+        }
+        let mut args = vec!["check", "--target", target];
+        for krate in CROSS_CRATES {
+            args.extend(["-p", krate]);
+        }
+        Step::new(&format!("check {target}"), &args).run()?;
+    }
+    println!("ci: all steps passed");
+    Ok(())
+}
+
+/// The targets whose standard library rustup reports as installed; none when rustup is absent.
+fn installed_targets() -> Vec<String> {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
