@@ -1,2 +1,84 @@
-//! seqdb public API (in progress).
+//! An embedded store of many named, growable byte regions in one file.
+//!
+//! A database is a directory holding a data file (the regions' bytes) and a metadata
+//! file (where each region lives). Regions are appended to at memory speed, read
+//! zero-copy through a memory map, made durable with one [`Database::flush`], and the
+//! space they no longer use is given back to the file system by hole punching.
+//!
+//! ```
+//! use std::path::Path;
+//! use seqdb::{Database, PAGE_SIZE, Result};
+//!
+//! fn main() -> Result<()> {
+//! #   let _ = std::fs::remove_dir_all("my_db");
+//!     let database = Database::open(Path::new("my_db"))?;
+//!     let (region_id, _) = database.create_region_if_needed("my_region")?;
+//!     database.write_all_to_region(region_id.into(), b"Hello, world!")?;
+//!     database.write_all_to_region_at(region_id.into(), b"Hi", 0)?;
+//!     let reader = database.create_region_reader(region_id.into())?;
+//!     let data = reader.read_all();            // b"Hillo, world!"
+//! #   assert_eq!(data, b"Hillo, world!");
+//!     drop(reader);
+//!     database.truncate_region(region_id.into(), 5)?;   // now b"Hillo"
+//!     database.flush_then_punch()?;
+//! #   assert_eq!(database.create_region_reader(region_id.into())?.read_all(), b"Hillo");
+//! #   assert_eq!(PAGE_SIZE, 4096);
+//! #   drop(database);
+//! #   std::fs::remove_dir_all("my_db").unwrap();
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Durability
+//!
+//! After [`Database::flush`] returns `Ok`, the state at that moment survives a process
+//! crash, a kernel crash or a power cut: [`Database::open`] then returns, for every
+//! region, the length, placement, name and bytes of the last successful flush. Appends
+//! made after it are not visible. Bytes written *inside* a region's committed length
+//! after the flush (by [`Database::write_all_to_region_at`], or by appending after a
+//! [`Database::truncate_region`]) may read back old or new, page by page. The commit is
+//! a checksummed metadata record written after the data is synced; see `docs/FORMAT.md`.
+//!
+//! # Errors, not crashes
+//!
+//! A full disk, a damaged or foreign metadata file, a second opener, or bad arguments
+//! give an [`Error`] naming the path, region and offset involved. Nothing is ever
+//! written through the memory map, so a full disk cannot raise `SIGBUS`.
+//!
+//! # Concurrency
+//!
+//! [`Database`] is `Clone + Send + Sync`. Writers to different regions proceed in
+//! parallel; creating, growing past the reservation, removing and compacting take a
+//! short exclusive lock on the region table. A [`Reader`] keeps its region's bytes in
+//! place while it lives: writers of that region wait for it, readers and writers of other
+//! regions do not.
+//!
+//! # Cost model
+//!
+//! A small append is a copy into an in-memory tail plus bookkeeping, written to the
+//! file in batches; a large append is one `pwrite`. A flush costs the regions changed
+//! since the last one, and open costs the number of regions.
 #![forbid(unsafe_code)]
+
+mod commit;
+mod database;
+mod error;
+mod format;
+mod identifier;
+mod maintenance;
+mod meta_log;
+mod options;
+mod reader;
+mod region;
+mod stats;
+mod write;
+
+pub use database::Database;
+pub use error::{Error, Result};
+pub use identifier::Identifier;
+pub use options::OpenOptions;
+pub use reader::Reader;
+pub use region::Region;
+pub use seqdb_layout::PAGE_SIZE;
+pub use seqdb_sys::{SyncEvent, SyncKind, SyncObserver};
+pub use stats::Stats;

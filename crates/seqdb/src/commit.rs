@@ -1,0 +1,158 @@
+//! `flush`: the commit protocol.
+//!
+//! 1. Under the table lock: capture the pending frees (a layout commit ticket), the
+//!    removed regions and the dirty list, all at one instant.
+//! 2. Snapshot each dirty region under its own lock, writing out its in-memory tail.
+//! 3. Sync the data file.
+//! 4. Append one metadata record (or write a checkpoint) and sync it: the commit point.
+//! 5. Release the captured frees for reuse.
+//!
+//! The cost is proportional to the regions changed since the last flush. If any step
+//! fails, the regions are marked dirty again and the frees stay pending, so the next
+//! flush commits everything.
+
+use std::mem;
+use std::sync::atomic::Ordering;
+
+use parking_lot::RwLockWriteGuard;
+use snafu::ResultExt;
+
+use crate::database::{Inner, Slot};
+use crate::error::SysSnafu;
+use crate::format::{Record, RecordKind, RegionEntry};
+use crate::{Database, Result};
+
+impl Database {
+    /// Make the current state durable: after `Ok`, every region's length, placement, name
+    /// and bytes survive a process crash or power cut (see the crate documentation for the
+    /// exact contract). Costs what changed since the last flush.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What one flush captured, so it can be put back if the flush fails.
+struct Captured {
+    slots: Vec<Slot>,
+    removed: Vec<u64>,
+}
+
+impl Inner {
+    pub fn flush(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let mut commit = self.commit.lock();
+        let checkpoint = commit.log.as_ref().is_some_and(|log| log.wants_checkpoint());
+        let (ticket, captured, next_number) = {
+            let mut table = self.table.write();
+            let ticket = table.layout.begin_commit();
+            let removed = mem::take(&mut table.removed);
+            let mut dirty = mem::take(&mut *self.dirty.lock());
+            dirty.sort_unstable();
+            dirty.dedup();
+            let slots = if checkpoint {
+                table.live_slots().into_iter().map(|(_, s)| s).collect()
+            } else {
+                dirty
+                    .iter()
+                    .filter_map(|n| table.slots.get(n).cloned())
+                    .collect()
+            };
+            (ticket, Captured { slots, removed }, table.next_number)
+        };
+        let result = self.snapshot(&captured).and_then(|upserts| {
+            self.data.sync_data().context(SysSnafu)?;
+            if upserts.is_empty() && captured.removed.is_empty() && !checkpoint {
+                return Ok(upserts);
+            }
+            let record = Record {
+                generation: commit.generation + 1,
+                kind: if checkpoint {
+                    RecordKind::Checkpoint
+                } else {
+                    RecordKind::Delta
+                },
+                next_number: next_number as u64,
+                removed: if checkpoint {
+                    Vec::new()
+                } else {
+                    captured.removed.clone()
+                },
+                upserts,
+            };
+            if let Some(log) = commit.log.as_mut() {
+                if checkpoint {
+                    log.checkpoint(&record)?;
+                } else {
+                    log.append(&record)?;
+                }
+            }
+            commit.generation += 1;
+            Ok(record.upserts)
+        });
+        match result {
+            Ok(upserts) => {
+                self.after_commit(&captured.slots, &upserts);
+                self.table.write().layout.finish_commit(ticket);
+                Ok(())
+            }
+            Err(e) => {
+                self.restore(captured);
+                Err(e)
+            }
+        }
+    }
+
+    /// The entries of the captured regions, with their tails written to the data file.
+    fn snapshot(&self, captured: &Captured) -> Result<Vec<RegionEntry>> {
+        let mut upserts = Vec::with_capacity(captured.slots.len());
+        for slot in &captured.slots {
+            let region = slot.read_recursive();
+            if region.removed {
+                continue;
+            }
+            let region = if region.tail.is_empty() {
+                region
+            } else {
+                // A region with a tail has no readers, so this waits only for brief holders.
+                drop(region);
+                let mut region = slot.write();
+                if region.removed {
+                    continue;
+                }
+                self.drain(&mut region)?;
+                RwLockWriteGuard::downgrade(region)
+            };
+            region.dirty.store(false, Ordering::Release);
+            upserts.push(region.entry());
+        }
+        Ok(upserts)
+    }
+
+    fn after_commit(&self, slots: &[Slot], upserts: &[RegionEntry]) {
+        let mut entries = upserts.iter().peekable();
+        for slot in slots {
+            let region = slot.read_recursive();
+            if let Some(entry) = entries.next_if(|e| e.number == region.number as u64) {
+                region.committed_len.store(entry.len, Ordering::Release);
+            }
+        }
+    }
+
+    /// Put back what a failed flush took, so the next flush commits it.
+    fn restore(&self, captured: Captured) {
+        let mut numbers = Vec::with_capacity(captured.slots.len());
+        for slot in &captured.slots {
+            let region = slot.read_recursive();
+            if !region.removed {
+                region.dirty.store(true, Ordering::Release);
+                numbers.push(region.number);
+            }
+        }
+        // The commit lock is held, so no flush can take the list between these two steps.
+        self.dirty.lock().extend(numbers);
+        self.table.write().removed.extend(captured.removed);
+    }
+}

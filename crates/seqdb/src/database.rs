@@ -1,0 +1,501 @@
+//! The database handle: opening, the region table, and the operations on names.
+//!
+//! Locking rules (they are what keeps the handle free of deadlocks):
+//! 1. The table lock is never held while blocking on a region lock; under the table lock
+//!    only `try_` region locks are taken.
+//! 2. An operation that needs both takes the region lock first, then the table lock.
+//! 3. Several region locks are taken in increasing region number.
+//! 4. The commit lock is taken before any region or table lock.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Mutex, RwLock};
+use snafu::{OptionExt, ResultExt};
+
+use seqdb_layout::{Layout, Placement};
+use seqdb_sys::{DataFile, FileOptions, Lock, LockedFile, SyncObserver};
+
+use crate::error::{
+    CorruptSnafu, DirectorySnafu, LayoutSnafu, MissingMetadataSnafu, NameTooLongSnafu,
+    NotADirectorySnafu, PoisonedSnafu, ReadOnlySnafu, RegionExistsSnafu, SysSnafu,
+    UnknownRegionSnafu,
+};
+use crate::format::{self, MAX_NAME_LEN, Record, RecordKind};
+use crate::meta_log::{META_FILE, META_TMP_FILE, MetaLog, Recovered};
+use crate::region::RegionState;
+use crate::{Error, Identifier, OpenOptions, Region, Result};
+
+/// Name of the data file inside the database directory.
+pub(crate) const DATA_FILE: &str = "data";
+
+pub(crate) type Slot = Arc<RwLock<RegionState>>;
+
+/// A database: one directory holding many named, growable byte regions.
+///
+/// Cheap to clone (clones share one open database), `Send` and `Sync`. See the crate
+/// documentation for an overview and the durability contract.
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub path: PathBuf,
+    pub read_only: bool,
+    pub data: DataFile,
+    pub table: RwLock<Table>,
+    pub commit: Mutex<Commit>,
+    /// Numbers of regions changed since the last commit's snapshot.
+    pub dirty: Mutex<Vec<usize>>,
+    /// Bytes held in regions' in-memory tails, counted in whole pages.
+    pub buffered: AtomicU64,
+    pub poisoned: OnceLock<String>,
+}
+
+/// Which regions exist, by number and by name, and where they live.
+pub(crate) struct Table {
+    pub slots: HashMap<usize, Slot, BuildHasherDefault<NumberHasher>>,
+    pub by_name: HashMap<String, usize>,
+    /// The lowest number never given to a region; numbers are not reused.
+    pub next_number: usize,
+    pub layout: Layout,
+    /// Regions removed since the last commit's snapshot.
+    pub removed: Vec<u64>,
+}
+
+/// The metadata log and the generation of the newest durable commit.
+pub(crate) struct Commit {
+    pub log: Option<MetaLog>,
+    pub generation: u64,
+}
+
+impl Table {
+    pub fn slot(&self, id: &Identifier) -> Option<&Slot> {
+        match id {
+            Identifier::Name(name) => self.slots.get(self.by_name.get(name)?),
+            Identifier::Number(n) => self.slots.get(n),
+        }
+    }
+
+    /// Every region's lock, ordered by number.
+    pub fn live_slots(&self) -> Vec<(usize, Slot)> {
+        let mut slots: Vec<_> = self.slots.iter().map(|(n, s)| (*n, s.clone())).collect();
+        slots.sort_unstable_by_key(|(n, _)| *n);
+        slots
+    }
+}
+
+/// Hashes a region number to itself: numbers are already well spread keys.
+#[derive(Default)]
+pub(crate) struct NumberHasher(u64);
+
+impl Hasher for NumberHasher {
+    fn finish(&self) -> u64 {
+        // Spread the bits so that sequential numbers fill the table's groups evenly.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = n as u64;
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.inner.path)
+            .field("read_only", &self.inner.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Open the database in directory `path` for reading and writing, creating the
+    /// directory and its files if needed. Fails with [`Error::AlreadyOpen`] while another
+    /// handle or process has it open.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &OpenOptions::new())
+    }
+
+    /// Open an existing database for reading only (a shared lock: other read-only handles
+    /// may coexist, a read-write handle may not).
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        Self::open_with(path, &OpenOptions::new().read_only(true))
+    }
+
+    pub(crate) fn open_with(path: &Path, options: &OpenOptions) -> Result<Self> {
+        let read_only = options.read_only;
+        let observer = options.observer.clone();
+        prepare_directory(path, read_only, observer.as_ref())?;
+        let data_path = path.join(DATA_FILE);
+        let data_existed = data_path.exists();
+        let file = LockedFile::open(
+            &data_path,
+            &FileOptions {
+                lock: if read_only {
+                    Lock::Shared
+                } else {
+                    Lock::Exclusive
+                },
+                write: !read_only,
+                create: !read_only,
+                truncate: false,
+                observer: observer.clone(),
+            },
+        )
+        .map_err(|source| match source {
+            seqdb_sys::Error::Locked { .. } => Error::AlreadyOpen {
+                path: path.to_owned(),
+            },
+            source => Error::Sys { source },
+        })?;
+        if !data_existed {
+            seqdb_sys::sync_dir(path, observer.as_ref()).context(SysSnafu)?;
+        }
+        let data_len = file.len().context(SysSnafu)?;
+        let (log, recovered) = open_metadata(path, &data_path, data_len, read_only, observer)?;
+        let table = build_table(path, recovered.regions.into_values(), recovered.next_number, data_len)?;
+        let data = DataFile::new(file).context(SysSnafu)?;
+        Ok(Database {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                read_only,
+                data,
+                table: RwLock::new(table),
+                commit: Mutex::new(Commit {
+                    log,
+                    generation: recovered.generation,
+                }),
+                dirty: Mutex::new(Vec::new()),
+                buffered: AtomicU64::new(0),
+                poisoned: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Return the region named `name`, creating an empty one if there is none. Returns
+    /// the region's number (usable as an [`Identifier`]) and its metadata.
+    pub fn create_region_if_needed(&self, name: &str) -> Result<(usize, Region)> {
+        if let Ok(region) = self.get_region(Identifier::from(name)) {
+            return Ok((region.number(), region));
+        }
+        self.inner.check_writable()?;
+        ensure_name(name)?;
+        let inner = &self.inner;
+        let mut table = inner.table.write();
+        if table.by_name.contains_key(name) {
+            // Created by another thread meanwhile.
+            drop(table);
+            return self.create_region_if_needed(name);
+        }
+        let number = table.next_number;
+        let placement = table
+            .layout
+            .insert(number as u64, 0)
+            .context(LayoutSnafu { path: &inner.path })?;
+        let state = RegionState::new(name.to_owned(), number, placement.start, placement.reserved);
+        let region = state.snapshot();
+        state.mark_dirty();
+        table.slots.insert(number, Arc::new(RwLock::new(state)));
+        table.by_name.insert(name.to_owned(), number);
+        table.next_number += 1;
+        inner.dirty.lock().push(number);
+        Ok((number, region))
+    }
+
+    /// The metadata of one region.
+    pub fn get_region(&self, id: Identifier) -> Result<Region> {
+        let slot = self.inner.slot(&id)?;
+        let region = slot.read_recursive();
+        if region.removed {
+            return self.inner.unknown(&id);
+        }
+        Ok(region.snapshot())
+    }
+
+    /// Every region's metadata, ordered by number.
+    pub fn regions(&self) -> Vec<Region> {
+        let slots = self.inner.table.read().live_slots();
+        slots
+            .iter()
+            .map(|(_, slot)| slot.read_recursive())
+            .filter(|region| !region.removed)
+            .map(|region| region.snapshot())
+            .collect()
+    }
+
+    /// Remove a region; returns its last metadata, or `None` when there was no such
+    /// region. Its space is reused after the next flush.
+    ///
+    /// Waits for readers of that region to be dropped.
+    pub fn remove_region(&self, id: Identifier) -> Result<Option<Region>> {
+        self.inner.check_writable()?;
+        let Ok(slot) = self.inner.slot(&id) else {
+            return Ok(None);
+        };
+        let mut region = slot.write();
+        if region.removed {
+            return Ok(None);
+        }
+        let inner = &self.inner;
+        let mut table = inner.table.write();
+        table
+            .layout
+            .remove(region.number as u64)
+            .context(LayoutSnafu { path: &inner.path })?;
+        table.by_name.remove(&region.name);
+        table.slots.remove(&region.number);
+        table.removed.push(region.number as u64);
+        drop(table);
+        region.removed = true;
+        inner.discard_tail(&mut region);
+        Ok(Some(region.snapshot()))
+    }
+
+    /// Remove every region whose name is not in `names`.
+    pub fn retain_regions(&self, names: HashSet<String>) -> Result<()> {
+        for region in self.regions() {
+            if !names.contains(region.name()) {
+                self.remove_region(Identifier::Number(region.number()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Give a region a new name; its number and bytes stay. Fails with
+    /// [`Error::RegionExists`] when another region has that name.
+    pub fn rename_region(&self, id: Identifier, new_name: &str) -> Result<()> {
+        self.inner.check_writable()?;
+        ensure_name(new_name)?;
+        let slot = self.inner.slot(&id)?;
+        let mut region = slot.write();
+        if region.removed {
+            return self.inner.unknown(&id);
+        }
+        if region.name == new_name {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let mut table = inner.table.write();
+        if table.by_name.contains_key(new_name) {
+            return RegionExistsSnafu {
+                path: &inner.path,
+                name: new_name,
+            }
+            .fail();
+        }
+        table.by_name.remove(&region.name);
+        table.by_name.insert(new_name.to_owned(), region.number);
+        drop(table);
+        region.name = new_name.to_owned();
+        inner.note_dirty(&region);
+        Ok(())
+    }
+
+    /// Make room for at least `regions` regions without reallocating the region table.
+    pub fn set_min_regions(&self, regions: usize) -> Result<()> {
+        let mut table = self.inner.table.write();
+        let missing = regions.saturating_sub(table.slots.len());
+        table.slots.reserve(missing);
+        table.by_name.reserve(missing);
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// The region's lock, found without holding the table lock afterwards.
+    pub fn slot(&self, id: &Identifier) -> Result<Slot> {
+        let table = self.table.read();
+        match table.slot(id) {
+            Some(slot) => Ok(slot.clone()),
+            None => self.unknown(id),
+        }
+    }
+
+    pub fn unknown<T>(&self, id: &Identifier) -> Result<T> {
+        UnknownRegionSnafu {
+            path: &self.path,
+            region: id.to_string(),
+        }
+        .fail()
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return ReadOnlySnafu { path: &self.path }.fail();
+        }
+        if let Some(cause) = self.poisoned.get() {
+            return PoisonedSnafu {
+                path: &self.path,
+                cause: cause.clone(),
+            }
+            .fail();
+        }
+        Ok(())
+    }
+
+    /// Refuse all further changes: bytes were half moved and the in-memory layout no
+    /// longer matches the file.
+    pub fn poison(&self, error: &seqdb_sys::Error) {
+        let _ = self.poisoned.set(error.to_string());
+    }
+
+    /// Put a region in the dirty list unless it is there already.
+    pub fn note_dirty(&self, region: &RegionState) {
+        if region.mark_dirty() {
+            self.dirty.lock().push(region.number);
+        }
+    }
+}
+
+fn ensure_name(name: &str) -> Result<()> {
+    snafu::ensure!(name.len() <= MAX_NAME_LEN, NameTooLongSnafu { len: name.len() });
+    Ok(())
+}
+
+/// Make sure `path` is a directory; create it (durably) when writable and missing.
+fn prepare_directory(path: &Path, read_only: bool, observer: Option<&SyncObserver>) -> Result<()> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => NotADirectorySnafu { path }.fail(),
+        Err(e) if e.kind() == ErrorKind::NotFound && !read_only => {
+            fs::create_dir_all(path).context(DirectorySnafu { path })?;
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            seqdb_sys::sync_dir(parent, observer).context(SysSnafu)?;
+            Ok(())
+        }
+        Err(source) => Err(Error::Directory {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Read the metadata log, or start one for a new database.
+fn open_metadata(
+    dir: &Path,
+    data_path: &Path,
+    data_len: u64,
+    read_only: bool,
+    observer: Option<SyncObserver>,
+) -> Result<(Option<MetaLog>, Recovered)> {
+    let meta_path = dir.join(META_FILE);
+    if !read_only {
+        match fs::remove_file(dir.join(META_TMP_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Directory { path: dir.to_owned(), source }),
+        }
+    }
+    if meta_path.exists() {
+        return MetaLog::open(dir, !read_only, observer);
+    }
+    if data_len > 0 {
+        return MissingMetadataSnafu {
+            data: data_path,
+            meta: meta_path,
+        }
+        .fail();
+    }
+    if read_only {
+        return Ok((None, Recovered::default()));
+    }
+    let empty = Record {
+        generation: 0,
+        kind: RecordKind::Checkpoint,
+        next_number: 0,
+        removed: Vec::new(),
+        upserts: Vec::new(),
+    };
+    let log = MetaLog::create(dir, &empty, observer)?;
+    Ok((Some(log), Recovered::default()))
+}
+
+/// Rebuild the region table from recovered entries, checking everything a damaged or
+/// foreign file could get wrong.
+fn build_table(
+    path: &Path,
+    entries: impl Iterator<Item = format::RegionEntry>,
+    next_number: u64,
+    data_len: u64,
+) -> Result<Table> {
+    let meta_path = path.join(META_FILE);
+    let corrupt = |reason: String| -> Result<Table> {
+        CorruptSnafu {
+            path: &meta_path,
+            offset: 0u64,
+            reason,
+        }
+        .fail()
+    };
+    let Ok(next) = usize::try_from(next_number) else {
+        return corrupt(format!("region count {next_number} is too large"));
+    };
+    let entries: Vec<_> = entries.collect();
+    let mut slots = HashMap::with_capacity_and_hasher(entries.len(), Default::default());
+    let mut by_name = HashMap::with_capacity(entries.len());
+    let mut placements = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let number = entry.number as usize;
+        if entry.number >= next_number {
+            return corrupt(format!(
+                "region {:?} has number {} but only {next_number} were ever created",
+                entry.name, entry.number
+            ));
+        }
+        match entry.start.checked_add(entry.len) {
+            Some(end) if end <= data_len => {}
+            _ => {
+                return corrupt(format!(
+                    "region {:?} ends at {} + {} but the data file holds {data_len} bytes",
+                    entry.name, entry.start, entry.len
+                ));
+            }
+        }
+        if by_name.insert(entry.name.clone(), number).is_some() {
+            return corrupt(format!("two regions are named {:?}", entry.name));
+        }
+        placements.push((
+            entry.number,
+            Placement {
+                start: entry.start,
+                reserved: entry.reserved,
+                len: entry.len,
+            },
+        ));
+        slots.insert(number, Arc::new(RwLock::new(RegionState::from_entry(entry, number))));
+    }
+    let layout = Layout::from_placements(placements, u64::MAX).map_err(|source| Error::Corrupt {
+        path: meta_path.clone(),
+        offset: 0,
+        reason: source.to_string(),
+    })?;
+    Ok(Table {
+        slots,
+        by_name,
+        next_number: next,
+        layout,
+        removed: Vec::new(),
+    })
+}

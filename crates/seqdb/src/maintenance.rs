@@ -1,0 +1,141 @@
+//! Giving space back: hole punching, compaction, and file sizing.
+
+use snafu::ResultExt;
+
+use seqdb_layout::PAGE_SIZE;
+
+use crate::error::{LayoutSnafu, SysSnafu};
+use crate::{Database, Result};
+
+impl Database {
+    /// Give the space that no committed or current region uses back to the file system:
+    /// free holes and each region's reservation beyond its length. Returns the number of
+    /// bytes the data file's allocation shrank by.
+    ///
+    /// Only space the last flush no longer references is punched, so this never damages
+    /// what a crash would recover. Regions busy with a writer at that moment are skipped.
+    pub fn punch_holes(&self) -> Result<u64> {
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let _commit = inner.commit.lock();
+        let before = inner.data.allocated_bytes().context(SysSnafu)?;
+        let table = inner.table.read();
+        for hole in table.layout.holes() {
+            inner.data.punch_hole(hole.start, hole.len).context(SysSnafu)?;
+        }
+        for slot in table.slots.values() {
+            // Under the table lock only `try_` region locks (see the locking rules).
+            let Some(region) = slot.try_read_recursive() else {
+                continue;
+            };
+            let keep = round_up(region.len.max(region.committed_len()));
+            if keep < region.reserved {
+                inner
+                    .data
+                    .punch_hole(region.start + keep, region.reserved - keep)
+                    .context(SysSnafu)?;
+            }
+        }
+        drop(table);
+        let after = inner.data.allocated_bytes().context(SysSnafu)?;
+        Ok(before.saturating_sub(after))
+    }
+
+    /// [`flush`](Self::flush), then [`punch_holes`](Self::punch_holes).
+    pub fn flush_then_punch(&self) -> Result<()> {
+        self.flush()?;
+        self.punch_holes()?;
+        Ok(())
+    }
+
+    /// Defragment: move regions down until no hole is left, trim every reservation to its
+    /// region's length, commit, and shrink the data file to the live extent.
+    ///
+    /// Moves are made in rounds, each committed before the next, so a crash at any point
+    /// recovers the last commit intact. Waits for every reader to be dropped.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        self.flush()?;
+        // Each round moves at least one region; the bound only guards against a layout bug.
+        let mut rounds_left = 2 * self.inner.table.read().slots.len() + 8;
+        while self.compaction_round()? > 0 {
+            self.flush()?;
+            rounds_left -= 1;
+            if rounds_left == 0 {
+                break;
+            }
+        }
+        self.flush()?;
+        let table = self.inner.table.read();
+        let end = table.layout.file_end();
+        if self.inner.data.len() != end {
+            self.inner.data.set_len(end).context(SysSnafu)?;
+            self.inner.data.sync_data().context(SysSnafu)?;
+        }
+        Ok(())
+    }
+
+    /// Lock every region, plan one round of moves, execute it. Returns how many regions
+    /// moved or changed their reservation.
+    fn compaction_round(&self) -> Result<usize> {
+        let inner = &self.inner;
+        let (slots, next_number) = {
+            let table = inner.table.read();
+            (table.live_slots(), table.next_number)
+        };
+        let mut guards: Vec<_> = slots.iter().map(|(_, slot)| slot.write()).collect();
+        let mut table = inner.table.write();
+        if table.next_number != next_number || table.slots.len() != slots.len() {
+            // Regions were created or removed meanwhile: plan again with all of them locked.
+            drop(table);
+            drop(guards);
+            return Ok(1);
+        }
+        for region in guards.iter_mut() {
+            inner.drain(region)?;
+            table
+                .layout
+                .set_len(region.number as u64, region.len)
+                .context(LayoutSnafu { path: &inner.path })?;
+        }
+        let moves = table.layout.compaction_step();
+        for mv in &moves {
+            if let Err(e) = inner.data.copy_within(mv.from, mv.to, mv.len) {
+                inner.poison(&e);
+                return Err(e).context(SysSnafu);
+            }
+        }
+        let mut changed = 0;
+        for region in guards.iter_mut() {
+            let Some(placement) = table.layout.get(region.number as u64) else {
+                continue;
+            };
+            if placement.start != region.start || placement.reserved != region.reserved {
+                region.start = placement.start;
+                region.reserved = placement.reserved;
+                changed += 1;
+                inner.note_dirty(region);
+            }
+        }
+        Ok(changed.max(moves.len()))
+    }
+
+    /// Make the data file at least `len` bytes long (sparse; nothing is allocated).
+    pub fn set_min_len(&self, len: u64) -> Result<()> {
+        self.inner.check_writable()?;
+        let len = round_up(len);
+        if self.inner.data.len() < len {
+            self.inner.data.set_len(len).context(SysSnafu)?;
+        }
+        Ok(())
+    }
+
+    /// Length of the data file in bytes.
+    pub fn file_len(&self) -> Result<u64> {
+        Ok(self.inner.data.len())
+    }
+}
+
+fn round_up(n: u64) -> u64 {
+    n.div_ceil(PAGE_SIZE).saturating_mul(PAGE_SIZE)
+}

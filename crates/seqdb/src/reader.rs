@@ -1,0 +1,104 @@
+//! Zero-copy reads of one region.
+
+use parking_lot::lock_api::{ArcRwLockReadGuard, ArcRwLockWriteGuard};
+use parking_lot::RawRwLock;
+use snafu::ResultExt;
+
+use seqdb_sys::View;
+
+use crate::error::{ReadOutOfRangeSnafu, SysSnafu};
+use crate::region::RegionState;
+use crate::{Database, Identifier, Region, Result};
+
+/// A zero-copy view of one region's bytes, straight from the memory map.
+///
+/// While a reader lives, its region cannot change, move or be removed: writers of that
+/// region wait until it is dropped (writers of other regions do not). Do not write to a
+/// region from the thread that holds a reader of it.
+pub struct Reader<'a> {
+    // Declared first so it is dropped first: the bytes are unpinned before the region
+    // lock is released.
+    view: View<'a>,
+    region: ArcRwLockReadGuard<RawRwLock, RegionState>,
+}
+
+impl Database {
+    /// A reader of a region's current bytes.
+    pub fn create_region_reader(&self, id: Identifier) -> Result<Reader<'_>> {
+        let inner = &self.inner;
+        let slot = inner.slot(&id)?;
+        let mut region = slot.read_arc_recursive();
+        if !region.tail.is_empty() {
+            // Bytes still in memory: write them out so the map shows the whole region.
+            drop(region);
+            let mut writer = slot.write_arc();
+            if !writer.removed {
+                inner.drain(&mut writer)?;
+            }
+            region = ArcRwLockWriteGuard::downgrade(writer);
+        }
+        if region.removed {
+            return inner.unknown(&id);
+        }
+        let view = inner.data.view(region.start, region.len).context(SysSnafu)?;
+        Ok(Reader { view, region })
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// Up to `len` bytes from `offset`, cut short at the end of the region (empty when
+    /// `offset` is past it). Never panics; see [`try_read`](Self::try_read) for an error
+    /// instead.
+    pub fn read(&self, offset: u64, len: u64) -> &[u8] {
+        let total = self.view.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
+        let end = usize::try_from(offset.saturating_add(len))
+            .unwrap_or(usize::MAX)
+            .min(total);
+        &self.view[start..end]
+    }
+
+    /// Exactly `len` bytes from `offset`, or [`Error::ReadOutOfRange`](crate::Error::ReadOutOfRange).
+    pub fn try_read(&self, offset: u64, len: u64) -> Result<&[u8]> {
+        let available = self.len();
+        snafu::ensure!(
+            offset.checked_add(len).is_some_and(|end| end <= available),
+            ReadOutOfRangeSnafu {
+                region: self.region.name.clone(),
+                offset,
+                requested: len,
+                len: available,
+            }
+        );
+        Ok(self.read(offset, len))
+    }
+
+    /// All of the region's bytes.
+    pub fn read_all(&self) -> &[u8] {
+        &self.view
+    }
+
+    /// The region's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.view.len() as u64
+    }
+
+    /// Whether the region is empty.
+    pub fn is_empty(&self) -> bool {
+        self.view.is_empty()
+    }
+
+    /// The region's metadata.
+    pub fn region(&self) -> Region {
+        self.region.snapshot()
+    }
+}
+
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("region", &self.region.name)
+            .field("len", &self.view.len())
+            .finish()
+    }
+}

@@ -1,0 +1,127 @@
+//! A region's metadata as callers see it, and its live state inside the database.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::format::RegionEntry;
+
+/// A snapshot of one region's metadata.
+///
+/// `start` and `reserved` are multiples of [`PAGE_SIZE`](crate::PAGE_SIZE) and
+/// `len <= reserved`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    name: String,
+    number: usize,
+    start: u64,
+    len: u64,
+    reserved: u64,
+}
+
+impl Region {
+    /// The region's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The region's number, stable across reopen.
+    pub fn number(&self) -> usize {
+        self.number
+    }
+    /// Offset of the region's first byte in the data file (page-aligned).
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+    /// Number of bytes in the region.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    /// Whether the region holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Bytes of the data file set aside for the region (page-aligned, at least `len`).
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+}
+
+/// The live state of a region, behind its own lock.
+///
+/// Bytes `[0, written)` are in the data file; bytes `[written, len)` are the in-memory
+/// `tail` of small appends not yet written out.
+#[derive(Debug)]
+pub(crate) struct RegionState {
+    pub name: String,
+    pub number: usize,
+    pub start: u64,
+    pub reserved: u64,
+    pub len: u64,
+    pub written: u64,
+    pub tail: Vec<u8>,
+    /// Set when the region is removed; stale handles then see an unknown region.
+    pub removed: bool,
+    /// Whether the region is in the list of regions changed since the last commit.
+    pub dirty: AtomicBool,
+    /// The length the last durable commit recorded (bytes up to it must not be punched).
+    pub committed_len: AtomicU64,
+}
+
+impl RegionState {
+    pub fn new(name: String, number: usize, start: u64, reserved: u64) -> Self {
+        RegionState {
+            name,
+            number,
+            start,
+            reserved,
+            len: 0,
+            written: 0,
+            tail: Vec::new(),
+            removed: false,
+            dirty: AtomicBool::new(false),
+            committed_len: AtomicU64::new(0),
+        }
+    }
+
+    pub fn from_entry(entry: &RegionEntry, number: usize) -> Self {
+        RegionState {
+            name: entry.name.clone(),
+            number,
+            start: entry.start,
+            reserved: entry.reserved,
+            len: entry.len,
+            written: entry.len,
+            tail: Vec::new(),
+            removed: false,
+            dirty: AtomicBool::new(false),
+            committed_len: AtomicU64::new(entry.len),
+        }
+    }
+
+    pub fn snapshot(&self) -> Region {
+        Region {
+            name: self.name.clone(),
+            number: self.number,
+            start: self.start,
+            len: self.len,
+            reserved: self.reserved,
+        }
+    }
+
+    pub fn entry(&self) -> RegionEntry {
+        RegionEntry {
+            number: self.number as u64,
+            start: self.start,
+            reserved: self.reserved,
+            len: self.len,
+            name: self.name.clone(),
+        }
+    }
+
+    /// Mark the region changed; returns true when the caller must add it to the dirty list.
+    pub fn mark_dirty(&self) -> bool {
+        !self.dirty.load(Ordering::Acquire) && !self.dirty.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn committed_len(&self) -> u64 {
+        self.committed_len.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,76 @@
+//! Space statistics, computed in-process (no external program).
+
+use snafu::ResultExt;
+
+use crate::error::SysSnafu;
+use crate::{Database, Result};
+
+/// How the database uses its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Length of the data file.
+    pub file_len: u64,
+    /// Bytes the file system has allocated for the data and metadata files.
+    pub allocated_bytes: u64,
+    /// Sum of the regions' lengths.
+    pub live_bytes: u64,
+    /// Sum of the regions' reservations.
+    pub reserved_bytes: u64,
+    /// Number of regions.
+    pub regions: u64,
+    /// Number of free holes in the layout.
+    pub holes: u64,
+    /// Bytes in free holes.
+    pub hole_bytes: u64,
+    /// Bytes freed since the last flush, reusable after the next one.
+    pub pending_bytes: u64,
+    /// Generation of the newest durable commit.
+    pub generation: u64,
+}
+
+impl Stats {
+    /// File length divided by live bytes (1.0 for an empty database).
+    pub fn space_amplification(&self) -> f64 {
+        if self.live_bytes == 0 {
+            1.0
+        } else {
+            self.file_len as f64 / self.live_bytes as f64
+        }
+    }
+}
+
+impl Database {
+    /// Current space statistics.
+    pub fn stats(&self) -> Result<Stats> {
+        let inner = &self.inner;
+        let generation = inner.commit.lock().generation;
+        let meta_allocated = inner
+            .commit
+            .lock()
+            .log
+            .as_ref()
+            .map(|log| log.allocated_bytes())
+            .transpose()?
+            .unwrap_or(0);
+        let (layout, slots) = {
+            let table = inner.table.read();
+            (table.layout.stats(), table.live_slots())
+        };
+        let mut stats = Stats {
+            file_len: inner.data.len(),
+            allocated_bytes: inner.data.allocated_bytes().context(SysSnafu)? + meta_allocated,
+            regions: slots.len() as u64,
+            holes: layout.holes,
+            hole_bytes: layout.free_bytes,
+            pending_bytes: layout.pending_bytes,
+            generation,
+            ..Stats::default()
+        };
+        for (_, slot) in &slots {
+            let region = slot.read_recursive();
+            stats.live_bytes += region.len;
+            stats.reserved_bytes += region.reserved;
+        }
+        Ok(stats)
+    }
+}

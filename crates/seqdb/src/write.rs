@@ -1,0 +1,271 @@
+//! Appends, overwrites and truncation.
+//!
+//! A small append is copied into the region's in-memory tail: no system call. The tail is
+//! written to the data file with one `pwrite` when it passes [`TAIL_LIMIT`], when all
+//! tails together pass [`BUFFER_BUDGET`], when a reader or a flush needs the bytes in the
+//! file, or before any write that is not an append. Large appends go straight to the file.
+
+use std::sync::atomic::Ordering;
+
+use snafu::ResultExt;
+
+use seqdb_layout::GrowPlan;
+
+use crate::database::Inner;
+use crate::error::{LayoutSnafu, OffsetPastEndSnafu, SysSnafu, TooLargeSnafu};
+use crate::region::RegionState;
+use crate::{Database, Identifier, Result};
+
+/// A region's tail is written out once it holds this many bytes.
+pub(crate) const TAIL_LIMIT: usize = 64 * 1024;
+/// Appends at least this large skip the tail and go straight to the file.
+const DIRECT_WRITE: usize = 16 * 1024;
+/// All tails together are kept under this many bytes.
+const BUFFER_BUDGET: u64 = 64 << 20;
+/// Tails are accounted in pages so that the shared counter is touched rarely.
+const ACCOUNT_SHIFT: u32 = 12;
+
+impl Database {
+    /// Append `data` to the end of a region.
+    ///
+    /// ```
+    /// # fn main() -> seqdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let database = seqdb::Database::open(dir.path())?;
+    /// let (number, _) = database.create_region_if_needed("log")?;
+    /// database.write_all_to_region(number.into(), b"hello")?;
+    /// assert_eq!(database.create_region_reader(number.into())?.read_all(), b"hello");
+    /// # Ok(()) }
+    /// ```
+    pub fn write_all_to_region(&self, id: Identifier, data: &[u8]) -> Result<()> {
+        self.inner.append(&id, data)
+    }
+
+    /// Write `data` at offset `at` of a region, overwriting what is there and extending
+    /// the region when the write goes past its end. `at` may not exceed the length.
+    pub fn write_all_to_region_at(&self, id: Identifier, data: &[u8], at: u64) -> Result<()> {
+        self.inner.write_at(&id, data, at, false)
+    }
+
+    /// Write `data` at offset `at` of a region, after which the region ends where the
+    /// written bytes end (it may shrink). `at` may not exceed the length.
+    pub fn truncate_write_all_to_region(&self, id: Identifier, at: u64, data: &[u8]) -> Result<()> {
+        self.inner.write_at(&id, data, at, true)
+    }
+
+    /// Shorten a region to `len` bytes. Fails with [`Error::OffsetPastEnd`] when `len` is
+    /// larger than the region. The space stays reserved for the region.
+    ///
+    /// [`Error::OffsetPastEnd`]: crate::Error::OffsetPastEnd
+    pub fn truncate_region(&self, id: Identifier, len: u64) -> Result<()> {
+        self.inner.check_writable()?;
+        let slot = self.inner.slot(&id)?;
+        let mut region = slot.write();
+        if region.removed {
+            return self.inner.unknown(&id);
+        }
+        snafu::ensure!(
+            len <= region.len,
+            OffsetPastEndSnafu {
+                region: region.name.clone(),
+                offset: len,
+                len: region.len,
+            }
+        );
+        if len == region.len {
+            return Ok(());
+        }
+        if len >= region.written {
+            let keep = (len - region.written) as usize;
+            self.inner.resize_tail(&mut region, keep);
+        } else {
+            self.inner.discard_tail(&mut region);
+            region.written = len;
+        }
+        region.len = len;
+        self.inner.note_dirty(&region);
+        Ok(())
+    }
+}
+
+impl Inner {
+    pub fn append(&self, id: &Identifier, data: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        let slot = {
+            let table = self.table.read();
+            let Some(slot) = table.slot(id) else {
+                return self.unknown(id);
+            };
+            // Common case: a small append to a free region with room. Only `try_write` is
+            // allowed under the table lock, and the append itself never blocks.
+            if data.len() < DIRECT_WRITE {
+                if let Some(mut region) = slot.try_write() {
+                    if !region.removed && fits(&region, data.len()) {
+                        return self.append_in_place(&mut region, data);
+                    }
+                }
+            }
+            slot.clone()
+        };
+        let mut region = slot.write();
+        if region.removed {
+            return self.unknown(id);
+        }
+        let new_len = self.end_after(&region, region.len, data.len())?;
+        self.reserve(&mut region, new_len)?;
+        self.append_in_place(&mut region, data)
+    }
+
+    pub fn write_at(&self, id: &Identifier, data: &[u8], at: u64, truncate: bool) -> Result<()> {
+        self.check_writable()?;
+        let slot = self.slot(id)?;
+        let mut region = slot.write();
+        if region.removed {
+            return self.unknown(id);
+        }
+        snafu::ensure!(
+            at <= region.len,
+            OffsetPastEndSnafu {
+                region: region.name.clone(),
+                offset: at,
+                len: region.len,
+            }
+        );
+        let end = self.end_after(&region, at, data.len())?;
+        if at == region.len {
+            self.reserve(&mut region, end)?;
+            return self.append_in_place(&mut region, data);
+        }
+        let new_len = if truncate { end } else { end.max(region.len) };
+        self.reserve(&mut region, new_len)?;
+        self.drain(&mut region)?;
+        self.data
+            .write_all_at(data, region.start + at)
+            .context(SysSnafu)?;
+        if new_len != region.len {
+            region.len = new_len;
+            region.written = new_len;
+            self.note_dirty(&region);
+        }
+        Ok(())
+    }
+
+    fn end_after(&self, region: &RegionState, at: u64, n: usize) -> Result<u64> {
+        at.checked_add(n as u64)
+            .filter(|end| region.start.checked_add(*end).is_some())
+            .ok_or_else(|| {
+                TooLargeSnafu {
+                    region: region.name.clone(),
+                    requested: u64::MAX,
+                }
+                .build()
+            })
+    }
+
+    /// Append to a region whose reservation already has room.
+    fn append_in_place(&self, region: &mut RegionState, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data.len() >= DIRECT_WRITE {
+            self.drain(region)?;
+            self.data
+                .write_all_at(data, region.start + region.len)
+                .context(SysSnafu)?;
+            region.len += data.len() as u64;
+            region.written = region.len;
+        } else {
+            let before = region.tail.len();
+            region.tail.extend_from_slice(data);
+            self.account(before, region.tail.len());
+            region.len += data.len() as u64;
+            if region.tail.len() >= TAIL_LIMIT
+                || self.buffered.load(Ordering::Relaxed) > BUFFER_BUDGET
+            {
+                if let Err(e) = self.drain(region) {
+                    // Undo this append so the caller's error means "not appended".
+                    let keep = region.tail.len() - data.len();
+                    self.resize_tail(region, keep);
+                    region.len -= data.len() as u64;
+                    return Err(e);
+                }
+            }
+        }
+        self.note_dirty(region);
+        Ok(())
+    }
+
+    /// Make the region's reservation hold `new_len` bytes, moving it if needed.
+    pub fn reserve(&self, region: &mut RegionState, new_len: u64) -> Result<()> {
+        if new_len <= region.reserved {
+            return Ok(());
+        }
+        let mut table = self.table.write();
+        let plan = table
+            .layout
+            .grow(region.number as u64, new_len)
+            .context(LayoutSnafu { path: &self.path })?;
+        match plan {
+            GrowPlan::InPlace => {}
+            GrowPlan::ExtendIntoHole { reserved } | GrowPlan::AppendAtEnd { reserved } => {
+                region.reserved = reserved;
+            }
+            GrowPlan::Move { from, to } => {
+                if let Err(e) = self.data.copy_within(from.start, to.start, region.written) {
+                    self.poison(&e);
+                    return Err(e).context(SysSnafu);
+                }
+                region.start = to.start;
+                region.reserved = to.len;
+            }
+        }
+        drop(table);
+        self.note_dirty(region);
+        Ok(())
+    }
+
+    /// Write the region's in-memory tail to the data file.
+    pub fn drain(&self, region: &mut RegionState) -> Result<()> {
+        if region.tail.is_empty() {
+            return Ok(());
+        }
+        self.data
+            .write_all_at(&region.tail, region.start + region.written)
+            .context(SysSnafu)?;
+        region.written = region.len;
+        self.discard_tail(region);
+        Ok(())
+    }
+
+    /// Drop the in-memory tail (after writing it, or when its bytes are cut off).
+    pub fn discard_tail(&self, region: &mut RegionState) {
+        self.resize_tail(region, 0);
+        if region.tail.capacity() > 2 * TAIL_LIMIT {
+            region.tail = Vec::new();
+        }
+    }
+
+    pub fn resize_tail(&self, region: &mut RegionState, len: usize) {
+        let before = region.tail.len();
+        region.tail.truncate(len);
+        self.account(before, region.tail.len());
+    }
+
+    fn account(&self, before: usize, after: usize) {
+        let (b, a) = (before >> ACCOUNT_SHIFT, after >> ACCOUNT_SHIFT);
+        if a > b {
+            self.buffered
+                .fetch_add(((a - b) as u64) << ACCOUNT_SHIFT, Ordering::Relaxed);
+        } else if b > a {
+            self.buffered
+                .fetch_sub(((b - a) as u64) << ACCOUNT_SHIFT, Ordering::Relaxed);
+        }
+    }
+}
+
+fn fits(region: &RegionState, n: usize) -> bool {
+    region
+        .len
+        .checked_add(n as u64)
+        .is_some_and(|end| end <= region.reserved)
+}
