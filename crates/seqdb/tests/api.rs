@@ -1,0 +1,346 @@
+//! Every operation of the public API, each checked again after a reopen.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use seqdb::{Database, Error, Identifier, PAGE_SIZE};
+
+fn open(dir: &Path) -> Database {
+    Database::open(dir).expect("open")
+}
+
+fn bytes(db: &Database, id: impl Into<Identifier>) -> Vec<u8> {
+    db.create_region_reader(id.into())
+        .expect("reader")
+        .read_all()
+        .to_vec()
+}
+
+/// Flush, drop, reopen.
+fn reopen(db: Database) -> Database {
+    db.flush().expect("flush");
+    let path = db.path().to_owned();
+    drop(db);
+    open(&path)
+}
+
+#[test]
+fn create_is_idempotent_and_numbers_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (a, region) = db.create_region_if_needed("a").unwrap();
+    let (b, _) = db.create_region_if_needed("b").unwrap();
+    assert_ne!(a, b);
+    assert_eq!(region.name(), "a");
+    assert_eq!(region.len(), 0);
+    assert_eq!(region.start() % PAGE_SIZE, 0);
+    assert!(region.reserved() >= PAGE_SIZE);
+    assert_eq!(db.create_region_if_needed("a").unwrap().0, a);
+    let db = reopen(db);
+    assert_eq!(db.create_region_if_needed("a").unwrap().0, a);
+    assert_eq!(db.get_region(b.into()).unwrap().name(), "b");
+    let names: Vec<_> = db.regions().iter().map(|r| r.name().to_owned()).collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn append_overwrite_truncate_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (id, _) = db.create_region_if_needed("r").unwrap();
+    db.write_all_to_region(id.into(), b"Hello, world!").unwrap();
+    db.write_all_to_region_at(id.into(), b"Hi", 0).unwrap();
+    assert_eq!(bytes(&db, id), b"Hillo, world!");
+    db.write_all_to_region_at(id.into(), b"!!!", 12).unwrap();
+    assert_eq!(bytes(&db, id), b"Hillo, world!!!");
+    let db = reopen(db);
+    assert_eq!(bytes(&db, id), b"Hillo, world!!!");
+    db.truncate_region(id.into(), 5).unwrap();
+    assert_eq!(bytes(&db, id), b"Hillo");
+    let db = reopen(db);
+    assert_eq!(bytes(&db, id), b"Hillo");
+    db.truncate_write_all_to_region(id.into(), 1, b"ey").unwrap();
+    assert_eq!(bytes(&db, "r"), b"Hey");
+    let db = reopen(db);
+    assert_eq!(bytes(&db, "r"), b"Hey");
+}
+
+#[test]
+fn growth_moves_regions_and_keeps_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut expected: Vec<Vec<u8>> = vec![Vec::new(); 5];
+    for round in 0..200u32 {
+        for (i, want) in expected.iter_mut().enumerate() {
+            let chunk: Vec<u8> = (0..(round as usize * 37 % 3000))
+                .map(|k| (k as u32 + round + i as u32) as u8)
+                .collect();
+            let (id, _) = db.create_region_if_needed(&format!("r{i}")).unwrap();
+            db.write_all_to_region(id.into(), &chunk).unwrap();
+            want.extend_from_slice(&chunk);
+        }
+    }
+    for (i, want) in expected.iter().enumerate() {
+        assert_eq!(&bytes(&db, format!("r{i}")), want);
+    }
+    let db = reopen(db);
+    for (i, want) in expected.iter().enumerate() {
+        assert_eq!(&bytes(&db, format!("r{i}")), want);
+    }
+}
+
+#[test]
+fn large_appends_and_many_small_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (id, _) = db.create_region_if_needed("big").unwrap();
+    let mut want = Vec::new();
+    for i in 0..100_000u64 {
+        db.write_all_to_region(id.into(), &i.to_le_bytes()).unwrap();
+        want.extend_from_slice(&i.to_le_bytes());
+    }
+    let big = vec![7u8; 3 << 20];
+    db.write_all_to_region(id.into(), &big).unwrap();
+    want.extend_from_slice(&big);
+    assert_eq!(bytes(&db, id), want);
+    let db = reopen(db);
+    assert_eq!(bytes(&db, id), want);
+}
+
+#[test]
+fn remove_retain_and_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    for name in ["a", "b", "c", "d"] {
+        let (id, _) = db.create_region_if_needed(name).unwrap();
+        db.write_all_to_region(id.into(), name.as_bytes()).unwrap();
+    }
+    let removed = db.remove_region("a".into()).unwrap().unwrap();
+    assert_eq!(removed.name(), "a");
+    assert!(db.remove_region("a".into()).unwrap().is_none());
+    db.retain_regions(HashSet::from(["b".to_owned(), "c".to_owned()]))
+        .unwrap();
+    db.rename_region("b".into(), "bee").unwrap();
+    assert!(matches!(
+        db.rename_region("bee".into(), "c"),
+        Err(Error::RegionExists { .. })
+    ));
+    let db = reopen(db);
+    let names: Vec<_> = db.regions().iter().map(|r| r.name().to_owned()).collect();
+    assert_eq!(names, ["bee", "c"]);
+    assert_eq!(bytes(&db, "bee"), b"b");
+    assert_eq!(bytes(&db, "c"), b"c");
+    assert!(matches!(
+        db.get_region("a".into()),
+        Err(Error::UnknownRegion { .. })
+    ));
+    // A removed region's number is not given to a new region.
+    let (new, _) = db.create_region_if_needed("a").unwrap();
+    assert_eq!(new, 4);
+}
+
+#[test]
+fn bad_arguments_are_errors_naming_the_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (id, _) = db.create_region_if_needed("r").unwrap();
+    db.write_all_to_region(id.into(), b"abc").unwrap();
+    let err = db.write_all_to_region_at(id.into(), b"x", 4).unwrap_err();
+    assert!(matches!(err, Error::OffsetPastEnd { offset: 4, len: 3, .. }), "{err}");
+    assert!(err.to_string().contains("\"r\"") || err.to_string().contains('r'));
+    let err = db.truncate_region(id.into(), 9).unwrap_err();
+    assert!(matches!(err, Error::OffsetPastEnd { offset: 9, .. }), "{err}");
+    let err = db.write_all_to_region("nope".into(), b"x").unwrap_err();
+    assert!(matches!(err, Error::UnknownRegion { .. }));
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert!(matches!(
+        db.write_all_to_region(99usize.into(), b"x"),
+        Err(Error::UnknownRegion { .. })
+    ));
+    let reader = db.create_region_reader(id.into()).unwrap();
+    assert_eq!(reader.read(1, 100), b"bc");
+    assert_eq!(reader.read(10, 1), b"");
+    assert_eq!(reader.read(u64::MAX, u64::MAX), b"");
+    assert!(matches!(
+        reader.try_read(2, 2),
+        Err(Error::ReadOutOfRange { .. })
+    ));
+    assert_eq!(reader.try_read(0, 3).unwrap(), b"abc");
+    drop(reader);
+    let long = "x".repeat(70_000);
+    assert!(matches!(
+        db.create_region_if_needed(&long),
+        Err(Error::NameTooLong { .. })
+    ));
+}
+
+#[test]
+fn second_open_is_refused_until_the_first_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let err = Database::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::AlreadyOpen { .. }), "{err}");
+    assert!(err.to_string().contains("already open"));
+    let err = Database::open_read_only(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::AlreadyOpen { .. }), "{err}");
+    drop(db);
+    open(dir.path());
+}
+
+#[test]
+fn read_only_handles_read_and_refuse_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (id, _) = db.create_region_if_needed("r").unwrap();
+    db.write_all_to_region(id.into(), b"data").unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let a = Database::open_read_only(dir.path()).unwrap();
+    let b = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(bytes(&a, "r"), b"data");
+    assert_eq!(bytes(&b, id), b"data");
+    assert!(matches!(
+        a.write_all_to_region(id.into(), b"x"),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        a.create_region_if_needed("new"),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(Database::open(dir.path()), Err(Error::AlreadyOpen { .. })));
+}
+
+#[test]
+fn a_path_that_is_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain");
+    std::fs::write(&file, b"not a database").unwrap();
+    let err = Database::open(&file).unwrap_err();
+    assert!(matches!(err, Error::NotADirectory { .. }), "{err}");
+    assert!(err.to_string().contains("plain"));
+}
+
+#[test]
+fn foreign_and_future_metadata_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let meta = dir.path().join("meta");
+    let original = std::fs::read(&meta).unwrap();
+    std::fs::write(&meta, b"SQLite format 3\0 and more bytes here").unwrap();
+    assert!(matches!(
+        Database::open(dir.path()),
+        Err(Error::ForeignFile { .. })
+    ));
+    let mut newer = original.clone();
+    newer[8] = 9; // version
+    let crc = crc32(&newer[..20]);
+    newer[20..24].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&meta, &newer).unwrap();
+    assert!(matches!(
+        Database::open(dir.path()),
+        Err(Error::UnsupportedVersion { found: 9, .. })
+    ));
+    std::fs::write(&meta, &original).unwrap();
+    open(dir.path());
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    // Bitwise CRC-32 (IEEE), the checksum the header uses.
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn unflushed_changes_are_not_visible_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (id, _) = db.create_region_if_needed("r").unwrap();
+    db.write_all_to_region(id.into(), b"kept").unwrap();
+    db.flush().unwrap();
+    db.write_all_to_region(id.into(), b" lost").unwrap();
+    db.create_region_if_needed("also lost").unwrap();
+    drop(db);
+    let db = open(dir.path());
+    assert_eq!(bytes(&db, "r"), b"kept");
+    assert_eq!(db.regions().len(), 1);
+}
+
+#[test]
+fn punching_gives_space_back_and_keeps_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let chunk = vec![1u8; 1 << 20];
+    for i in 0..8 {
+        let (id, _) = db.create_region_if_needed(&format!("r{i}")).unwrap();
+        db.write_all_to_region(id.into(), &chunk).unwrap();
+    }
+    db.flush().unwrap();
+    let before = db.stats().unwrap();
+    for i in 0..4 {
+        db.remove_region(format!("r{i}").into()).unwrap();
+    }
+    db.flush_then_punch().unwrap();
+    let after = db.stats().unwrap();
+    assert_eq!(after.live_bytes, 4 << 20);
+    if after.allocated_bytes >= before.allocated_bytes {
+        eprintln!("note: this file system did not give space back on punch");
+    } else {
+        assert!(after.allocated_bytes < before.allocated_bytes);
+    }
+    let db = reopen(db);
+    for i in 4..8 {
+        assert_eq!(bytes(&db, format!("r{i}")), chunk);
+    }
+}
+
+#[test]
+fn compact_then_reopen_keeps_every_region_and_shrinks_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut want = Vec::new();
+    for i in 0..30u32 {
+        let (id, _) = db.create_region_if_needed(&format!("r{i}")).unwrap();
+        let data: Vec<u8> = (0..(i * 997 % 20_000)).map(|k| (k ^ i) as u8).collect();
+        db.write_all_to_region(id.into(), &data).unwrap();
+        want.push((format!("r{i}"), data));
+    }
+    for i in (0..30).step_by(3) {
+        db.remove_region(format!("r{i}").into()).unwrap();
+    }
+    want.retain(|(name, _)| name.trim_start_matches('r').parse::<u32>().unwrap() % 3 != 0);
+    db.compact().unwrap();
+    let stats = db.stats().unwrap();
+    assert_eq!(stats.holes, 0);
+    let expected_len: u64 = want
+        .iter()
+        .map(|(_, d)| (d.len() as u64).div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE)
+        .sum();
+    assert_eq!(db.file_len().unwrap(), expected_len);
+    let db = reopen(db);
+    assert_eq!(db.file_len().unwrap(), expected_len);
+    for (name, data) in &want {
+        assert_eq!(&bytes(&db, name.as_str()), data, "{name}");
+    }
+}
+
+#[test]
+fn stats_describe_the_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (id, _) = db.create_region_if_needed("r").unwrap();
+    db.write_all_to_region(id.into(), &[5u8; 10_000]).unwrap();
+    db.flush().unwrap();
+    let stats = db.stats().unwrap();
+    assert_eq!(stats.regions, 1);
+    assert_eq!(stats.live_bytes, 10_000);
+    assert!(stats.reserved_bytes >= 10_000);
+    assert!(stats.generation >= 1);
+    assert!(stats.file_len >= 10_000);
+    assert!(stats.space_amplification() >= 1.0);
+}
