@@ -82,3 +82,6 @@ pub use region::Region;
 pub use seqdb_layout::PAGE_SIZE;
 pub use seqdb_sys::{SyncEvent, SyncKind, SyncObserver};
 pub use stats::Stats;
+
+/// The on-disk format version this build reads and writes (see `docs/FORMAT.md`).
+pub const FORMAT_VERSION: u32 = format::VERSION;
