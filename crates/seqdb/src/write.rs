@@ -219,8 +219,10 @@ impl Inner {
                 region.reserved = to.len;
             }
         }
-        drop(table);
+        // Before the table lock is released: a flush that captures the freed extent must
+        // also capture this region's new placement.
         self.note_dirty(region);
+        drop(table);
         Ok(())
     }
 
