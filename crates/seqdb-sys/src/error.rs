@@ -1,0 +1,214 @@
+//! The crate's error type: every variant names the file and the range involved.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use snafu::Snafu;
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with the path and byte range it concerns.
+#[derive(Debug, Snafu)]
+#[snafu(visibility(pub(crate)))]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    #[snafu(display("{op} {} at offset {offset}: {source}", path.display()))]
+    Io {
+        /// The file or directory the call was made on.
+        path: PathBuf,
+        /// The operation, for example `"write"` or `"fdatasync"`.
+        op: &'static str,
+        /// The file offset the operation was working at (0 when it has none).
+        offset: u64,
+        /// The error the operating system reported.
+        source: io::Error,
+    },
+
+    /// Another handle (in this process or another one) holds a conflicting lock.
+    #[snafu(display("{} is already open by another process or handle", path.display()))]
+    Locked {
+        /// The locked file.
+        path: PathBuf,
+    },
+
+    /// A write, copy, truncation or punch overlaps bytes a live [`View`](crate::View)
+    /// is reading, or a view overlaps a modification in flight.
+    #[snafu(display(
+        "{}: bytes {offset}..{} are in use by a live view or a write in flight",
+        path.display(),
+        offset.saturating_add(*len)
+    ))]
+    RangeBusy {
+        /// The data file.
+        path: PathBuf,
+        /// Start of the refused range.
+        offset: u64,
+        /// Length of the refused range (`u64::MAX - offset` for a truncation).
+        len: u64,
+    },
+
+    /// A view or copy reaches past the end of the file.
+    #[snafu(display(
+        "{}: range at offset {offset} of {len} bytes is past the end of the file ({file_len} bytes)",
+        path.display()
+    ))]
+    OutOfBounds {
+        /// The data file.
+        path: PathBuf,
+        /// Start of the requested range.
+        offset: u64,
+        /// Length of the requested range.
+        len: u64,
+        /// Length of the file when the request was made.
+        file_len: u64,
+    },
+
+    /// `offset + len` does not fit in a file offset.
+    #[snafu(display(
+        "{}: range at offset {offset} of {len} bytes overflows the largest file offset",
+        path.display()
+    ))]
+    RangeOverflow {
+        /// The file.
+        path: PathBuf,
+        /// Start of the requested range.
+        offset: u64,
+        /// Length of the requested range.
+        len: u64,
+    },
+
+    /// The source and destination of a copy overlap.
+    #[snafu(display(
+        "{}: copy of {len} bytes from offset {from} to offset {to} overlaps itself",
+        path.display()
+    ))]
+    OverlappingCopy {
+        /// The data file.
+        path: PathBuf,
+        /// Source offset.
+        from: u64,
+        /// Destination offset.
+        to: u64,
+        /// Number of bytes.
+        len: u64,
+    },
+
+    /// A modification was attempted through [`DataFile::file`](crate::DataFile::file),
+    /// which would bypass the pins that keep views sound.
+    #[snafu(display(
+        "{op} {} at offset {offset}: the file belongs to a DataFile; modify it through the DataFile",
+        path.display()
+    ))]
+    Managed {
+        /// The data file.
+        path: PathBuf,
+        /// The refused operation.
+        op: &'static str,
+        /// Offset of the refused operation.
+        offset: u64,
+    },
+}
+
+impl Error {
+    /// Whether the file system ran out of space or quota (`ENOSPC` or `EDQUOT`).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => is_no_space_io(source),
+            _ => false,
+        }
+    }
+
+    /// The file or directory the error concerns.
+    pub fn path(&self) -> &Path {
+        match self {
+            Error::Io { path, .. }
+            | Error::Locked { path }
+            | Error::RangeBusy { path, .. }
+            | Error::OutOfBounds { path, .. }
+            | Error::RangeOverflow { path, .. }
+            | Error::OverlappingCopy { path, .. }
+            | Error::Managed { path, .. } => path,
+        }
+    }
+
+    /// The operating system's error, for [`Error::Io`].
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an I/O error means the file system is out of space or quota.
+pub(crate) fn is_no_space_io(error: &io::Error) -> bool {
+    let code = error.raw_os_error();
+    code == Some(rustix::io::Errno::NOSPC.raw_os_error())
+        || code == Some(rustix::io::Errno::DQUOT.raw_os_error())
+}
+
+/// Builds an [`Error::Io`].
+pub(crate) fn io_error(path: &Path, op: &'static str, offset: u64, source: io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        op,
+        offset,
+        source,
+    }
+}
+
+/// `offset + len`, or [`Error::RangeOverflow`].
+pub(crate) fn range_end(path: &Path, offset: u64, len: u64) -> Result<u64> {
+    offset.checked_add(len).ok_or_else(|| Error::RangeOverflow {
+        path: path.to_path_buf(),
+        offset,
+        len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_display_names_op_path_and_offset() {
+        let error = io_error(
+            Path::new("db/data"),
+            "write",
+            4096,
+            io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error()),
+        );
+        let text = error.to_string();
+        assert!(text.starts_with("write db/data at offset 4096: "), "{text}");
+        assert!(error.is_no_space());
+        assert_eq!(error.path(), Path::new("db/data"));
+    }
+
+    #[test]
+    fn quota_counts_as_no_space_and_others_do_not() {
+        let quota = io_error(
+            Path::new("f"),
+            "write",
+            0,
+            io::Error::from_raw_os_error(rustix::io::Errno::DQUOT.raw_os_error()),
+        );
+        assert!(quota.is_no_space());
+        let other = io_error(
+            Path::new("f"),
+            "write",
+            0,
+            io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error()),
+        );
+        assert!(!other.is_no_space());
+        let locked = Error::Locked {
+            path: PathBuf::from("f"),
+        };
+        assert!(!locked.is_no_space());
+        assert_eq!(
+            locked.to_string(),
+            "f is already open by another process or handle"
+        );
+    }
+}

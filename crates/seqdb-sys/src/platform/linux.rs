@@ -1,0 +1,55 @@
+//! Linux: `fdatasync`, `fallocate` (mode 0 and `PUNCH_HOLE | KEEP_SIZE`).
+
+use std::fs::File;
+use std::io;
+
+use rustix::fs::{FallocateFlags, fallocate, fdatasync, fsync};
+use rustix::io::Errno;
+
+use super::PunchOutcome;
+use super::zeros::{extend_with_zeros, write_zeros};
+
+/// Whether `fallocate` failed because the file system lacks the mode.
+fn unsupported(errno: Errno) -> bool {
+    errno == Errno::OPNOTSUPP || errno == Errno::NOSYS
+}
+
+/// `fdatasync`.
+pub(crate) fn sync_data(file: &File) -> io::Result<()> {
+    Ok(fdatasync(file)?)
+}
+
+/// `fsync`.
+pub(crate) fn sync_all(file: &File) -> io::Result<()> {
+    Ok(fsync(file)?)
+}
+
+/// `fsync` on a directory handle.
+pub(crate) fn sync_dir(dir: &File) -> io::Result<()> {
+    Ok(fsync(dir)?)
+}
+
+/// `fallocate` mode 0: allocates the blocks of the range and extends the file
+/// if the range ends past it. Where the file system has no `fallocate`, zeros
+/// are written past the current end instead (holes inside stay holes).
+pub(crate) fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    match fallocate(file, FallocateFlags::empty(), offset, len) {
+        Ok(()) => Ok(()),
+        Err(errno) if unsupported(errno) => extend_with_zeros(file, offset, len),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// `fallocate(PUNCH_HOLE | KEEP_SIZE)`; zero-fills where the file system
+/// cannot punch.
+pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<PunchOutcome> {
+    let mode = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+    match fallocate(file, mode, offset, len) {
+        Ok(()) => Ok(PunchOutcome::Punched),
+        Err(errno) if unsupported(errno) => {
+            write_zeros(file, offset, len)?;
+            Ok(PunchOutcome::ZeroFilled)
+        }
+        Err(errno) => Err(errno.into()),
+    }
+}

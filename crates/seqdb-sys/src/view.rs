@@ -1,0 +1,104 @@
+//! [`View`]: a pinned, zero-copy window into a [`DataFile`].
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use memmap2::MmapRaw;
+
+use crate::data_file::DataFile;
+use crate::pins::PinId;
+
+/// A pinned, zero-copy view of a range of a [`DataFile`], made by
+/// [`DataFile::view`]. Dereferences to the bytes.
+///
+/// While it lives, the `DataFile` refuses every change to its bytes
+/// ([`Error::RangeBusy`](crate::Error::RangeBusy)), and the mapping it points
+/// into stays mapped even if the file grows and is mapped anew. Dropping it
+/// releases the pin.
+pub struct View<'a> {
+    owner: &'a DataFile,
+    /// Keeps the mapping alive for as long as the view.
+    map: Arc<MmapRaw>,
+    offset: usize,
+    len: usize,
+    pin: PinId,
+}
+
+impl<'a> View<'a> {
+    /// Wraps a range that the caller has bounds-checked and pinned.
+    pub(crate) fn new(
+        owner: &'a DataFile,
+        map: Arc<MmapRaw>,
+        offset: usize,
+        len: usize,
+        pin: PinId,
+    ) -> Self {
+        View {
+            owner,
+            map,
+            offset,
+            len,
+            pin,
+        }
+    }
+
+    /// The viewed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY:
+        // - In bounds of the mapping: `DataFile::view` checked
+        //   `offset + len <= DataFile::len() <= map.len()` under the pin
+        //   table's mutex, so the pointer arithmetic and the slice stay inside
+        //   the mapping, which `self.map` keeps alive (memmap2 unmaps only
+        //   when the last `Arc` is dropped).
+        // - Readable: the range lies below the length this process tracks for
+        //   the file, which is never more than the file's length on disk
+        //   (it is raised only after the write, extension or allocation that
+        //   made it true, and while a truncation is in flight no view of the
+        //   range it removes can be made), so no page of it lies past the end
+        //   of the file.
+        // - Not mutated while borrowed: the range is pinned for reading until
+        //   `self` is dropped, and every change this crate makes to the file
+        //   (`pwrite`, punch, truncation) first pins its own range and fails
+        //   with `RangeBusy` if a read pin overlaps; nothing is written
+        //   through any mapping. Changes by other processes or other handles
+        //   are excluded by the advisory lock only as far as they cooperate;
+        //   the crate documentation states this limit.
+        // - The borrow cannot outlive the view, hence neither the pin nor the
+        //   `Arc`.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.offset), self.len) }
+    }
+}
+
+impl Deref for View<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl AsRef<[u8]> for View<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl Drop for View<'_> {
+    fn drop(&mut self) {
+        self.owner.unpin(self.pin);
+    }
+}
+
+impl fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("View")
+            .field("path", &self.owner.path())
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .finish()
+    }
+}
