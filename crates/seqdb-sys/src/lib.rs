@@ -79,8 +79,41 @@
 //!
 //! # Write paths, measured
 //!
-//! `examples/write_paths.rs` compares `pwrite` with copies through a writable
-//! mapping into preallocated blocks.
+//! Two ways of writing cannot raise `SIGBUS` on a full disk: `pwrite`, and a
+//! copy through a writable mapping into blocks that
+//! [`LockedFile::allocate`] has already reserved. `examples/write_paths.rs`
+//! measures both, writing 64 MiB sequentially into a fresh file, with a
+//! plain `memcpy` into a fresh heap buffer as the baseline (no sync in any
+//! case; the mapped case includes its `allocate` and page faults). Two runs
+//! on a 2-core virtual machine shared with other work, ext4, release build
+//! (`cargo run --release -p seqdb-sys --example write_paths`):
+//!
+//! | path                            | 8 B writes         | 1 MiB writes        |
+//! |---------------------------------|--------------------|---------------------|
+//! | `pwrite` through [`DataFile`]   | 14 MB/s, 558–575 ns | 431–455 MB/s, 2.3–2.4 ms |
+//! | `pwrite` through [`LockedFile`] | 15 MB/s, 536–537 ns | 426–449 MB/s, 2.3–2.5 ms |
+//! | `allocate` + mapped copy        | 871–1347 MB/s, 6–9 ns | 641–1251 MB/s, 0.8–1.6 ms |
+//! | `memcpy` to heap (baseline)     | 2000 MB/s, 4 ns    | 2845–3056 MB/s, 0.35 ms |
+//!
+//! What the numbers show: a small `pwrite` costs a system call, about
+//! 550 ns, a hundred times a small copy into a mapping; the pin bookkeeping
+//! of [`DataFile`] adds about 20–40 ns to it. For large writes the two paths
+//! are within a small factor (the mapped copy was 1.4–2.9 times faster here),
+//! and both are well below plain memory bandwidth, because both fill fresh
+//! page-cache pages.
+//!
+//! The crate keeps `pwrite`, through [`DataFile::write_all_at`]:
+//!
+//! - The database above buffers small appends in memory and writes them in
+//!   large batches at `flush()`, so a system call per small append never
+//!   happens; only the large-write column matters, where the gap is small.
+//! - `pwrite` cannot fault whatever the file system does. A mapped store is
+//!   safe only if the blocks are truly reserved: macOS cannot reserve holes
+//!   inside a file, ZFS has no `fallocate`, and copy-on-write file systems
+//!   may need new blocks even for preallocated ones. With `pwrite` a full
+//!   disk is an error naming the file and offset, never a signal.
+//! - The mapping stays read-only, so no bug can scribble on the file through
+//!   it, and a view never has to be coordinated with a writable mapping.
 
 #![cfg(unix)]
 

@@ -41,3 +41,20 @@ fn map_exactly(file: &File, len: u64) -> io::Result<MmapRaw> {
     let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
     MmapOptions::new().len(len).map_raw_read_only(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_are_powers_of_two_above_the_floor() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"").expect("create");
+        let file = File::open(&path).expect("open");
+        assert_eq!(map(&file, 0, 0).expect("map").len(), 4096);
+        assert_eq!(map(&file, 5000, 4096).expect("map").len(), 8192);
+        assert_eq!(map(&file, 10, 100_000).expect("map").len(), 131_072);
+        assert_eq!(map(&file, 1 << 20, 1 << 20).expect("map").len(), 1 << 20);
+    }
+}
