@@ -60,11 +60,13 @@
 //! since the last one, and open costs the number of regions.
 #![forbid(unsafe_code)]
 
+mod check;
 mod commit;
 mod database;
 mod error;
 mod format;
 mod identifier;
+mod io;
 mod maintenance;
 mod meta_log;
 mod options;
@@ -73,9 +75,11 @@ mod region;
 mod stats;
 mod write;
 
+pub use check::{CheckReport, check};
 pub use database::Database;
 pub use error::{Error, Result};
 pub use identifier::Identifier;
+pub use io::{RegionCursor, RegionWriter};
 pub use options::OpenOptions;
 pub use reader::Reader;
 pub use region::Region;
