@@ -1,0 +1,363 @@
+//! The workloads W1–W7, generic over the engine, each run on a fresh database.
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::disk::allocated_bytes;
+use crate::engine::{Engine, Outcome, Source};
+use crate::metrics::{Metric, Metrics};
+use crate::random::Rng;
+
+/// Bytes in a mebibyte.
+const MIB: usize = 1 << 20;
+
+/// The workloads, by the name used on the command line.
+pub const WORKLOADS: [&str; 7] = ["w1", "w2", "w3", "w4", "w5", "w6", "w7"];
+
+/// Scales a count of the full-size benchmark, keeping at least `min`.
+fn scaled(count: f64, scale: f64, min: u64) -> u64 {
+    ((count * scale).round() as u64).max(min)
+}
+
+/// Runs one workload on engine `E` in the empty directory `dir`.
+pub fn run<E: Engine>(workload: &str, scale: f64, dir: &Path) -> Outcome<Metrics> {
+    match workload {
+        "w1" => w1::<E>(scale, dir),
+        "w2" => w2::<E>(scale, dir),
+        "w3" => w3::<E>(scale, dir),
+        "w4" => w4::<E>(scale, dir),
+        "w5" => w5::<E>(scale, dir),
+        "w6" => w6::<E>(scale, dir),
+        "w7" => w7::<E>(dir),
+        other => Err(format!("unknown workload {other}")),
+    }
+}
+
+/// Appends the little-endian numbers `0..count` to one region, 8 bytes per call.
+struct Counter {
+    region: usize,
+    next: u64,
+    count: u64,
+    bytes: [u8; 8],
+}
+
+impl Source for Counter {
+    fn next_append(&mut self) -> Option<(usize, &[u8])> {
+        if self.next == self.count {
+            return None;
+        }
+        self.bytes = self.next.to_le_bytes();
+        self.next += 1;
+        Some((self.region, &self.bytes))
+    }
+}
+
+/// Appends one buffer again and again: `rounds` times over `regions`, `per_region`
+/// consecutive appends each time. The first 8 bytes carry the append's number.
+struct Stamped<'a> {
+    regions: &'a [usize],
+    per_region: u64,
+    total: u64,
+    next: u64,
+    buffer: Vec<u8>,
+}
+
+impl<'a> Stamped<'a> {
+    fn new(regions: &'a [usize], per_region: u64, rounds: u64, size: usize) -> Self {
+        Stamped {
+            regions,
+            per_region,
+            total: rounds * per_region * regions.len() as u64,
+            next: 0,
+            buffer: vec![0x5a; size.max(8)],
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        self.total * self.buffer.len() as u64
+    }
+}
+
+impl Source for Stamped<'_> {
+    fn next_append(&mut self) -> Option<(usize, &[u8])> {
+        if self.next == self.total {
+            return None;
+        }
+        let in_round = self.next % (self.per_region * self.regions.len() as u64);
+        let region = self.regions[(in_round / self.per_region) as usize];
+        self.buffer[..8].copy_from_slice(&self.next.to_le_bytes());
+        self.next += 1;
+        Some((region, &self.buffer))
+    }
+}
+
+/// Appends the little-endian numbers `0..count` to one region in chunks of `chunk` numbers.
+struct Sequence {
+    region: usize,
+    next: u64,
+    count: u64,
+    chunk: u64,
+    buffer: Vec<u8>,
+}
+
+impl Source for Sequence {
+    fn next_append(&mut self) -> Option<(usize, &[u8])> {
+        if self.next == self.count {
+            return None;
+        }
+        let end = (self.next + self.chunk).min(self.count);
+        self.buffer.clear();
+        for value in self.next..end {
+            self.buffer.extend_from_slice(&value.to_le_bytes());
+        }
+        self.next = end;
+        Some((self.region, &self.buffer))
+    }
+}
+
+fn seconds(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64().max(1e-9)
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn expect_len<E: Engine>(engine: &E, region: usize, expected: u64) -> Outcome<()> {
+    let len = engine.region_len(region)?;
+    if len == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "region holds {len} bytes, {expected} were appended"
+        ))
+    }
+}
+
+/// W1: 10,000,000 appends of 8 bytes to one region, one call each.
+fn w1<E: Engine>(scale: f64, dir: &Path) -> Outcome<Metrics> {
+    let count = scaled(10_000_000.0, scale, 1);
+    let mut engine = E::open(dir)?;
+    let region = engine.create_region("w1")?;
+    engine.flush()?;
+    let mut source = Counter {
+        region,
+        next: 0,
+        count,
+        bytes: [0; 8],
+    };
+    let start = Instant::now();
+    engine.append_all(&mut source)?;
+    let secs = seconds(start);
+    engine.flush()?;
+    expect_len(&engine, region, count * 8)?;
+    let mut metrics = Metrics::default();
+    metrics.push("w1_mops", Metric::Value(count as f64 / secs / 1e6));
+    Ok(metrics)
+}
+
+/// W2: 1 GiB appended in 1 MiB chunks, then one durable flush.
+fn w2<E: Engine>(scale: f64, dir: &Path) -> Outcome<Metrics> {
+    let chunks = scaled(1024.0, scale, 1);
+    let mut engine = E::open(dir)?;
+    let region = engine.create_region("w2")?;
+    engine.flush()?;
+    let regions = [region];
+    let mut source = Stamped::new(&regions, chunks, 1, MIB);
+    let bytes = source.bytes();
+    let start = Instant::now();
+    engine.append_all(&mut source)?;
+    let append_secs = seconds(start);
+    let start = Instant::now();
+    engine.flush()?;
+    let flush_secs = seconds(start);
+    expect_len(&engine, region, bytes)?;
+    let mut metrics = Metrics::default();
+    metrics.push("w2_gbps", Metric::Value(bytes as f64 / append_secs / 1e9));
+    metrics.push("w2_flush_s", Metric::Value(flush_secs));
+    Ok(metrics)
+}
+
+/// W3: 10,000 regions, 100 rounds of one 1 KiB append to each; space amplification.
+fn w3<E: Engine>(scale: f64, dir: &Path) -> Outcome<Metrics> {
+    let count = scaled(10_000.0, scale, 1);
+    let mut engine = E::open(dir)?;
+    let mut regions = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        regions.push(engine.create_region(&format!("r{i:06}"))?);
+    }
+    engine.flush()?;
+    let mut source = Stamped::new(&regions, 1, 100, 1024);
+    let logical = source.bytes();
+    let start = Instant::now();
+    engine.append_all(&mut source)?;
+    let secs = seconds(start);
+    engine.flush()?;
+    let after_flush = allocated_bytes(dir)? as f64 / logical as f64;
+    let after_punch = if engine.flush_then_punch()? {
+        Metric::Value(allocated_bytes(dir)? as f64 / logical as f64)
+    } else {
+        Metric::NotApplicable
+    };
+    let (found, bytes) = engine.totals()?;
+    if found != count || bytes != logical {
+        return Err(format!(
+            "after W3 the engine lists {found} regions of {bytes} bytes, expected {count} of {logical}"
+        ));
+    }
+    let mut metrics = Metrics::default();
+    metrics.push("w3_mbps", Metric::Value(logical as f64 / secs / 1e6));
+    metrics.push("w3_amp_flush", Metric::Value(after_flush));
+    metrics.push("w3_amp_punch", after_punch);
+    Ok(metrics)
+}
+
+/// Runs `pass` up to five times (fewer when it is slow) and returns the median seconds.
+fn timed_passes(mut pass: impl FnMut() -> Outcome<()>) -> Outcome<f64> {
+    let budget = Instant::now();
+    let mut samples = Vec::new();
+    while samples.len() < 5 && (samples.is_empty() || budget.elapsed() < Duration::from_secs(3)) {
+        let start = Instant::now();
+        pass()?;
+        samples.push(seconds(start));
+    }
+    Ok(median(samples))
+}
+
+/// W4: an 80 MB region, 1,000,000 random 8-byte reads: one reader, a reader per read,
+/// and one reader on each of 2 threads sharing the reads.
+fn w4<E: Engine>(scale: f64, dir: &Path) -> Outcome<Metrics> {
+    let values = scaled(10_000_000.0, scale, 1);
+    let reads = scaled(1_000_000.0, scale, 2);
+    let mut engine = E::open(dir)?;
+    let region = engine.create_region("w4")?;
+    let mut source = Sequence {
+        region,
+        next: 0,
+        count: values,
+        chunk: 8192,
+        buffer: Vec::with_capacity(8192 * 8),
+    };
+    engine.append_all(&mut source)?;
+    engine.flush()?;
+    expect_len(&engine, region, values * 8)?;
+
+    let mut rng = Rng::new(0x5eed_5eed);
+    let indexes: Vec<u64> = (0..reads).map(|_| rng.below(values)).collect();
+    let expected = indexes.iter().fold(0u64, |sum, &i| sum.wrapping_add(i));
+    let check = |sum: u64| -> Outcome<()> {
+        if sum == expected {
+            Ok(())
+        } else {
+            Err(format!("reads summed to {sum}, expected {expected}"))
+        }
+    };
+    let engine = &engine;
+
+    let one = timed_passes(|| check(engine.read_sum(region, &indexes, false)?))?;
+    let per_read = timed_passes(|| check(engine.read_sum(region, &indexes, true)?))?;
+    let (left, right) = indexes.split_at(indexes.len() / 2);
+    let two = timed_passes(|| {
+        let sums = thread::scope(|scope| {
+            let a = scope.spawn(|| engine.read_sum(region, left, false));
+            let b = scope.spawn(|| engine.read_sum(region, right, false));
+            let a = a.join().map_err(|_| "a reader thread panicked".to_owned());
+            let b = b.join().map_err(|_| "a reader thread panicked".to_owned());
+            (a, b)
+        });
+        let a = sums.0??;
+        let b = sums.1??;
+        check(a.wrapping_add(b))
+    })?;
+
+    let mops = |secs: f64| Metric::Value(reads as f64 / secs / 1e6);
+    let mut metrics = Metrics::default();
+    metrics.push("w4_one", mops(one));
+    metrics.push("w4_per_read", mops(per_read));
+    metrics.push("w4_two", mops(two));
+    Ok(metrics)
+}
+
+/// W5: opening a database of 10,000 regions of 100 bytes, median of 5 opens.
+fn w5<E: Engine>(scale: f64, dir: &Path) -> Outcome<Metrics> {
+    let count = scaled(10_000.0, scale, 1);
+    {
+        let mut engine = E::open(dir)?;
+        let mut regions = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            regions.push(engine.create_region(&format!("r{i:06}"))?);
+        }
+        let mut source = Stamped::new(&regions, 1, 1, 100);
+        engine.append_all(&mut source)?;
+        engine.flush()?;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let engine = E::open(dir)?;
+        samples.push(seconds(start));
+        let (found, bytes) = engine.totals()?;
+        if found != count || bytes != count * 100 {
+            return Err(format!(
+                "reopened database lists {found} regions of {bytes} bytes, expected {count} of {}",
+                count * 100
+            ));
+        }
+    }
+    let mut metrics = Metrics::default();
+    metrics.push("w5_ms", Metric::Value(median(samples) * 1e3));
+    Ok(metrics)
+}
+
+/// W6: 100 regions of 4 MiB, remove 50, flush then punch: allocated bytes before and after.
+fn w6<E: Engine>(scale: f64, dir: &Path) -> Outcome<Metrics> {
+    let count = scaled(100.0, scale, 2);
+    let mut engine = E::open(dir)?;
+    let mut regions = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        regions.push(engine.create_region(&format!("r{i:06}"))?);
+    }
+    let mut source = Stamped::new(&regions, 4, 1, MIB);
+    engine.append_all(&mut source)?;
+    engine.flush()?;
+    let before = allocated_bytes(dir)?;
+    for &region in regions.iter().step_by(2) {
+        engine.remove_region(region)?;
+    }
+    engine.flush_then_punch()?;
+    let after = allocated_bytes(dir)?;
+    let mut metrics = Metrics::default();
+    metrics.push("w6_before_mb", Metric::Value(before as f64 / 1e6));
+    metrics.push("w6_after_mb", Metric::Value(after as f64 / 1e6));
+    Ok(metrics)
+}
+
+/// W7: the median durable flush after one 8-byte append, with 1 and with 10,000 regions.
+/// The region count is not scaled: the point is a flush that ignores it.
+fn w7<E: Engine>(dir: &Path) -> Outcome<Metrics> {
+    let mut metrics = Metrics::default();
+    for (count, key) in [(1u64, "w7_one_ms"), (10_000, "w7_many_ms")] {
+        let dir = dir.join(format!("regions-{count}"));
+        let mut engine = E::open(&dir)?;
+        let mut regions = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            regions.push(engine.create_region(&format!("r{i:06}"))?);
+        }
+        let mut source = Stamped::new(&regions, 1, 1, 8);
+        engine.append_all(&mut source)?;
+        engine.flush()?;
+        let mut samples = Vec::new();
+        for i in 0..21u64 {
+            let target = [regions[(i * 7919 % count) as usize]];
+            let mut source = Stamped::new(&target, 1, 1, 8);
+            engine.append_all(&mut source)?;
+            let start = Instant::now();
+            engine.flush()?;
+            samples.push(seconds(start));
+        }
+        metrics.push(key, Metric::Value(median(samples) * 1e3));
+    }
+    Ok(metrics)
+}
