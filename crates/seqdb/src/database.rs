@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
-use snafu::{OptionExt, ResultExt};
+use snafu::ResultExt;
 
 use seqdb_layout::{Layout, Placement};
 use seqdb_sys::{DataFile, FileOptions, Lock, LockedFile, SyncObserver};
@@ -465,6 +465,7 @@ fn build_table(
             ));
         }
         match entry.start.checked_add(entry.len) {
+            Some(_) if entry.len == 0 => {}
             Some(end) if end <= data_len => {}
             _ => {
                 return corrupt(format!(

@@ -99,7 +99,7 @@ impl Database {
                 .context(LayoutSnafu { path: &inner.path })?;
         }
         let moves = table.layout.compaction_step();
-        for mv in &moves {
+        for mv in moves.iter().filter(|mv| mv.len > 0) {
             if let Err(e) = inner.data.copy_within(mv.from, mv.to, mv.len) {
                 inner.poison(&e);
                 return Err(e).context(SysSnafu);

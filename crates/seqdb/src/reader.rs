@@ -40,7 +40,9 @@ impl Database {
         if region.removed {
             return inner.unknown(&id);
         }
-        let view = inner.data.view(region.start, region.len).context(SysSnafu)?;
+        // An empty region may lie past the end of the file; its view is empty anyway.
+        let start = if region.len == 0 { 0 } else { region.start };
+        let view = inner.data.view(start, region.len).context(SysSnafu)?;
         Ok(Reader { view, region })
     }
 }

@@ -211,7 +211,11 @@ impl Inner {
                 region.reserved = reserved;
             }
             GrowPlan::Move { from, to } => {
-                if let Err(e) = self.data.copy_within(from.start, to.start, region.written) {
+                let copied = match region.written {
+                    0 => Ok(()),
+                    len => self.data.copy_within(from.start, to.start, len),
+                };
+                if let Err(e) = copied {
                     self.poison(&e);
                     return Err(e).context(SysSnafu);
                 }
