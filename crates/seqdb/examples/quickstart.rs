@@ -2,8 +2,8 @@
 //! flush. Run with `cargo run -p seqdb --example quickstart`; it leaves a `my_db`
 //! directory behind.
 
-use std::path::Path;
 use seqdb::{Database, PAGE_SIZE, Result};
+use std::path::Path;
 
 fn main() -> Result<()> {
     let database = Database::open(Path::new("my_db"))?;
@@ -11,10 +11,10 @@ fn main() -> Result<()> {
     database.write_all_to_region(region_id.into(), b"Hello, world!")?;
     database.write_all_to_region_at(region_id.into(), b"Hi", 0)?;
     let reader = database.create_region_reader(region_id.into())?;
-    let data = reader.read_all();            // b"Hillo, world!"
+    let data = reader.read_all(); // b"Hillo, world!"
     println!("{}", String::from_utf8_lossy(data));
     drop(reader);
-    database.truncate_region(region_id.into(), 5)?;   // now b"Hillo"
+    database.truncate_region(region_id.into(), 5)?; // now b"Hillo"
     database.flush_then_punch()?;
     let region = database.get_region(region_id.into())?;
     println!(

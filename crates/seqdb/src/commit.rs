@@ -44,7 +44,10 @@ impl Inner {
         }
         self.check_writable()?;
         let mut commit = self.commit.lock();
-        let checkpoint = commit.log.as_ref().is_some_and(|log| log.wants_checkpoint());
+        let checkpoint = commit
+            .log
+            .as_ref()
+            .is_some_and(|log| log.wants_checkpoint());
         let (ticket, captured, next_number) = {
             let mut table = self.table.write();
             let ticket = table.layout.begin_commit();

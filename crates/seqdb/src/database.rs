@@ -8,8 +8,8 @@
 //! 4. The commit lock is taken before any region or table lock.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::fs;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -167,7 +167,12 @@ impl Database {
         }
         let data_len = file.len().context(SysSnafu)?;
         let (log, recovered) = open_metadata(path, &data_path, data_len, read_only, observer)?;
-        let table = build_table(path, recovered.regions.into_values(), recovered.next_number, data_len)?;
+        let table = build_table(
+            path,
+            recovered.regions.into_values(),
+            recovered.next_number,
+            data_len,
+        )?;
         let data = DataFile::new(file).context(SysSnafu)?;
         Ok(Database {
             inner: Arc::new(Inner {
@@ -367,7 +372,10 @@ impl Inner {
 }
 
 fn ensure_name(name: &str) -> Result<()> {
-    snafu::ensure!(name.len() <= MAX_NAME_LEN, NameTooLongSnafu { len: name.len() });
+    snafu::ensure!(
+        name.len() <= MAX_NAME_LEN,
+        NameTooLongSnafu { len: name.len() }
+    );
     Ok(())
 }
 
@@ -405,7 +413,12 @@ fn open_metadata(
         match fs::remove_file(dir.join(META_TMP_FILE)) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Directory { path: dir.to_owned(), source }),
+            Err(source) => {
+                return Err(Error::Directory {
+                    path: dir.to_owned(),
+                    source,
+                });
+            }
         }
     }
     if meta_path.exists() {
@@ -485,13 +498,17 @@ fn build_table(
                 len: entry.len,
             },
         ));
-        slots.insert(number, Arc::new(RwLock::new(RegionState::from_entry(entry, number))));
+        slots.insert(
+            number,
+            Arc::new(RwLock::new(RegionState::from_entry(entry, number))),
+        );
     }
-    let layout = Layout::from_placements(placements, u64::MAX).map_err(|source| Error::Corrupt {
-        path: meta_path.clone(),
-        offset: 0,
-        reason: source.to_string(),
-    })?;
+    let layout =
+        Layout::from_placements(placements, u64::MAX).map_err(|source| Error::Corrupt {
+            path: meta_path.clone(),
+            offset: 0,
+            reason: source.to_string(),
+        })?;
     Ok(Table {
         slots,
         by_name,

@@ -279,7 +279,10 @@ mod tests {
     fn header_round_trips_and_rejects_others() {
         let header = encode_header();
         assert_eq!(decode_header(&header), Ok(()));
-        assert_eq!(decode_header(b"SQLite format 3\0xxxxxxxxx"), Err(Malformed::Foreign));
+        assert_eq!(
+            decode_header(b"SQLite format 3\0xxxxxxxxx"),
+            Err(Malformed::Foreign)
+        );
         let mut newer = header;
         newer[8] = 2;
         let crc = crc32fast::hash(&newer[..20]);
@@ -294,7 +297,10 @@ mod tests {
     fn record_round_trips_page_aligned() {
         let bytes = encode_record(&sample());
         assert_eq!(bytes.len() % RECORD_ALIGN as usize, 0);
-        assert_eq!(decode_record(&bytes), Decoded::Record(sample(), bytes.len()));
+        assert_eq!(
+            decode_record(&bytes),
+            Decoded::Record(sample(), bytes.len())
+        );
     }
 
     #[test]

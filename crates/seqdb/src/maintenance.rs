@@ -21,7 +21,10 @@ impl Database {
         let before = inner.data.allocated_bytes().context(SysSnafu)?;
         let table = inner.table.read();
         for hole in table.layout.holes() {
-            inner.data.punch_hole(hole.start, hole.len).context(SysSnafu)?;
+            inner
+                .data
+                .punch_hole(hole.start, hole.len)
+                .context(SysSnafu)?;
         }
         for slot in table.slots.values() {
             // Under the table lock only `try_` region locks (see the locking rules).

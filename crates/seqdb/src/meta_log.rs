@@ -12,11 +12,11 @@ use snafu::ResultExt;
 
 use seqdb_sys::{FileOptions, Lock, LockedFile, SyncObserver};
 
+use crate::Result;
 use crate::error::{CorruptSnafu, ForeignFileSnafu, SysSnafu, UnsupportedVersionSnafu};
 use crate::format::{
     self, Decoded, Malformed, RECORD_ALIGN, Record, RecordKind, RegionEntry, VERSION,
 };
-use crate::Result;
 
 /// Name of the metadata file inside the database directory.
 pub(crate) const META_FILE: &str = "meta";
@@ -85,8 +85,8 @@ impl MetaLog {
         observer: Option<SyncObserver>,
     ) -> Result<(Option<Self>, Recovered)> {
         let path = dir.join(META_FILE);
-        let file = LockedFile::open(&path, &file_options(writable, false, &observer))
-            .context(SysSnafu)?;
+        let file =
+            LockedFile::open(&path, &file_options(writable, false, &observer)).context(SysSnafu)?;
         let bytes = file.read_to_vec().context(SysSnafu)?;
         let scan = scan(&path, &bytes)?;
         if !writable {
@@ -190,8 +190,7 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan> {
         }
     }
     let mut at = first_record_offset() as usize;
-    let Some(Decoded::Record(first, first_len)) = bytes.get(at..).map(format::decode_record)
-    else {
+    let Some(Decoded::Record(first, first_len)) = bytes.get(at..).map(format::decode_record) else {
         return CorruptSnafu {
             path,
             offset: at as u64,
@@ -223,11 +222,7 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan> {
         }
     }
     at += first_len;
-    loop {
-        let Decoded::Record(record, len) = format::decode_record(&bytes[at.min(bytes.len())..])
-        else {
-            break;
-        };
+    while let Decoded::Record(record, len) = format::decode_record(&bytes[at.min(bytes.len())..]) {
         if record.kind != RecordKind::Delta || record.generation != state.generation + 1 {
             break;
         }

@@ -1,7 +1,7 @@
 //! Zero-copy reads of one region.
 
-use parking_lot::lock_api::{ArcRwLockReadGuard, ArcRwLockWriteGuard};
 use parking_lot::RawRwLock;
+use parking_lot::lock_api::{ArcRwLockReadGuard, ArcRwLockWriteGuard};
 use snafu::ResultExt;
 
 use seqdb_sys::View;

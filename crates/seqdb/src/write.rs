@@ -98,12 +98,12 @@ impl Inner {
             };
             // Common case: a small append to a free region with room. Only `try_write` is
             // allowed under the table lock, and the append itself never blocks.
-            if data.len() < DIRECT_WRITE {
-                if let Some(mut region) = slot.try_write() {
-                    if !region.removed && fits(&region, data.len()) {
-                        return self.append_in_place(&mut region, data);
-                    }
-                }
+            if data.len() < DIRECT_WRITE
+                && let Some(mut region) = slot.try_write()
+                && !region.removed
+                && fits(&region, data.len())
+            {
+                return self.append_in_place(&mut region, data);
             }
             slot.clone()
         };
@@ -179,16 +179,14 @@ impl Inner {
             region.tail.extend_from_slice(data);
             self.account(before, region.tail.len());
             region.len += data.len() as u64;
-            if region.tail.len() >= TAIL_LIMIT
-                || self.buffered.load(Ordering::Relaxed) > BUFFER_BUDGET
-            {
-                if let Err(e) = self.drain(region) {
-                    // Undo this append so the caller's error means "not appended".
-                    let keep = region.tail.len() - data.len();
-                    self.resize_tail(region, keep);
-                    region.len -= data.len() as u64;
-                    return Err(e);
-                }
+            let over = region.tail.len() >= TAIL_LIMIT
+                || self.buffered.load(Ordering::Relaxed) > BUFFER_BUDGET;
+            if over && let Err(e) = self.drain(region) {
+                // Undo this append so the caller's error means "not appended".
+                let keep = region.tail.len() - data.len();
+                self.resize_tail(region, keep);
+                region.len -= data.len() as u64;
+                return Err(e);
             }
         }
         self.note_dirty(region);

@@ -59,7 +59,8 @@ fn append_overwrite_truncate_and_reopen() {
     assert_eq!(bytes(&db, id), b"Hillo");
     let db = reopen(db);
     assert_eq!(bytes(&db, id), b"Hillo");
-    db.truncate_write_all_to_region(id.into(), 1, b"ey").unwrap();
+    db.truncate_write_all_to_region(id.into(), 1, b"ey")
+        .unwrap();
     assert_eq!(bytes(&db, "r"), b"Hey");
     let db = reopen(db);
     assert_eq!(bytes(&db, "r"), b"Hey");
@@ -146,10 +147,23 @@ fn bad_arguments_are_errors_naming_the_region() {
     let (id, _) = db.create_region_if_needed("r").unwrap();
     db.write_all_to_region(id.into(), b"abc").unwrap();
     let err = db.write_all_to_region_at(id.into(), b"x", 4).unwrap_err();
-    assert!(matches!(err, Error::OffsetPastEnd { offset: 4, len: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::OffsetPastEnd {
+                offset: 4,
+                len: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("\"r\"") || err.to_string().contains('r'));
     let err = db.truncate_region(id.into(), 9).unwrap_err();
-    assert!(matches!(err, Error::OffsetPastEnd { offset: 9, .. }), "{err}");
+    assert!(
+        matches!(err, Error::OffsetPastEnd { offset: 9, .. }),
+        "{err}"
+    );
     let err = db.write_all_to_region("nope".into(), b"x").unwrap_err();
     assert!(matches!(err, Error::UnknownRegion { .. }));
     assert!(err.to_string().contains("nope"), "{err}");
@@ -207,7 +221,10 @@ fn read_only_handles_read_and_refuse_changes() {
         a.create_region_if_needed("new"),
         Err(Error::ReadOnly { .. })
     ));
-    assert!(matches!(Database::open(dir.path()), Err(Error::AlreadyOpen { .. })));
+    assert!(matches!(
+        Database::open(dir.path()),
+        Err(Error::AlreadyOpen { .. })
+    ));
 }
 
 #[test]
@@ -250,7 +267,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

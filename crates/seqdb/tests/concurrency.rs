@@ -74,7 +74,10 @@ fn four_writers_and_two_readers() {
             assert_eq!(reader.read_all(), want.as_slice(), "writer {w}");
         }
         for (id, data) in fixed.iter() {
-            assert_eq!(db.create_region_reader((*id).into()).unwrap().read_all(), data.as_slice());
+            assert_eq!(
+                db.create_region_reader((*id).into()).unwrap().read_all(),
+                data.as_slice()
+            );
         }
     };
     check(&db);

@@ -136,7 +136,9 @@ impl Run {
             55..=59 => {
                 let data = rng.bytes();
                 let at = rng.below(len.unwrap_or(0) + 2);
-                let result = self.db().truncate_write_all_to_region(name.into(), at, &data);
+                let result = self
+                    .db()
+                    .truncate_write_all_to_region(name.into(), at, &data);
                 match (len, result) {
                     (Some(l), Ok(())) if at <= l => {
                         let v = self.model.get_mut(name).unwrap();
@@ -266,5 +268,8 @@ fn database_matches_a_hash_map_model() {
         run_seed(seed, steps);
         checked.insert(seed, steps);
     }
-    println!("model test: {} seeds x {steps} steps, all equal", checked.len());
+    println!(
+        "model test: {} seeds x {steps} steps, all equal",
+        checked.len()
+    );
 }
