@@ -2,6 +2,9 @@
 //!
 //! * `ci`: formatting, lints, tests, docs and cross-target checks, stopping at the
 //!   first failure and naming the step that failed.
+//! * `bench [--scale X]`: the side-by-side benchmark of seqdb and its peers.
+
+mod bench;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -20,8 +23,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask ci");
+            eprintln!("usage: cargo xtask ci | bench [--scale X]");
             return ExitCode::from(2);
         }
     };
