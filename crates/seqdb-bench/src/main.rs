@@ -165,10 +165,7 @@ fn run_engine(engine: &str, workload: &str, scale: f64, dir: &Path) -> Outcome<M
         workloads::run::<E>(workload, scale, dir)
     }
     match engine {
-        #[cfg(feature = "ours")]
         "seqdb" => go::<engines::ours::Ours>(workload, scale, dir),
-        #[cfg(not(feature = "ours"))]
-        "seqdb" => Err("built without the `ours` feature".to_owned()),
         "original" => go::<engines::original::Original>(workload, scale, dir),
         "rawdb" => go::<engines::rawdb::RawDb>(workload, scale, dir),
         "files" => go::<engines::files::Files>(workload, scale, dir),

@@ -4,7 +4,6 @@ mod chunks;
 pub mod files;
 pub mod lmdb;
 pub mod original;
-#[cfg(feature = "ours")]
 pub mod ours;
 pub mod rawdb;
 pub mod redb;
