@@ -28,12 +28,14 @@ impl Layout {
     /// tight reservations of the regions before it; a moved region reserves
     /// exactly `max(round_up(len), PAGE_SIZE)`, and its old extent becomes
     /// pending. A region whose target is free space moves there. A region
-    /// whose target is still occupied (by its own extent, pending space or
-    /// another region) moves past the end of the file, and a later round
-    /// brings it down. A region already at its target with a larger
-    /// reservation keeps its bytes where they are: its reservation shrinks
-    /// (the tail becomes pending) and the round reports a move with
-    /// `from == to` and `len == 0`.
+    /// whose target overlaps space freed before this round waits for the
+    /// commit that frees it. A region whose target is otherwise occupied (by
+    /// its own extent, another region, or space freed earlier in this round)
+    /// moves past the end of the file, and a later round brings it down; one
+    /// already there waits for the regions in its way to leave. A region
+    /// already at its target with a larger reservation keeps its bytes where
+    /// they are: its reservation shrinks (the tail becomes pending) and the
+    /// round reports a move with `from == to` and `len == 0`.
     ///
     /// Destinations never overlap pending space, live regions, or each
     /// other, so the bytes referenced by the last durable commit stay intact
@@ -53,6 +55,7 @@ impl Layout {
             .collect();
         order.sort_unstable();
 
+        let round = self.pending.next_seq();
         let mut moves = Vec::new();
         let mut target = 0u64;
         for (_, _, key) in order {
@@ -61,7 +64,6 @@ impl Layout {
             };
             let size = tight_reserved(placement.len);
             if placement.start == target {
-                self.parked.remove(&key);
                 if placement.reserved > size {
                     self.pending.push(Extent::new(
                         placement.start + size,
@@ -83,20 +85,44 @@ impl Layout {
                 }
             } else if let Some(hole) = self.holes.containing(Extent::new(target, size)) {
                 self.holes.carve(hole, Extent::new(target, size));
-                self.parked.remove(&key);
                 moves.push(self.relocate(key, placement, Extent::new(target, size)));
-            } else if (!self.parked.contains_key(&key)
-                || Extent::new(target, size).overlaps(&placement.extent()))
+            } else if self.should_park(key, placement, Extent::new(target, size), round)
                 && let Some(end) = self.file_end.checked_add(size)
             {
                 let destination = Extent::new(self.file_end, size);
                 self.file_end = end;
-                self.parked.entry(key).or_insert(placement.start);
                 moves.push(self.relocate(key, placement, destination));
+            }
+            // Every region now sits at its target or remembers it, so the
+            // next round sees the same order.
+            if self.get(key).is_some_and(|now| now.start == target) {
+                self.parked.remove(&key);
+            } else {
+                self.parked.insert(key, target);
             }
             target += size;
         }
         moves
+    }
+
+    /// Whether a region whose target is not free space should move past the
+    /// end of the file now rather than wait.
+    fn should_park(
+        &self,
+        key: RegionKey,
+        placement: Placement,
+        target: Extent,
+        round: u64,
+    ) -> bool {
+        if self.pending.overlaps_freed_before(target, round) {
+            // A commit frees the target; moving now would be wasted.
+            return false;
+        }
+        // A region parked above its target waits for the regions in its way
+        // to leave; one in its own way, or below its target, has to move.
+        !self.parked.contains_key(&key)
+            || target.overlaps(&placement.extent())
+            || placement.start < target.start
     }
 
     /// Moves `key` from `placement` to `destination` (already taken out of

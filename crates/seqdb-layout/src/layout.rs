@@ -31,8 +31,10 @@ pub struct Layout {
     pub(crate) reserved_bytes: u64,
     /// Sum of `tight_reserved(len)` over all regions.
     pub(crate) tight_bytes: u64,
-    /// Regions compaction moved past the end of the file, with the position
-    /// that keeps their place in the region order.
+    /// Regions the last compaction round left away from their target (moved
+    /// past the end of the file, or waiting for a commit), with that target:
+    /// it keeps their place in the region order, as every other region
+    /// then sat at its own target.
     pub(crate) parked: BTreeMap<RegionKey, u64>,
     pub(crate) policy: GrowthPolicy,
 }

@@ -23,7 +23,8 @@ pub struct CommitTicket {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Pending {
     queue: VecDeque<(u64, Extent)>,
-    by_start: BTreeMap<u64, u64>,
+    /// Start -> (length, sequence number).
+    by_start: BTreeMap<u64, (u64, u64)>,
     next_seq: u64,
     bytes: u64,
 }
@@ -33,7 +34,8 @@ impl Pending {
         debug_assert!(extent.len > 0);
         self.queue.push_back((self.next_seq, extent));
         self.next_seq += 1;
-        self.by_start.insert(extent.start, extent.len);
+        self.by_start
+            .insert(extent.start, (extent.len, self.next_seq - 1));
         self.bytes += extent.len;
     }
 
@@ -58,7 +60,22 @@ impl Pending {
     pub(crate) fn iter(&self) -> impl Iterator<Item = Extent> + '_ {
         self.by_start
             .iter()
-            .map(|(&start, &len)| Extent::new(start, len))
+            .map(|(&start, &(len, _))| Extent::new(start, len))
+    }
+
+    /// Sequence number the next freed extent will get.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Whether any extent freed before sequence number `seq` overlaps
+    /// `extent`. Costs the number of pending extents overlapping it.
+    pub(crate) fn overlaps_freed_before(&self, extent: Extent, seq: u64) -> bool {
+        self.by_start
+            .range(..extent.end())
+            .rev()
+            .take_while(|&(&start, &(len, _))| start + len > extent.start)
+            .any(|(_, &(_, freed))| freed < seq)
     }
 
     /// The queue in freeing order; for consistency checks.
