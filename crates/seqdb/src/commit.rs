@@ -60,10 +60,10 @@ impl Inner {
             } else {
                 dirty
                     .iter()
-                    .filter_map(|n| table.slots.get(n).cloned())
+                    .filter_map(|&n| table.slots.get(n).cloned().flatten())
                     .collect()
             };
-            (ticket, Captured { slots, removed }, table.next_number)
+            (ticket, Captured { slots, removed }, table.slots.len())
         };
         let result = self.snapshot(&captured).and_then(|upserts| {
             self.data.sync_data().context(SysSnafu)?;

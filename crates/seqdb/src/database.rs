@@ -7,9 +7,8 @@
 //! 3. Several region locks are taken in increasing region number.
 //! 4. The commit lock is taken before any region or table lock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -30,6 +29,9 @@ use crate::format::{self, MAX_NAME_LEN, Record, RecordKind};
 use crate::meta_log::{META_FILE, META_TMP_FILE, MetaLog, Recovered};
 use crate::region::RegionState;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
+
+/// Region numbers stay below this bound (a larger one in a file is corruption).
+const MAX_REGION_NUMBER: u64 = 1 << 32;
 
 /// Name of the data file inside the database directory.
 pub(crate) const DATA_FILE: &str = "data";
@@ -60,10 +62,11 @@ pub(crate) struct Inner {
 
 /// Which regions exist, by number and by name, and where they live.
 pub(crate) struct Table {
-    pub slots: HashMap<usize, Slot, BuildHasherDefault<NumberHasher>>,
+    /// Regions by number; `None` where a number is free.
+    pub slots: Vec<Option<Slot>>,
+    /// Free numbers below `slots.len()`; the lowest is given to the next new region.
+    pub free: BTreeSet<usize>,
     pub by_name: HashMap<String, usize>,
-    /// The lowest number never given to a region; numbers are not reused.
-    pub next_number: usize,
     pub layout: Layout,
     /// Regions removed since the last commit's snapshot.
     pub removed: Vec<u64>,
@@ -78,38 +81,28 @@ pub(crate) struct Commit {
 impl Table {
     pub fn slot(&self, id: &Identifier) -> Option<&Slot> {
         match id {
-            Identifier::Name(name) => self.slots.get(self.by_name.get(name)?),
-            Identifier::Number(n) => self.slots.get(n),
+            Identifier::Name(name) => self.slots.get(*self.by_name.get(name)?)?.as_ref(),
+            Identifier::Number(n) => self.slots.get(*n)?.as_ref(),
         }
     }
 
     /// Every region's lock, ordered by number.
     pub fn live_slots(&self) -> Vec<(usize, Slot)> {
-        let mut slots: Vec<_> = self.slots.iter().map(|(n, s)| (*n, s.clone())).collect();
-        slots.sort_unstable_by_key(|(n, _)| *n);
-        slots
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(n, s)| Some((n, s.clone()?)))
+            .collect()
     }
-}
 
-/// Hashes a region number to itself: numbers are already well spread keys.
-#[derive(Default)]
-pub(crate) struct NumberHasher(u64);
+    /// Number of regions.
+    pub fn count(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
 
-impl Hasher for NumberHasher {
-    fn finish(&self) -> u64 {
-        // Spread the bits so that sequential numbers fill the table's groups evenly.
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = n as u64;
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    /// The number the next new region gets.
+    fn next_free(&self) -> usize {
+        self.free.first().copied().unwrap_or(self.slots.len())
     }
 }
 
@@ -211,7 +204,7 @@ impl Database {
             drop(table);
             return self.create_region_if_needed(name);
         }
-        let number = table.next_number;
+        let number = table.next_free();
         let placement = table
             .layout
             .insert(number as u64, 0)
@@ -219,9 +212,14 @@ impl Database {
         let state = RegionState::new(name.to_owned(), number, placement.start, placement.reserved);
         let region = state.snapshot();
         state.mark_dirty();
-        table.slots.insert(number, Arc::new(RwLock::new(state)));
+        let slot = Some(Arc::new(RwLock::new(state)));
+        if number == table.slots.len() {
+            table.slots.push(slot);
+        } else {
+            table.free.remove(&number);
+            table.slots[number] = slot;
+        }
         table.by_name.insert(name.to_owned(), number);
-        table.next_number += 1;
         inner.dirty.lock().push(number);
         Ok((number, region))
     }
@@ -267,7 +265,8 @@ impl Database {
             .remove(region.number as u64)
             .context(LayoutSnafu { path: &inner.path })?;
         table.by_name.remove(&region.name);
-        table.slots.remove(&region.number);
+        table.slots[region.number] = None;
+        table.free.insert(region.number);
         table.removed.push(region.number as u64);
         drop(table);
         region.removed = true;
@@ -318,7 +317,7 @@ impl Database {
     /// Make room for at least `regions` regions without reallocating the region table.
     pub fn set_min_regions(&self, regions: usize) -> Result<()> {
         let mut table = self.inner.table.write();
-        let missing = regions.saturating_sub(table.slots.len());
+        let missing = regions.saturating_sub(table.count());
         table.slots.reserve(missing);
         table.by_name.reserve(missing);
         Ok(())
@@ -343,6 +342,7 @@ impl Inner {
         .fail()
     }
 
+    #[inline]
     pub fn check_writable(&self) -> Result<()> {
         if self.read_only {
             return ReadOnlySnafu { path: &self.path }.fail();
@@ -462,18 +462,23 @@ fn build_table(
         }
         .fail()
     };
-    let Ok(next) = usize::try_from(next_number) else {
-        return corrupt(format!("region count {next_number} is too large"));
+    let next = match usize::try_from(next_number) {
+        Ok(next) if next_number <= MAX_REGION_NUMBER => next,
+        _ => return corrupt(format!("region number bound {next_number} is too large")),
     };
     let entries: Vec<_> = entries.collect();
-    let mut slots = HashMap::with_capacity_and_hasher(entries.len(), Default::default());
+    let mut slots: Vec<Option<Slot>> = Vec::new();
+    if slots.try_reserve_exact(next).is_err() {
+        return corrupt(format!("no memory for {next_number} region numbers"));
+    }
+    slots.resize_with(next, || None);
     let mut by_name = HashMap::with_capacity(entries.len());
     let mut placements = Vec::with_capacity(entries.len());
     for entry in &entries {
         let number = entry.number as usize;
         if entry.number >= next_number {
             return corrupt(format!(
-                "region {:?} has number {} but only {next_number} were ever created",
+                "region {:?} has number {} but numbers end at {next_number}",
                 entry.name, entry.number
             ));
         }
@@ -498,11 +503,11 @@ fn build_table(
                 len: entry.len,
             },
         ));
-        slots.insert(
-            number,
-            Arc::new(RwLock::new(RegionState::from_entry(entry, number))),
-        );
+        slots[number] = Some(Arc::new(RwLock::new(RegionState::from_entry(
+            entry, number,
+        ))));
     }
+    let free = (0..next).filter(|&n| slots[n].is_none()).collect();
     let layout =
         Layout::from_placements(placements, u64::MAX).map_err(|source| Error::Corrupt {
             path: meta_path.clone(),
@@ -511,8 +516,8 @@ fn build_table(
         })?;
     Ok(Table {
         slots,
+        free,
         by_name,
-        next_number: next,
         layout,
         removed: Vec::new(),
     })

@@ -5,8 +5,8 @@ use std::fmt;
 /// A region, named by string or by the number [`Database::create_region_if_needed`]
 /// returned for it.
 ///
-/// Numbers are never reused within a database, so a number kept across a removal names
-/// no region rather than a different one.
+/// A number stays with its region across reopen. After a region is removed, its number
+/// is free and the next new region may get it: do not keep numbers of removed regions.
 ///
 /// ```
 /// use seqdb::Identifier;

@@ -1,5 +1,7 @@
 //! Giving space back: hole punching, compaction, and file sizing.
 
+use std::sync::Arc;
+
 use snafu::ResultExt;
 
 use seqdb_layout::PAGE_SIZE;
@@ -26,7 +28,7 @@ impl Database {
                 .punch_hole(hole.start, hole.len)
                 .context(SysSnafu)?;
         }
-        for slot in table.slots.values() {
+        for slot in table.slots.iter().flatten() {
             // Under the table lock only `try_` region locks (see the locking rules).
             let Some(region) = slot.try_read_recursive() else {
                 continue;
@@ -60,7 +62,7 @@ impl Database {
         self.inner.check_writable()?;
         self.flush()?;
         // Each round moves at least one region; the bound only guards against a layout bug.
-        let mut rounds_left = 2 * self.inner.table.read().slots.len() + 8;
+        let mut rounds_left = 2 * self.inner.table.read().count() + 8;
         while self.compaction_round()? > 0 {
             self.flush()?;
             rounds_left -= 1;
@@ -82,13 +84,14 @@ impl Database {
     /// moved or changed their reservation.
     fn compaction_round(&self) -> Result<usize> {
         let inner = &self.inner;
-        let (slots, next_number) = {
-            let table = inner.table.read();
-            (table.live_slots(), table.next_number)
-        };
+        let slots = inner.table.read().live_slots();
         let mut guards: Vec<_> = slots.iter().map(|(_, slot)| slot.write()).collect();
         let mut table = inner.table.write();
-        if table.next_number != next_number || table.slots.len() != slots.len() {
+        let unchanged = table.count() == slots.len()
+            && slots
+                .iter()
+                .all(|(n, s)| table.slots[*n].as_ref().is_some_and(|t| Arc::ptr_eq(s, t)));
+        if !unchanged {
             // Regions were created or removed meanwhile: plan again with all of them locked.
             drop(table);
             drop(guards);

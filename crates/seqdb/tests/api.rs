@@ -135,9 +135,14 @@ fn remove_retain_and_rename() {
         db.get_region("a".into()),
         Err(Error::UnknownRegion { .. })
     ));
-    // A removed region's number is not given to a new region.
+    // The lowest free number is given to the next new region.
     let (new, _) = db.create_region_if_needed("a").unwrap();
-    assert_eq!(new, 4);
+    assert_eq!(new, 0);
+    let (next, _) = db.create_region_if_needed("z").unwrap();
+    assert_eq!(next, 3);
+    let db = reopen(db);
+    assert_eq!(db.get_region(0usize.into()).unwrap().name(), "a");
+    assert_eq!(db.get_region(3usize.into()).unwrap().name(), "z");
 }
 
 #[test]
