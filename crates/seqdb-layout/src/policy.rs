@@ -21,13 +21,24 @@ pub enum GrowthPolicy {
         /// Upper bound of one growth step in bytes.
         max_step: u64,
     },
+    /// Double while the reservation is small, but add at most `max_step`
+    /// bytes per growth, unless `large_percent` percent of the reservation
+    /// is more: small regions double, large ones grow by a fixed fraction
+    /// so that copying a moved region stays proportional to its size.
+    Tiered {
+        /// Upper bound of a doubling step in bytes.
+        max_step: u64,
+        /// Growth per step in percent for reservations past `max_step * 100 / large_percent`.
+        large_percent: u64,
+    },
 }
 
 impl GrowthPolicy {
-    /// The default: double, adding at most 1 GiB per step.
-    pub const DEFAULT: GrowthPolicy = GrowthPolicy::Geometric {
-        percent: 100,
+    /// The default: double, adding at most 1 GiB per step, but at least
+    /// half the reservation (so regions past 2 GiB grow by 50%).
+    pub const DEFAULT: GrowthPolicy = GrowthPolicy::Tiered {
         max_step: GIB,
+        large_percent: 50,
     };
 
     /// The reservation for a region holding `reserved` bytes that needs
@@ -36,22 +47,28 @@ impl GrowthPolicy {
     pub fn next_reserved(&self, reserved: u64, needed: u64) -> u64 {
         match *self {
             GrowthPolicy::Exact => needed,
-            GrowthPolicy::Geometric { percent, max_step } => {
-                let step = u128::from(reserved) * u128::from(percent) / 100;
-                let step = u64::try_from(step).unwrap_or(u64::MAX).min(max_step);
-                let step = (step & !(PAGE_SIZE - 1)).max(PAGE_SIZE);
-                let grown = reserved
-                    .checked_add(step)
-                    .and_then(round_up_to_page)
-                    .unwrap_or(needed);
-                grown.max(needed)
+            GrowthPolicy::Geometric { percent, max_step } => grown(
+                reserved,
+                percent_of(reserved, percent).min(max_step),
+                needed,
+            ),
+            GrowthPolicy::Tiered {
+                max_step,
+                large_percent,
+            } => {
+                let step = reserved
+                    .min(max_step)
+                    .max(percent_of(reserved, large_percent));
+                grown(reserved, step, needed)
             }
         }
     }
 
     /// Parses a policy name: `exact`, `double` (uncapped), `double-cap-<N>m`
-    /// or `double-cap-<N>g` (doubling capped at N MiB or GiB per step), or
-    /// `grow-<P>` (P percent per step, capped at 1 GiB).
+    /// or `double-cap-<N>g` (doubling capped at N MiB or GiB per step),
+    /// `grow-<P>` (P percent per step, capped at 1 GiB), or
+    /// `tiered-<N>g-<P>` (doubling capped at N GiB per step, but at least P
+    /// percent).
     pub fn from_name(name: &str) -> Option<GrowthPolicy> {
         if name == "exact" {
             return Some(GrowthPolicy::Exact);
@@ -75,12 +92,42 @@ impl GrowthPolicy {
                 max_step,
             });
         }
+        if let Some(rest) = name.strip_prefix("tiered-") {
+            let (cap, percent) = rest.split_once('-')?;
+            let max_step = cap
+                .strip_suffix('g')?
+                .parse::<u64>()
+                .ok()?
+                .checked_mul(GIB)?;
+            let large_percent = percent.parse::<u64>().ok()?;
+            return Some(GrowthPolicy::Tiered {
+                max_step,
+                large_percent,
+            });
+        }
         let percent = name.strip_prefix("grow-")?.parse::<u64>().ok()?;
         Some(GrowthPolicy::Geometric {
             percent,
             max_step: GIB,
         })
     }
+}
+
+/// `percent` percent of `reserved`, saturating.
+fn percent_of(reserved: u64, percent: u64) -> u64 {
+    let step = u128::from(reserved) * u128::from(percent) / 100;
+    u64::try_from(step).unwrap_or(u64::MAX)
+}
+
+/// `reserved + step`, the step rounded down to a page (at least one page),
+/// never less than `needed`; `needed` when the sum overflows.
+fn grown(reserved: u64, step: u64, needed: u64) -> u64 {
+    let step = (step & !(PAGE_SIZE - 1)).max(PAGE_SIZE);
+    reserved
+        .checked_add(step)
+        .and_then(round_up_to_page)
+        .unwrap_or(needed)
+        .max(needed)
 }
 
 impl Default for GrowthPolicy {
@@ -94,8 +141,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn doubling_is_capped() {
+    fn default_doubles_small_and_grows_large_by_half() {
         let policy = GrowthPolicy::DEFAULT;
+        assert_eq!(
+            policy.next_reserved(PAGE_SIZE, 2 * PAGE_SIZE),
+            2 * PAGE_SIZE
+        );
+        assert_eq!(
+            policy.next_reserved(8 * PAGE_SIZE, 9 * PAGE_SIZE),
+            16 * PAGE_SIZE
+        );
+        assert_eq!(policy.next_reserved(GIB, GIB + PAGE_SIZE), 2 * GIB);
+        assert_eq!(policy.next_reserved(3 * GIB / 2, 2 * GIB), 5 * GIB / 2);
+        assert_eq!(policy.next_reserved(4 * GIB, 4 * GIB + PAGE_SIZE), 6 * GIB);
+        assert_eq!(
+            policy.next_reserved(PAGE_SIZE, 100 * PAGE_SIZE),
+            100 * PAGE_SIZE
+        );
+    }
+
+    #[test]
+    fn capped_doubling_adds_at_most_the_cap() {
+        let policy = GrowthPolicy::from_name("double-cap-1g").expect("valid name");
         assert_eq!(
             policy.next_reserved(PAGE_SIZE, 2 * PAGE_SIZE),
             2 * PAGE_SIZE
@@ -146,6 +213,11 @@ mod tests {
                 max_step: GIB
             })
         );
+        assert_eq!(
+            GrowthPolicy::from_name("tiered-1g-50"),
+            Some(GrowthPolicy::DEFAULT)
+        );
+        assert_eq!(GrowthPolicy::from_name("tiered-1-50"), None);
         assert_eq!(GrowthPolicy::from_name("double-cap-"), None);
         assert_eq!(GrowthPolicy::from_name("nonsense"), None);
     }
