@@ -27,8 +27,10 @@ fn to_io(error: Error) -> io::Error {
 /// an error and ignores it; call [`finish`](Self::finish) to learn whether the last bytes
 /// made it into the region.
 ///
-/// The writer names its region by number, so renaming the region does not disturb it;
-/// removing the region makes its later writes fail with [`Error::UnknownRegion`].
+/// The writer names its region by number, so renaming the region does not disturb it.
+/// Removing the region makes its later writes fail with [`Error::UnknownRegion`] until a
+/// new region takes the freed number, after which they would go to that region: finish
+/// a writer before removing its region.
 ///
 /// ```
 /// use std::io::Write;
