@@ -44,6 +44,7 @@ impl<'a> View<'a> {
     }
 
     /// The viewed bytes.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         if self.len == 0 {
             return &[];
@@ -76,12 +77,14 @@ impl<'a> View<'a> {
 impl Deref for View<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.bytes()
     }
 }
 
 impl AsRef<[u8]> for View<'_> {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self.bytes()
     }

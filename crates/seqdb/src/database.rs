@@ -364,6 +364,7 @@ impl Inner {
     }
 
     /// Put a region in the dirty list unless it is there already.
+    #[inline]
     pub fn note_dirty(&self, region: &RegionState) {
         if region.mark_dirty() {
             self.dirty.lock().push(region.number);

@@ -51,16 +51,18 @@ impl<'a> Reader<'a> {
     /// Up to `len` bytes from `offset`, cut short at the end of the region (empty when
     /// `offset` is past it). Never panics; see [`try_read`](Self::try_read) for an error
     /// instead.
+    #[inline]
     pub fn read(&self, offset: u64, len: u64) -> &[u8] {
-        let total = self.view.len();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(total);
-        let end = usize::try_from(offset.saturating_add(len))
-            .unwrap_or(usize::MAX)
-            .min(total);
-        &self.view[start..end]
+        let bytes = self.view.bytes();
+        let total = bytes.len() as u64;
+        let start = offset.min(total);
+        let end = offset.saturating_add(len).min(total);
+        // `start <= end <= total`, which is a `usize`: the casts are lossless.
+        &bytes[start as usize..end as usize]
     }
 
     /// Exactly `len` bytes from `offset`, or [`Error::ReadOutOfRange`](crate::Error::ReadOutOfRange).
+    #[inline]
     pub fn try_read(&self, offset: u64, len: u64) -> Result<&[u8]> {
         let available = self.len();
         snafu::ensure!(
@@ -76,16 +78,19 @@ impl<'a> Reader<'a> {
     }
 
     /// All of the region's bytes.
+    #[inline]
     pub fn read_all(&self) -> &[u8] {
         &self.view
     }
 
     /// The region's length in bytes.
+    #[inline]
     pub fn len(&self) -> u64 {
         self.view.len() as u64
     }
 
     /// Whether the region is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.view.is_empty()
     }

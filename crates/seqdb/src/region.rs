@@ -117,6 +117,7 @@ impl RegionState {
     }
 
     /// Mark the region changed; returns true when the caller must add it to the dirty list.
+    #[inline]
     pub fn mark_dirty(&self) -> bool {
         !self.dirty.load(Ordering::Acquire) && !self.dirty.swap(true, Ordering::AcqRel)
     }

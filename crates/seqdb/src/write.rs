@@ -101,9 +101,14 @@ impl Inner {
             if data.len() < DIRECT_WRITE
                 && let Some(mut region) = slot.try_write()
                 && !region.removed
-                && fits(&region, data.len())
             {
-                return self.append_in_place(&mut region, data);
+                if buffer_quickly(&mut region, data) {
+                    self.note_dirty(&region);
+                    return Ok(());
+                }
+                if fits(&region, data.len()) {
+                    return self.append_in_place(&mut region, data);
+                }
             }
             slot.clone()
         };
@@ -267,6 +272,23 @@ impl Inner {
     }
 }
 
+/// The commonest append: it fits the reservation and stays within the tail's current
+/// page, so neither the shared page count nor a write-out is involved.
+#[inline]
+fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
+    let before = region.tail.len();
+    let after = before + data.len();
+    let quick = after < TAIL_LIMIT
+        && (before >> ACCOUNT_SHIFT) == (after >> ACCOUNT_SHIFT)
+        && fits(region, data.len());
+    if quick {
+        region.tail.extend_from_slice(data);
+        region.len += data.len() as u64;
+    }
+    quick
+}
+
+#[inline]
 fn fits(region: &RegionState, n: usize) -> bool {
     region
         .len
