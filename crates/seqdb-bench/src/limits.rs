@@ -54,7 +54,7 @@ pub fn run(scale: f64, dir: &Path) -> Outcome<Metrics> {
         Metric::Value((chunks * MIB) as f64 / secs / 1e9),
     );
 
-    // One 4 KiB overwrite + fdatasync, median of 21.
+    // One 4 KiB overwrite + fdatasync, median of 51.
     let path = dir.join("sync");
     let file = OpenOptions::new()
         .create(true)
@@ -67,7 +67,7 @@ pub fn run(scale: f64, dir: &Path) -> Outcome<Metrics> {
     file.write_all_at(page, 0).map_err(failed("write"))?;
     file.sync_all().map_err(failed("sync_all"))?;
     let mut samples = Vec::new();
-    for _ in 0..21 {
+    for _ in 0..51 {
         let start = Instant::now();
         file.write_all_at(page, 0).map_err(failed("write"))?;
         file.sync_data().map_err(failed("sync_data"))?;

@@ -198,6 +198,11 @@ fn parent(options: &Options) -> ExitCode {
     }
     let started = Instant::now();
     for (engine, workload) in &jobs {
+        // Every child starts without dirty pages of the one before, which would otherwise
+        // throttle its writes.
+        if let Err(e) = sync_temp_file_system() {
+            eprintln!("seqdb-bench: sync before {engine} {workload} failed: {e}");
+        }
         let start = Instant::now();
         let outcome = spawn_child(&exe, engine, workload, options.scale, timeout);
         let keys = report::keys_of(workload);
@@ -247,6 +252,13 @@ fn parent(options: &Options) -> ExitCode {
         println!("```");
     }
     ExitCode::SUCCESS
+}
+
+/// Writes back every dirty page of the file system that holds the temporary directory.
+fn sync_temp_file_system() -> std::io::Result<()> {
+    let dir = std::fs::File::open(env::temp_dir())?;
+    rustix::fs::syncfs(&dir)?;
+    Ok(())
 }
 
 /// Runs one child and reads its result line; a crash, a hang or a failure is an `Err`.
