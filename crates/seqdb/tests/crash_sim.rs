@@ -1,0 +1,1112 @@
+//! Power-loss simulation.
+//!
+//! A workload (appends, overwrites, truncations, creations, removals, renames, growth
+//! that moves regions, compaction, hole punching, reopens) runs with a sync observer that
+//! captures the database's files (`data`, `meta`, `meta.tmp`, with their inode numbers) at
+//! every sync barrier. Between two captures, any subset of the pages that differ may have
+//! reached the disk, so a crash image is the state at barrier `k` plus a subset of the
+//! pages written before barrier `k + 1`: none, all, each alone, all but one, random
+//! subsets, and metadata pages torn after a prefix. A file whose inode changed (the
+//! checkpoint's rename of `meta.tmp` over `meta`) is either the old file or the new one,
+//! never a mix; a file length is the old or the new one.
+//!
+//! Every image is written to a fresh directory and opened. The open must succeed (before
+//! the first commit an error is tolerated), and the recovered generation must be the last
+//! commit whose flush returned before barrier `k`, or one in flight then whose record
+//! happens to be complete. The regions must equal the workload's model at that
+//! generation: names, numbers, lengths and bytes. Bytes inside a committed length that
+//! were rewritten after that commit may read as any version the workload wrote there
+//! since, page by page (the documented contract). Some images are also opened read-only
+//! first, and some are written to and flushed after recovery, then reopened.
+//!
+//! Counts: `SEQDB_STRESS_SCALE=<n>` runs `n` workload seeds per test, each with the full
+//! image budget; `SEQDB_SEED=<seed>` replays one seed. A failure prints its seed, barrier
+//! and image, and keeps the image directory.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use seqdb::{Database, Identifier, OpenOptions, SyncEvent, SyncObserver};
+use support::{Budget, Opened, Rng};
+
+const PAGE: usize = 4096;
+/// The files a database directory may hold.
+const FILES: [&str; 3] = ["data", "meta", "meta.tmp"];
+
+type Page = Arc<Vec<u8>>;
+
+/// One file as a capture saw it: its inode and its pages (the last one may be short).
+#[derive(Clone)]
+struct FileImage {
+    ino: u64,
+    len: usize,
+    pages: Vec<Page>,
+}
+
+/// The database directory at one sync barrier.
+struct Capture {
+    what: String,
+    files: BTreeMap<&'static str, FileImage>,
+}
+
+struct Recorder {
+    dir: PathBuf,
+    captures: Vec<Capture>,
+}
+
+impl Recorder {
+    fn capture(&mut self, what: String) {
+        let mut files = BTreeMap::new();
+        for name in FILES {
+            let path = self.dir.join(name);
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => panic!("capture of {}: {e}", path.display()),
+            };
+            let ino = std::fs::metadata(&path).unwrap().ino();
+            let previous = self.captures.iter().rev().find_map(|c| {
+                c.files
+                    .values()
+                    .find(|f| f.ino == ino)
+                    .map(|f| f.pages.clone())
+            });
+            let pages = bytes
+                .chunks(PAGE)
+                .enumerate()
+                .map(
+                    |(i, chunk)| match previous.as_ref().and_then(|p| p.get(i)) {
+                        Some(old) if old.as_slice() == chunk => old.clone(),
+                        _ => Arc::new(chunk.to_vec()),
+                    },
+                )
+                .collect();
+            files.insert(
+                name,
+                FileImage {
+                    ino,
+                    len: bytes.len(),
+                    pages,
+                },
+            );
+        }
+        self.captures.push(Capture { what, files });
+    }
+}
+
+/// A durable commit as the workload saw it.
+struct Commit {
+    /// Region name to (number, bytes).
+    state: BTreeMap<String, (usize, Arc<Vec<u8>>)>,
+    /// Barriers completed when the flush that made it started.
+    started: usize,
+    /// Barriers completed when that flush returned.
+    durable: usize,
+    /// Versions of committed bytes rewritten after this commit, by region number: each
+    /// is as long as the committed region, and holds, at every byte, the last value the
+    /// workload may have written there.
+    rewrites: HashMap<usize, Vec<Arc<Vec<u8>>>>,
+}
+
+/// Shape of a workload.
+struct Config {
+    names: Vec<String>,
+    /// Commits to make before stopping.
+    commits: usize,
+    /// Percent of steps that flush.
+    flush_percent: u64,
+    /// Bytes of live data above which the workload shrinks instead of growing.
+    max_live: usize,
+}
+
+struct Workload {
+    rng: Rng,
+    dir: PathBuf,
+    config: Config,
+    recorder: Arc<Mutex<Recorder>>,
+    observer: SyncObserver,
+    db: Option<Database>,
+    model: BTreeMap<String, Arc<Vec<u8>>>,
+    numbers: BTreeMap<String, usize>,
+    commits: BTreeMap<u64, Commit>,
+    last_gen: u64,
+    /// Per region number, the bytes the file may hold inside the last committed length.
+    shadow: HashMap<usize, Vec<u8>>,
+    steps: usize,
+    /// Regions seen to move while growing.
+    moves: usize,
+    compactions: usize,
+    /// What each step did, with the barrier count before it, to explain failures.
+    trace: Vec<(usize, String)>,
+}
+
+impl Workload {
+    fn new(seed: u64, dir: PathBuf, config: Config) -> Self {
+        let recorder = Arc::new(Mutex::new(Recorder {
+            dir: dir.clone(),
+            captures: Vec::new(),
+        }));
+        recorder.lock().unwrap().capture("before open".to_owned());
+        let observed = recorder.clone();
+        let observer: SyncObserver = Arc::new(move |event: SyncEvent<'_>| {
+            let what = format!("{:?} {}", event.kind, event.path.display());
+            observed.lock().unwrap().capture(what);
+        });
+        let mut workload = Workload {
+            rng: Rng(seed),
+            dir,
+            config,
+            recorder,
+            observer,
+            db: None,
+            model: BTreeMap::new(),
+            numbers: BTreeMap::new(),
+            commits: BTreeMap::new(),
+            last_gen: 0,
+            shadow: HashMap::new(),
+            steps: 0,
+            moves: 0,
+            compactions: 0,
+            trace: Vec::new(),
+        };
+        workload.open();
+        let gen0 = Commit {
+            state: BTreeMap::new(),
+            started: 0,
+            durable: workload.barriers(),
+            rewrites: HashMap::new(),
+        };
+        workload.commits.insert(0, gen0);
+        workload
+    }
+
+    fn barriers(&self) -> usize {
+        self.recorder.lock().unwrap().captures.len() - 1
+    }
+
+    fn open(&mut self) {
+        let db = OpenOptions::new()
+            .sync_observer(self.observer.clone())
+            .open(&self.dir)
+            .unwrap();
+        assert_eq!(db.stats().unwrap().generation, self.last_gen, "reopen");
+        self.db = Some(db);
+    }
+
+    fn db(&self) -> &Database {
+        self.db.as_ref().unwrap()
+    }
+
+    fn live(&self) -> usize {
+        self.model.values().map(|v| v.len()).sum()
+    }
+
+    fn existing(&mut self) -> Option<String> {
+        if self.model.is_empty() {
+            return None;
+        }
+        let i = self.rng.below(self.model.len() as u64) as usize;
+        self.model.keys().nth(i).cloned()
+    }
+
+    /// Record that bytes `[from, to)` of region `name` may have been written to the file.
+    fn touch(&mut self, name: &str, from: usize, to: usize) {
+        let number = self.numbers[name];
+        let commit = self.commits.get_mut(&self.last_gen).unwrap();
+        let Some((committed_number, committed)) = commit.state.values().find(|(n, _)| *n == number)
+        else {
+            return;
+        };
+        debug_assert_eq!(*committed_number, number);
+        let end = to.min(committed.len());
+        if from >= end {
+            return;
+        }
+        let current = &self.model[name];
+        let shadow = self
+            .shadow
+            .entry(number)
+            .or_insert_with(|| committed.as_ref().clone());
+        if shadow[from..end] == current[from..end] {
+            return;
+        }
+        shadow[from..end].copy_from_slice(&current[from..end]);
+        commit
+            .rewrites
+            .entry(number)
+            .or_default()
+            .push(Arc::new(shadow.clone()));
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        self.rng.bytes(len)
+    }
+
+    fn note(&mut self, what: String) {
+        let barrier = self.barriers();
+        self.trace.push((barrier, what));
+    }
+
+    fn step(&mut self) {
+        self.steps += 1;
+        let roll = self.rng.below(100);
+        let grow = self.live() < self.config.max_live;
+        let flush_at = 100 - self.config.flush_percent;
+        if roll >= flush_at {
+            self.flush_step();
+            return;
+        }
+        match roll {
+            0..=7 => {
+                let name = self.rng.pick(&self.config.names).clone();
+                let (number, region) = self.db().create_region_if_needed(&name).unwrap();
+                match self.numbers.get(&name) {
+                    Some(&n) => assert_eq!(n, number, "create of existing {name}"),
+                    None => {
+                        assert!(region.is_empty());
+                        self.numbers.insert(name.clone(), number);
+                        self.model.insert(name.clone(), Arc::new(Vec::new()));
+                    }
+                }
+                self.note(format!(
+                    "create {} -> number {number}",
+                    support::short(&name)
+                ));
+            }
+            8..=48 => {
+                let Some(name) = self.existing() else { return };
+                let len = match self.rng.below(20) {
+                    _ if !grow => self.rng.range(1, 64) as usize,
+                    0 => self.rng.range(16 << 10, 48 << 10) as usize,
+                    1..=4 => self.rng.range(400, 6000) as usize,
+                    _ => self.rng.range(1, 400) as usize,
+                };
+                let data = self.bytes(len);
+                let before = self.db().get_region(name.as_str().into()).unwrap().start();
+                self.db()
+                    .write_all_to_region(name.as_str().into(), &data)
+                    .unwrap();
+                let after = self.db().get_region(name.as_str().into()).unwrap().start();
+                self.moves += usize::from(before != after);
+                let number = self.numbers[&name];
+                self.note(format!(
+                    "append {len} to {number} (start {before} -> {after})"
+                ));
+                let v = Arc::make_mut(self.model.get_mut(&name).unwrap());
+                let from = v.len();
+                v.extend_from_slice(&data);
+                self.touch(&name, from, from + len);
+            }
+            49..=55 => {
+                let Some(name) = self.existing() else { return };
+                let cur = self.model[&name].len();
+                let at = self.rng.below(cur as u64 + 1) as usize;
+                let len = self.rng.range(1, 3000) as usize;
+                let data = self.bytes(len);
+                self.db()
+                    .write_all_to_region_at(name.as_str().into(), &data, at as u64)
+                    .unwrap();
+                let v = Arc::make_mut(self.model.get_mut(&name).unwrap());
+                if at + len > v.len() {
+                    v.resize(at + len, 0);
+                }
+                v[at..at + len].copy_from_slice(&data);
+                self.touch(&name, at, at + len);
+                let number = self.numbers[&name];
+                self.note(format!("write {len} at {at} of {number} (len {cur})"));
+            }
+            56..=58 => {
+                let Some(name) = self.existing() else { return };
+                let cur = self.model[&name].len();
+                let at = self.rng.below(cur as u64 + 1) as usize;
+                let len = self.rng.below(2000) as usize;
+                let data = self.bytes(len);
+                self.db()
+                    .truncate_write_all_to_region(name.as_str().into(), at as u64, &data)
+                    .unwrap();
+                let v = Arc::make_mut(self.model.get_mut(&name).unwrap());
+                v.truncate(at);
+                v.extend_from_slice(&data);
+                self.touch(&name, at, at + len);
+                let number = self.numbers[&name];
+                self.note(format!(
+                    "truncate-write {len} at {at} of {number} (len {cur})"
+                ));
+            }
+            59..=64 => {
+                let Some(name) = self.existing() else { return };
+                let cur = self.model[&name].len() as u64;
+                let to = if grow {
+                    self.rng.below(cur + 1)
+                } else {
+                    self.rng.below(cur / 4 + 1)
+                };
+                self.db().truncate_region(name.as_str().into(), to).unwrap();
+                Arc::make_mut(self.model.get_mut(&name).unwrap()).truncate(to as usize);
+                let number = self.numbers[&name];
+                self.note(format!("truncate {number} from {cur} to {to}"));
+            }
+            65..=68 => {
+                let Some(name) = self.existing() else { return };
+                let removed = self.db().remove_region(name.as_str().into()).unwrap();
+                assert_eq!(
+                    removed.map(|r| r.number()),
+                    self.numbers.get(&name).copied()
+                );
+                self.model.remove(&name);
+                let number = self.numbers.remove(&name);
+                self.note(format!("remove {number:?}"));
+            }
+            69..=72 => {
+                let Some(name) = self.existing() else { return };
+                let to = self.rng.pick(&self.config.names).clone();
+                let result = self.db().rename_region(name.as_str().into(), &to);
+                if to == name {
+                    result.unwrap();
+                } else if self.model.contains_key(&to) {
+                    assert!(
+                        matches!(result, Err(seqdb::Error::RegionExists { .. })),
+                        "rename onto an existing name: {result:?}"
+                    );
+                } else {
+                    result.unwrap();
+                    let v = self.model.remove(&name).unwrap();
+                    self.model.insert(to.clone(), v);
+                    let n = self.numbers.remove(&name).unwrap();
+                    self.numbers.insert(to, n);
+                    self.note(format!("rename {n}"));
+                }
+            }
+            73 => {
+                let Some(drop) = self.existing() else { return };
+                let keep = self.model.keys().filter(|n| **n != drop).cloned().collect();
+                self.db().retain_regions(keep).unwrap();
+                self.model.remove(&drop);
+                let number = self.numbers.remove(&drop);
+                self.note(format!("retain all but {number:?}"));
+            }
+            74..=75 => {
+                let punched = self.db().punch_holes().unwrap();
+                self.note(format!("punch holes ({punched} bytes)"));
+            }
+            76..=77 => {
+                // Rewritten committed bytes stay in the file, where a reopen would show
+                // them; flush first then, so the model stays exact.
+                let flushed = !self.shadow.is_empty();
+                if flushed {
+                    self.flush_step();
+                }
+                drop(self.db.take());
+                self.open();
+                if !flushed {
+                    // Dropping loses whatever was not flushed.
+                    let commit = &self.commits[&self.last_gen];
+                    self.model = commit
+                        .state
+                        .iter()
+                        .map(|(name, (_, bytes))| (name.clone(), bytes.clone()))
+                        .collect();
+                    self.numbers = commit
+                        .state
+                        .iter()
+                        .map(|(name, (n, _))| (name.clone(), *n))
+                        .collect();
+                }
+                self.note(format!("reopen (flushed first: {flushed})"));
+                self.check_live("reopen");
+            }
+            _ => {
+                let Some(name) = self.existing() else { return };
+                let reader = self
+                    .db()
+                    .create_region_reader(name.as_str().into())
+                    .unwrap();
+                assert!(
+                    reader.read_all() == self.model[&name].as_slice(),
+                    "read {name}"
+                );
+            }
+        }
+    }
+
+    fn flush_step(&mut self) {
+        let started = self.barriers();
+        let what = match self.rng.below(20) {
+            0 => {
+                self.compactions += 1;
+                self.db().compact().unwrap();
+                "compact"
+            }
+            1..=3 => {
+                self.db().flush_then_punch().unwrap();
+                "flush_then_punch"
+            }
+            _ => {
+                self.db().flush().unwrap();
+                "flush"
+            }
+        };
+        let generation = self.db().stats().unwrap().generation;
+        let layout: Vec<String> = self
+            .db()
+            .regions()
+            .iter()
+            .map(|r| format!("{}@{}+{}/{}", r.number(), r.start(), r.len(), r.reserved()))
+            .collect();
+        self.trace.push((
+            started,
+            format!(
+                "{what} -> generation {generation} (barriers {started}..={}) layout {}",
+                self.barriers(),
+                layout.join(" ")
+            ),
+        ));
+        assert!(generation >= self.last_gen);
+        if generation > self.last_gen {
+            let state: BTreeMap<_, _> = self
+                .model
+                .iter()
+                .map(|(name, bytes)| (name.clone(), (self.numbers[name], bytes.clone())))
+                .collect();
+            for g in self.last_gen + 1..=generation {
+                let commit = Commit {
+                    state: state.clone(),
+                    started,
+                    durable: self.barriers(),
+                    rewrites: HashMap::new(),
+                };
+                self.commits.insert(g, commit);
+            }
+            self.last_gen = generation;
+            self.shadow.clear();
+        }
+        self.check_live("flush");
+    }
+
+    fn check_live(&self, after: &str) {
+        let got = support::read_state(self.db()).unwrap();
+        let want: support::State = self
+            .model
+            .iter()
+            .map(|(n, b)| (n.clone(), b.as_ref().clone()))
+            .collect();
+        if let Some(diff) = support::diff_states(&got, &want) {
+            panic!("live database differs from the model after {after}: {diff}");
+        }
+    }
+
+    fn run(&mut self) {
+        while self.commits.len() < self.config.commits && self.steps < 100 * self.config.commits {
+            self.step();
+        }
+        self.flush_step();
+        drop(self.db.take());
+    }
+}
+
+/// Which pages of an interval reach the disk.
+#[derive(Debug, Clone)]
+enum Subset {
+    None,
+    All,
+    /// Bit `i` selects changed page `i` (intervals with few changed pages).
+    Mask(u64),
+    Only(usize),
+    AllBut(usize),
+    Random(u64),
+    /// Changed page `page` (a metadata page) is torn after `cut` bytes; the others are
+    /// chosen at random.
+    Torn {
+        page: usize,
+        cut: usize,
+        seed: u64,
+    },
+}
+
+/// How one file may change between two captures.
+struct FileChange<'a> {
+    name: &'static str,
+    /// The file before, as it is (absent when `None`).
+    old: Option<&'a FileImage>,
+    /// The file after; `None` when it was deleted.
+    new: Option<&'a FileImage>,
+    /// What the new file's pages are applied to: the old file when its identity stays,
+    /// the same inode under another name, or nothing.
+    base: Option<&'a FileImage>,
+    /// Whether the name now denotes another file (or appeared, or vanished).
+    identity_changes: bool,
+}
+
+/// One changed page: the file (index into the changes) and the page index.
+#[derive(Debug, Clone, Copy)]
+struct Changed {
+    file: usize,
+    page: usize,
+}
+
+struct Interval<'a> {
+    k: usize,
+    files: Vec<FileChange<'a>>,
+    changed: Vec<Changed>,
+}
+
+impl<'a> Interval<'a> {
+    fn new(k: usize, before: &'a Capture, after: &'a Capture) -> Self {
+        let mut files = Vec::new();
+        let mut changed = Vec::new();
+        for name in FILES {
+            let old = before.files.get(name);
+            let new = after.files.get(name);
+            if old.is_none() && new.is_none() {
+                continue;
+            }
+            let same = matches!((old, new), (Some(o), Some(n)) if o.ino == n.ino);
+            let base = match new {
+                Some(n) if !same => before.files.values().find(|f| f.ino == n.ino),
+                Some(_) => old,
+                None => None,
+            };
+            let index = files.len();
+            if let Some(n) = new {
+                let base_pages = base.map_or(0, |b| b.pages.len());
+                for page in 0..n.pages.len().max(base_pages) {
+                    let a = base.and_then(|b| b.pages.get(page));
+                    let b = n.pages.get(page);
+                    let differs = match (a, b) {
+                        (Some(a), Some(b)) => !Arc::ptr_eq(a, b) && a != b,
+                        (None, None) => false,
+                        _ => true,
+                    };
+                    if differs && page < n.pages.len() {
+                        changed.push(Changed { file: index, page });
+                    }
+                }
+            }
+            files.push(FileChange {
+                name,
+                old,
+                new,
+                base,
+                identity_changes: !same,
+            });
+        }
+        Interval { k, files, changed }
+    }
+
+    /// The images to try for this interval, cheapest and most telling first.
+    fn subsets(&self, rng: &mut Rng) -> Vec<Subset> {
+        let n = self.changed.len();
+        let mut out = vec![Subset::None, Subset::All];
+        let meta_pages: Vec<usize> = (0..n)
+            .filter(|&i| self.files[self.changed[i].file].name != "data")
+            .collect();
+        for &i in meta_pages.iter().take(3) {
+            let cut = rng.range(1, PAGE as u64 - 1) as usize;
+            out.push(Subset::Torn {
+                page: i,
+                cut,
+                seed: rng.next(),
+            });
+            let sector = rng.range(1, 7) as usize * 512;
+            out.push(Subset::Torn {
+                page: i,
+                cut: sector,
+                seed: rng.next(),
+            });
+        }
+        if n <= 5 {
+            for mask in 1..(1u64 << n).saturating_sub(1) {
+                out.push(Subset::Mask(mask));
+            }
+            let renames = self.files.iter().filter(|f| f.identity_changes).count();
+            for _ in 0..renames * 2 {
+                out.push(Subset::Random(rng.next()));
+            }
+        } else {
+            for i in 0..n.min(6) {
+                let pick = if n <= 6 {
+                    i
+                } else {
+                    rng.below(n as u64) as usize
+                };
+                out.push(Subset::Only(pick));
+                out.push(Subset::AllBut(pick));
+            }
+            for _ in 0..10 {
+                out.push(Subset::Random(rng.next()));
+            }
+        }
+        out
+    }
+
+    /// The files of the crash image for `subset`.
+    fn image(&self, subset: &Subset) -> Vec<(&'static str, Vec<u8>)> {
+        let n = self.changed.len();
+        let mut rng = Rng(match subset {
+            Subset::Random(seed) | Subset::Torn { seed, .. } => *seed,
+            _ => 0,
+        });
+        let selected: Vec<bool> = (0..n)
+            .map(|i| match subset {
+                Subset::None => false,
+                Subset::All => true,
+                Subset::Mask(mask) => mask & (1 << i) != 0,
+                Subset::Only(j) => i == *j,
+                Subset::AllBut(j) => i != *j,
+                Subset::Random(_) => rng.one_in(2),
+                Subset::Torn { page, .. } => i == *page || rng.one_in(2),
+            })
+            .collect();
+        let torn = match subset {
+            Subset::Torn { page, cut, .. } => Some((*page, *cut)),
+            _ => None,
+        };
+        let mut out = Vec::new();
+        for (f, change) in self.files.iter().enumerate() {
+            let picked: Vec<(usize, Option<usize>)> = (0..n)
+                .filter(|&i| selected[i] && self.changed[i].file == f)
+                .map(|i| {
+                    let cut = torn.filter(|(p, _)| *p == i).map(|(_, c)| c);
+                    (self.changed[i].page, cut)
+                })
+                .collect();
+            let use_new = !change.identity_changes
+                || match subset {
+                    Subset::None => false,
+                    Subset::All => true,
+                    _ if !picked.is_empty() => true,
+                    Subset::Random(_) => rng.one_in(2),
+                    _ => false,
+                };
+            if !use_new {
+                if let Some(old) = change.old {
+                    out.push((change.name, whole(old)));
+                }
+                continue;
+            }
+            let Some(new) = change.new else {
+                // Deleted (or renamed away).
+                continue;
+            };
+            let base_len = change.base.map_or(0, |b| b.len);
+            let len = if base_len == new.len {
+                new.len
+            } else {
+                match subset {
+                    Subset::None => base_len,
+                    Subset::All => new.len,
+                    _ if picked.iter().any(|(p, _)| p * PAGE >= base_len) => new.len,
+                    _ => {
+                        if rng.one_in(2) {
+                            new.len
+                        } else {
+                            base_len
+                        }
+                    }
+                }
+            };
+            let mut bytes = vec![0u8; len];
+            if let Some(base) = change.base {
+                let keep = base.len.min(len);
+                bytes[..keep].copy_from_slice(&whole(base)[..keep]);
+            }
+            for (page, cut) in picked {
+                let from = page * PAGE;
+                if from >= len {
+                    continue;
+                }
+                let src = &new.pages[page];
+                let upto = cut.unwrap_or(PAGE).min(src.len()).min(len - from);
+                bytes[from..from + upto].copy_from_slice(&src[..upto]);
+            }
+            out.push((change.name, bytes));
+        }
+        out
+    }
+}
+
+fn whole(file: &FileImage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(file.len);
+    for page in &file.pages {
+        out.extend_from_slice(page);
+    }
+    out
+}
+
+/// Checks crash images of one finished workload.
+struct Checker<'a> {
+    seed: u64,
+    commits: &'a BTreeMap<u64, Commit>,
+    captures: &'a [Capture],
+    trace: &'a [(usize, String)],
+    scratch: PathBuf,
+    checked: u64,
+    follow_ups: u64,
+    read_only: u64,
+    by_generation: BTreeMap<&'static str, u64>,
+    failures: Vec<String>,
+}
+
+impl Checker<'_> {
+    /// The generations an image between barriers `k` and `k + 1` may recover.
+    fn allowed(&self, k: usize) -> Option<(u64, u64)> {
+        let low = self
+            .commits
+            .iter()
+            .filter(|(_, c)| c.durable <= k)
+            .map(|(g, _)| *g)
+            .max()?;
+        let high = self
+            .commits
+            .iter()
+            .filter(|(_, c)| c.started <= k)
+            .map(|(g, _)| *g)
+            .max()
+            .unwrap_or(low)
+            .max(low);
+        Some((low, high))
+    }
+
+    fn check(&mut self, interval: &Interval<'_>, subset: &Subset, serial: u64) {
+        let k = interval.k;
+        let files = interval.image(subset);
+        let dir = self.scratch.join("image");
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        support::write_files(&dir, &refs);
+        let result = self.verify(&dir, k, serial);
+        self.checked += 1;
+        if let Err(why) = result {
+            let keep = std::env::temp_dir().join(format!(
+                "seqdb-crash-seed{}-barrier{}-{}",
+                self.seed,
+                k,
+                self.failures.len()
+            ));
+            support::write_files(&keep, &refs);
+            let message = format!(
+                "seed {} barrier {k} ({} -> {}) image {subset:?}: {why} [image kept in {}]",
+                self.seed,
+                self.captures[k].what,
+                self.captures[k + 1].what,
+                keep.display()
+            );
+            eprintln!("FAILED: {message}");
+            if self.failures.is_empty() {
+                // The steps that led there, from the commit before it.
+                let from = self
+                    .allowed(k)
+                    .map_or(0, |(low, _)| self.commits[&low].started);
+                for (barrier, what) in self.trace.iter().filter(|(b, _)| *b >= from && *b <= k + 1)
+                {
+                    eprintln!("  after barrier {barrier}: {what}");
+                }
+            }
+            self.failures.push(message);
+        }
+    }
+
+    fn verify(&mut self, dir: &Path, k: usize, serial: u64) -> Result<(), String> {
+        let allowed = self.allowed(k);
+        if serial.is_multiple_of(4) {
+            self.read_only += 1;
+            match support::open_guarded(dir, true) {
+                Opened::Ok(db) => {
+                    self.compare(&db, allowed, k, "read-only open")?;
+                }
+                Opened::Err(e) if allowed.is_none() => {
+                    let _ = e;
+                }
+                Opened::Err(e) => return Err(format!("read-only open failed: {e}")),
+                Opened::Panicked(p) => return Err(format!("read-only open panicked: {p}")),
+            }
+        }
+        let db = match support::open_guarded(dir, false) {
+            Opened::Ok(db) => db,
+            Opened::Err(_) if allowed.is_none() => return Ok(()),
+            Opened::Err(e) => return Err(format!("open failed: {e}")),
+            Opened::Panicked(p) => return Err(format!("open panicked: {p}")),
+        };
+        let generation = self.compare(&db, allowed, k, "open")?;
+        if serial % 8 == 3 {
+            self.follow_ups += 1;
+            self.follow_up(db, dir, generation)?;
+        }
+        Ok(())
+    }
+
+    /// Check the recovered state; returns its generation.
+    fn compare(
+        &mut self,
+        db: &Database,
+        allowed: Option<(u64, u64)>,
+        k: usize,
+        how: &str,
+    ) -> Result<u64, String> {
+        let generation = db.stats().map_err(|e| e.to_string())?.generation;
+        let Some((low, high)) = allowed else {
+            if generation == 0 && db.regions().is_empty() {
+                return Ok(0);
+            }
+            return Err(format!(
+                "{how}: before the first commit, recovered generation {generation} with {} regions",
+                db.regions().len()
+            ));
+        };
+        if generation < low || generation > high {
+            return Err(format!(
+                "{how}: recovered generation {generation}, expected {low}..={high} at barrier {k}"
+            ));
+        }
+        *self
+            .by_generation
+            .entry(if generation == low {
+                "last"
+            } else {
+                "in flight"
+            })
+            .or_default() += 1;
+        let commit = &self.commits[&generation];
+        let regions = db.regions();
+        if regions.len() != commit.state.len() {
+            let names: Vec<_> = regions.iter().map(|r| support::short(r.name())).collect();
+            return Err(format!(
+                "{how}: generation {generation} has regions {names:?}, expected {} regions",
+                commit.state.len()
+            ));
+        }
+        for region in regions {
+            let Some((number, want)) = commit.state.get(region.name()) else {
+                return Err(format!(
+                    "{how}: generation {generation} has unexpected region {}",
+                    support::short(region.name())
+                ));
+            };
+            if region.number() != *number || region.len() != want.len() as u64 {
+                return Err(format!(
+                    "{how}: region {} is number {} with {} bytes, expected number {number} with {}",
+                    support::short(region.name()),
+                    region.number(),
+                    region.len(),
+                    want.len()
+                ));
+            }
+            let reader = db
+                .create_region_reader(Identifier::Number(*number))
+                .map_err(|e| format!("{how}: reader: {e}"))?;
+            let got = reader.read_all();
+            let versions = commit
+                .rewrites
+                .get(number)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            for (p, want_page) in want.chunks(PAGE).enumerate() {
+                let range = p * PAGE..p * PAGE + want_page.len();
+                let got_page = &got[range.clone()];
+                if got_page == want_page || versions.iter().any(|v| &v[range.clone()] == got_page) {
+                    continue;
+                }
+                // Not one whole version: bytes of a page are written at different times
+                // (an in-memory tail is written later, or cut before it ever is), so check
+                // that each byte is the committed one or one the workload wrote there.
+                let Some(at) = (0..want_page.len()).find(|&i| {
+                    got_page[i] != want_page[i]
+                        && versions.iter().all(|v| v[range.start + i] != got_page[i])
+                }) else {
+                    continue;
+                };
+                let byte = range.start + at;
+                let show = |v: &[u8]| format!("{:02x?}", &v[byte..(byte + 8).min(v.len())]);
+                let seen: Vec<String> = versions.iter().map(|v| show(v)).collect();
+                return Err(format!(
+                    "{how}: generation {generation}, region {} (number {number}): byte {byte} \
+                     reads {}, the commit has {}, the {} rewritten versions have {}",
+                    support::short(region.name()),
+                    show(got),
+                    show(want),
+                    versions.len(),
+                    seen.join(" ")
+                ));
+            }
+        }
+        Ok(generation)
+    }
+
+    /// Write to the recovered database, flush, reopen, and check the result.
+    fn follow_up(&self, db: Database, dir: &Path, generation: u64) -> Result<(), String> {
+        let mut want = support::read_state(&db)?;
+        let e = |e: seqdb::Error| format!("after recovery: {e}");
+        let extra = support::pattern(generation, 5000);
+        db.create_region_if_needed("after-crash").map_err(e)?;
+        db.write_all_to_region("after-crash".into(), &extra)
+            .map_err(e)?;
+        want.entry("after-crash".to_owned())
+            .or_default()
+            .extend_from_slice(&extra);
+        if let Some(first) = want.keys().find(|n| *n != "after-crash").cloned() {
+            let tail = support::pattern(generation + 1, 300);
+            db.write_all_to_region(first.as_str().into(), &tail)
+                .map_err(e)?;
+            want.get_mut(&first).unwrap().extend_from_slice(&tail);
+        }
+        db.flush().map_err(e)?;
+        let after = db.stats().map_err(e)?.generation;
+        if after != generation + 1 {
+            return Err(format!(
+                "after recovery: flush made generation {after}, expected {}",
+                generation + 1
+            ));
+        }
+        drop(db);
+        let db = Database::open(dir).map_err(|e| format!("reopen after recovery: {e}"))?;
+        let got = support::read_state(&db)?;
+        if db.stats().map_err(e)?.generation != generation + 1 {
+            return Err("reopen after recovery lost the new commit".to_owned());
+        }
+        match support::diff_states(&got, &want) {
+            None => Ok(()),
+            Some(diff) => Err(format!("reopen after recovery: {diff}")),
+        }
+    }
+}
+
+/// Run one workload and check its crash images within the budget; returns the number
+/// of images checked.
+fn simulate(seed: u64, config: Config, max_images: u64, seconds: u64) -> u64 {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut workload = Workload::new(seed, scratch.path().join("db"), config);
+    workload.run();
+    let commits = std::mem::take(&mut workload.commits);
+    let captures = std::mem::take(&mut workload.recorder.lock().unwrap().captures);
+    let mut meta_inodes: Vec<u64> = captures
+        .iter()
+        .filter_map(|c| c.files.get("meta").map(|f| f.ino))
+        .collect();
+    meta_inodes.dedup();
+    let checkpoints = meta_inodes.len().saturating_sub(1);
+    let budget = Budget {
+        max: max_images,
+        start: std::time::Instant::now(),
+        limit: Duration::from_secs(seconds),
+    };
+    let intervals: Vec<Interval<'_>> = (0..captures.len() - 1)
+        .map(|k| Interval::new(k, &captures[k], &captures[k + 1]))
+        .collect();
+    let mut rng = Rng(seed ^ 0xC0FFEE);
+    let plans: Vec<Vec<Subset>> = intervals.iter().map(|i| i.subsets(&mut rng)).collect();
+    let mut checker = Checker {
+        seed,
+        commits: &commits,
+        captures: &captures,
+        trace: &workload.trace,
+        scratch: scratch.path().to_owned(),
+        checked: 0,
+        follow_ups: 0,
+        read_only: 0,
+        by_generation: BTreeMap::new(),
+        failures: Vec::new(),
+    };
+    let rounds = plans.iter().map(Vec::len).max().unwrap_or(0);
+    let mut serial = 0u64;
+    'outer: for round in 0..rounds {
+        for (interval, plan) in intervals.iter().zip(&plans) {
+            let Some(subset) = plan.get(round) else {
+                continue;
+            };
+            if !budget.allows(checker.checked) || checker.failures.len() >= 10 {
+                break 'outer;
+            }
+            checker.check(interval, subset, serial);
+            serial += 1;
+        }
+    }
+    let planned: usize = plans.iter().map(Vec::len).sum();
+    println!(
+        "seed {seed}: {} steps, {} commits, {} barriers, {} moves, {} compactions, \
+         {checkpoints} checkpoint rewrites; {} of {planned} planned crash images checked in \
+         {:.1?} ({} also read-only, {} written after recovery; recovered {:?})",
+        workload.steps,
+        commits.len(),
+        captures.len() - 1,
+        workload.moves,
+        workload.compactions,
+        checker.checked,
+        budget.elapsed(),
+        checker.read_only,
+        checker.follow_ups,
+        checker.by_generation,
+    );
+    assert!(
+        checker.failures.is_empty(),
+        "{} crash images failed:\n{}",
+        checker.failures.len(),
+        checker.failures.join("\n")
+    );
+    checker.checked
+}
+
+/// The seeds to run: `per_run` of them times `SEQDB_STRESS_SCALE`, or just `SEQDB_SEED`.
+fn seeds(base: u64, per_run: u64) -> Vec<u64> {
+    match std::env::var("SEQDB_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(seed) => vec![seed],
+        None => (0..per_run * support::scale()).map(|i| base + i).collect(),
+    }
+}
+
+/// Mixed operations with compaction and punching: on a handful of short-named regions
+/// (even seeds) or on many small ones that move often as they grow (odd seeds).
+#[test]
+fn crash_images_of_mixed_workload_recover_last_commit() {
+    let mut total = 0;
+    for seed in seeds(1000, 4) {
+        let config = if seed % 2 == 0 {
+            Config {
+                names: [
+                    "ticks", "prices", "volumes", "index", "log", "blobs", "keys", "x",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+                commits: 150,
+                flush_percent: 12,
+                max_live: 600 << 10,
+            }
+        } else {
+            Config {
+                names: (0..40).map(|i| format!("r{i}")).collect(),
+                commits: 120,
+                flush_percent: 8,
+                max_live: 300 << 10,
+            }
+        };
+        total += simulate(seed, config, 3000, 8);
+    }
+    println!("crash images checked: {total}");
+}
+
+/// Regions with names of tens of kilobytes, so that the metadata log outgrows its
+/// checkpoint every few commits and is rewritten through `meta.tmp` and a rename.
+#[test]
+fn crash_images_across_checkpoint_rewrites_recover_last_commit() {
+    let mut total = 0;
+    for seed in seeds(2000, 3) {
+        let names = (0..6)
+            .map(|i| format!("{i}-{}", "n".repeat(50_000 + i * 2000)))
+            .collect();
+        let config = Config {
+            names,
+            commits: 80,
+            flush_percent: 30,
+            max_live: 200 << 10,
+        };
+        total += simulate(seed, config, 3000, 8);
+    }
+    println!("crash images checked: {total}");
+}
