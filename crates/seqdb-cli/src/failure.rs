@@ -57,14 +57,42 @@ impl<T, E: Error> Context<T> for Result<T, E> {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct Outer {
+        message: &'static str,
+        cause: std::io::Error,
+    }
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.message)
+        }
+    }
+
+    impl Error for Outer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.cause)
+        }
+    }
+
+    fn fail(message: &'static str) -> Result<(), Outer> {
+        Err(Outer {
+            message,
+            cause: std::io::Error::other("disk on fire"),
+        })
+    }
+
     #[test]
     fn chain_shows_each_new_cause_once() {
-        let inner = std::io::Error::other("disk on fire");
-        let outer: Result<(), _> = Err(std::io::Error::new(
-            std::io::ErrorKind::Other,
-            Box::new(inner) as Box<dyn Error + Send + Sync>,
-        ));
-        let failure = outer.context(|| "writing x".to_owned()).unwrap_err();
-        assert_eq!(failure.to_string(), "writing x: disk on fire");
+        let failure = fail("cannot sync").context(|| "writing x".to_owned());
+        assert_eq!(
+            failure.unwrap_err().to_string(),
+            "writing x: cannot sync: disk on fire"
+        );
+        let failure = fail("cannot sync: disk on fire").context(|| "writing x".to_owned());
+        assert_eq!(
+            failure.unwrap_err().to_string(),
+            "writing x: cannot sync: disk on fire"
+        );
     }
 }

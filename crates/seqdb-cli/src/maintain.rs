@@ -50,9 +50,9 @@ fn report(before: Space, after: Space) {
 
 /// `seqdb compact DB`.
 pub fn compact(db: &Path) -> Result<ExitCode, Failure> {
-    let mut progress = Progress::new(3);
-    let database = progress.step("opening the database", || open::read_write(db, false))?;
+    let database = open::read_write(db, false)?;
     let before = space(&database)?;
+    let mut progress = Progress::new(2);
     progress.step("moving regions together and committing", || {
         database.compact()
     })?;
@@ -67,9 +67,9 @@ pub fn compact(db: &Path) -> Result<ExitCode, Failure> {
 
 /// `seqdb punch DB`.
 pub fn punch(db: &Path) -> Result<ExitCode, Failure> {
-    let mut progress = Progress::new(2);
-    let database = progress.step("opening the database", || open::read_write(db, false))?;
+    let database = open::read_write(db, false)?;
     let before = space(&database)?;
+    let mut progress = Progress::new(1);
     progress.step("punching holes where no region lives", || {
         database.punch_holes()
     })?;

@@ -394,7 +394,8 @@ mod tests {
 
     #[test]
     fn a_segment_crossing_rows_is_split() {
-        let row = row_bytes(200 << 20);
+        let row = 4 << 20;
+        assert_eq!(row_bytes(2 * row), row);
         let svg = render(&picture(
             vec![
                 segment(0, row + row / 2, Kind::Used, Some(0)),

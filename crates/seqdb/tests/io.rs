@@ -79,7 +79,7 @@ impl Write for Verifier {
 }
 
 const STREAM_LEN: u64 = 100 << 20;
-const SEED: u64 = 0x5EED_0F_5EDB;
+const SEED: u64 = 0x5EED_0F5E_ED5E_ED00;
 
 fn verify(database: &Database, name: &str) {
     let mut cursor = RegionCursor::new(database, name.into()).unwrap();
