@@ -64,14 +64,25 @@ impl fmt::Display for CheckReport {
         }
         write!(
             f,
-            "{} records, generation {}, {} regions, {} live bytes: ",
-            self.records, self.generation, self.regions, self.live_bytes
+            "{}, generation {}, {}, {} live bytes: ",
+            plural(self.records, "record"),
+            self.generation,
+            plural(self.regions, "region"),
+            self.live_bytes
         )?;
         match self.problems.len() {
             0 => write!(f, "healthy"),
             1 => write!(f, "1 problem"),
             n => write!(f, "{n} problems"),
         }
+    }
+}
+
+fn plural(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }
 
