@@ -588,3 +588,18 @@ fn skip_space(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
         chars.next();
     }
 }
+
+/// `Stats::allocated_bytes` promises the data and metadata files' allocation, but a
+/// read-only handle leaves the metadata file out (it keeps no metadata log open), so the
+/// same unchanged database reports two different numbers. `seqdb info` and `map` measure
+/// the files themselves for that reason. Remove the `ignore` once the library agrees.
+#[test]
+#[ignore = "seqdb bug: read-only Stats::allocated_bytes omits the metadata file"]
+fn read_only_stats_count_the_metadata_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = sample(dir.path());
+    let read_write = writer.stats().unwrap().allocated_bytes;
+    drop(writer);
+    let reader = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.stats().unwrap().allocated_bytes, read_write);
+}
