@@ -23,8 +23,8 @@ fn scaled(count: f64, scale: f64, min: u64) -> u64 {
 /// Runs one workload on engine `E` in the empty directory `dir`.
 pub fn run<E: Engine>(workload: &str, scale: f64, dir: &Path) -> Outcome<Metrics> {
     match workload {
-        "w1" => w1::<E>(scale, dir),
-        "w2" => w2::<E>(scale, dir),
+        "w1" => repeated(3, dir, |dir| w1::<E>(scale, dir)),
+        "w2" => repeated(3, dir, |dir| w2::<E>(scale, dir)),
         "w3" => w3::<E>(scale, dir),
         "w4" => w4::<E>(scale, dir),
         "w5" => w5::<E>(scale, dir),
@@ -32,6 +32,41 @@ pub fn run<E: Engine>(workload: &str, scale: f64, dir: &Path) -> Outcome<Metrics
         "w7" => w7::<E>(dir),
         other => Err(format!("unknown workload {other}")),
     }
+}
+
+/// Runs a workload `rounds` times, each on a fresh database that is deleted afterwards,
+/// and keeps the median of every measurement (so one disturbed round does not decide).
+fn repeated(
+    rounds: usize,
+    dir: &Path,
+    mut workload: impl FnMut(&Path) -> Outcome<Metrics>,
+) -> Outcome<Metrics> {
+    let mut runs = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let dir = dir.join(format!("round-{round}"));
+        runs.push(workload(&dir)?);
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    }
+    let mut metrics = Metrics::default();
+    let Some(first) = runs.first() else {
+        return Ok(metrics);
+    };
+    for (i, (key, metric)) in first.entries().iter().enumerate() {
+        let values: Vec<f64> = runs
+            .iter()
+            .filter_map(|run| match run.entries().get(i) {
+                Some((_, Metric::Value(v))) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        let merged = if values.len() == runs.len() {
+            Metric::Value(median(values))
+        } else {
+            *metric
+        };
+        metrics.push(key, merged);
+    }
+    Ok(metrics)
 }
 
 /// Appends the little-endian numbers `0..count` to one region, 8 bytes per call.
