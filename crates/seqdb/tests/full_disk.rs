@@ -71,7 +71,12 @@ fn leave_slack(filler: &Path, filled: u64, slack: u64) {
         .unwrap();
 }
 
-/// The error must be a full disk and name a file under `root`.
+/// Errors whose message names a file that does not exist, noted by [`assert_no_space`]
+/// and reported at the end of each test (so that every scenario still runs).
+static MISNAMED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The error must be a full disk and name a file under `root`; the file it names must
+/// be one that exists (a message naming a file that is not there misleads the reader).
 fn assert_no_space(error: &Error, root: &Path, during: &str) {
     assert!(
         error.is_no_space(),
@@ -81,6 +86,24 @@ fn assert_no_space(error: &Error, root: &Path, during: &str) {
     assert!(
         message.contains(&*root.to_string_lossy()),
         "{during}: the error does not name the database's file: {message}"
+    );
+    if let Error::Sys { source } = error
+        && !source.path().exists()
+    {
+        MISNAMED.lock().unwrap().push(format!(
+            "{during}: the error names a file that does not exist: {message}"
+        ));
+    }
+}
+
+/// Fail if any error of this test named a file that does not exist.
+fn assert_paths_named_exist() {
+    let misnamed = std::mem::take(&mut *MISNAMED.lock().unwrap());
+    assert!(
+        misnamed.is_empty(),
+        "{} errors named a missing file:\n{}",
+        misnamed.len(),
+        misnamed.join("\n")
     );
 }
 
@@ -305,6 +328,7 @@ fn appends_and_creates_until_the_disk_is_full() {
         scenarios += 1;
     }
     println!("full-disk scenarios run: {scenarios}");
+    assert_paths_named_exist();
 }
 
 #[test]
@@ -365,6 +389,7 @@ fn flush_meets_a_full_disk() {
         outcomes.join(", ")
     );
     println!("full-disk scenarios run: {}", outcomes.len());
+    assert_paths_named_exist();
 }
 
 /// A fragmented database: regions of different sizes, every other one removed, holes
@@ -450,4 +475,5 @@ fn compaction_meets_a_full_disk() {
         outcomes.join(", ")
     );
     println!("full-disk scenarios run: {}", outcomes.len());
+    assert_paths_named_exist();
 }
