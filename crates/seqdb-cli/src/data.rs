@@ -43,8 +43,11 @@ pub fn cat(db: &Path, region: &str, offset: u64, len: Option<u64>) -> Result<Exi
 
 /// `seqdb put DB REGION [--at N]`: standard input into the region, then a flush.
 pub fn put(db: &Path, region: &str, at: Option<u64>) -> Result<ExitCode, Failure> {
-    let database = open::read_write(db, true)?;
-    let number = match region_id(region) {
+    let id = region_id(region);
+    // A number names an existing region, so only a name may create the database.
+    let create = matches!(id, Identifier::Name(_));
+    let database = open::read_write(db, create)?;
+    let number = match id {
         Identifier::Name(name) => database.create_region_if_needed(&name)?.0,
         id => database.get_region(id)?.number(),
     };

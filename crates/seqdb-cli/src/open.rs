@@ -24,6 +24,25 @@ fn ensure_database(db: &Path) -> Result<(), Failure> {
     )))
 }
 
+/// The failure for an error of `open`, pointing damaged databases to `seqdb check`.
+fn opening(db: &Path, error: seqdb::Error) -> Failure {
+    let damaged = matches!(
+        error,
+        seqdb::Error::Corrupt { .. }
+            | seqdb::Error::ForeignFile { .. }
+            | seqdb::Error::MissingMetadata { .. }
+    );
+    let failure = Failure::from(error);
+    if damaged {
+        Failure::new(format!(
+            "{failure}; `seqdb check {}` lists every problem",
+            db.display()
+        ))
+    } else {
+        failure
+    }
+}
+
 /// Open `db` for reading, sharing it with other readers.
 pub fn read_only(db: &Path) -> Result<Database, Failure> {
     ensure_database(db)?;
@@ -34,7 +53,7 @@ pub fn read_only(db: &Path) -> Result<Database, Failure> {
              and try again",
             db.display()
         )),
-        error => Failure::from(error),
+        error => opening(db, error),
     })
 }
 
@@ -50,6 +69,6 @@ pub fn read_write(db: &Path, create: bool) -> Result<Database, Failure> {
              it to itself, so close the other handle and try again",
             db.display()
         )),
-        error => Failure::from(error),
+        error => opening(db, error),
     })
 }

@@ -5,8 +5,20 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use seqdb::Database;
+
+/// Tests here run one at a time. A database's lock belongs to its open file description,
+/// and a child process spawned by one test holds a copy of every descriptor the test
+/// process has open until it executes the new program: a database another test has just
+/// closed can then still look locked to the next `seqdb` it starts.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Run `seqdb ARGS` with `stdin` as standard input.
 fn run(args: &[&str], stdin: &[u8]) -> Output {
@@ -84,6 +96,7 @@ fn sample(dir: &Path) -> Database {
 
 #[test]
 fn usage_errors_exit_with_2() {
+    let _serial = serial();
     let stderr = fails(&[], 2);
     assert!(stderr.contains("Usage"), "{stderr}");
     fails(&["frobnicate"], 2);
@@ -94,6 +107,7 @@ fn usage_errors_exit_with_2() {
 
 #[test]
 fn info_shows_version_space_and_generation() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let stats = {
         let database = sample(dir.path());
@@ -126,6 +140,7 @@ fn info_shows_version_space_and_generation() {
 
 #[test]
 fn ls_lists_and_sorts_regions() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let database = Database::open(dir.path()).unwrap();
     for (name, len) in [("b", 10usize), ("c", 30_000), ("a", 200)] {
@@ -173,6 +188,7 @@ fn ls_lists_and_sorts_regions() {
 
 #[test]
 fn ls_json_parses_back_with_awkward_names() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let names = [
         "plain",
@@ -218,6 +234,7 @@ fn ls_json_parses_back_with_awkward_names() {
 
 #[test]
 fn put_and_cat_round_trip_binary_data() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("new-db");
     let db = arg(&db);
@@ -263,6 +280,7 @@ fn put_and_cat_round_trip_binary_data() {
 
 #[test]
 fn cat_and_put_errors_name_the_problem() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     drop(sample(dir.path()));
     let db = arg(dir.path());
@@ -297,11 +315,23 @@ fn cat_and_put_errors_name_the_problem() {
             "{command}: {stderr}"
         );
     }
-    assert!(!missing.exists(), "no command but put creates a database");
+    let stderr = fails(&["put", arg(&missing), "#0"], 1);
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert!(
+        !missing.exists(),
+        "only put with a region name creates a database"
+    );
+
+    // A damaged database: the error says so and points to check.
+    fs::write(dir.path().join("meta"), b"not a seqdb metadata file").unwrap();
+    let stderr = fails(&["ls", db], 1);
+    assert!(stderr.contains("is not a seqdb metadata file"), "{stderr}");
+    assert!(stderr.contains("`seqdb check"), "{stderr}");
 }
 
 #[test]
 fn check_passes_a_healthy_database_and_fails_a_damaged_one() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     drop(sample(dir.path()));
     let db = arg(dir.path());
@@ -336,6 +366,7 @@ fn check_passes_a_healthy_database_and_fails_a_damaged_one() {
 
 #[test]
 fn check_reports_a_region_past_the_end_of_a_truncated_data_file() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     drop(sample(dir.path()));
     fs::OpenOptions::new()
@@ -378,6 +409,7 @@ fn space_line(out: &str, label: &str) -> (u64, u64) {
 
 #[test]
 fn compact_shrinks_the_file_and_keeps_every_byte() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     drop(sample(dir.path()));
     let before = contents(dir.path());
@@ -402,6 +434,7 @@ fn compact_shrinks_the_file_and_keeps_every_byte() {
 
 #[test]
 fn punch_gives_space_back_and_keeps_every_byte() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     drop(sample(dir.path()));
     let before = contents(dir.path());
@@ -420,6 +453,7 @@ fn punch_gives_space_back_and_keeps_every_byte() {
 
 #[test]
 fn map_draws_regions_reservations_and_holes() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     drop(sample(dir.path()));
     let svg_path = dir.path().join("map.svg");
@@ -453,6 +487,7 @@ fn map_draws_regions_reservations_and_holes() {
 
 #[test]
 fn a_database_held_by_a_writer_is_refused_with_a_reason() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let writer = sample(dir.path());
     let db = arg(dir.path());
@@ -596,6 +631,7 @@ fn skip_space(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 #[test]
 #[ignore = "seqdb bug: read-only Stats::allocated_bytes omits the metadata file"]
 fn read_only_stats_count_the_metadata_file_too() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let writer = sample(dir.path());
     let read_write = writer.stats().unwrap().allocated_bytes;
