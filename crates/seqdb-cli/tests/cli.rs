@@ -624,12 +624,9 @@ fn skip_space(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     }
 }
 
-/// `Stats::allocated_bytes` promises the data and metadata files' allocation, but a
-/// read-only handle leaves the metadata file out (it keeps no metadata log open), so the
-/// same unchanged database reports two different numbers. `seqdb info` and `map` measure
-/// the files themselves for that reason. Remove the `ignore` once the library agrees.
+/// `Stats::allocated_bytes` counts the data and metadata files for read-only handles too,
+/// which keep no metadata log open.
 #[test]
-#[ignore = "seqdb bug: read-only Stats::allocated_bytes omits the metadata file"]
 fn read_only_stats_count_the_metadata_file_too() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -119,6 +119,11 @@ impl Database {
     /// Open the database in directory `path` for reading and writing, creating the
     /// directory and its files if needed. Fails with [`Error::AlreadyOpen`] while another
     /// handle or process has it open.
+    ///
+    /// The lock is an advisory `flock` on the data file. A child process forked while the
+    /// database is open shares it until the child executes a new program (the files are
+    /// opened close-on-exec), so right after a drop the database can still look open for
+    /// that moment.
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_with(path, &OpenOptions::new())
     }

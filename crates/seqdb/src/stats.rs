@@ -1,8 +1,13 @@
 //! Space statistics, computed in-process (no external program).
 
+use std::path::Path;
+
 use snafu::ResultExt;
 
+use seqdb_sys::{FileOptions, Lock, LockedFile};
+
 use crate::error::SysSnafu;
+use crate::meta_log::META_FILE;
 use crate::{Database, Result};
 
 /// How the database uses its files.
@@ -44,14 +49,10 @@ impl Database {
     pub fn stats(&self) -> Result<Stats> {
         let inner = &self.inner;
         let generation = inner.commit.lock().generation;
-        let meta_allocated = inner
-            .commit
-            .lock()
-            .log
-            .as_ref()
-            .map(|log| log.allocated_bytes())
-            .transpose()?
-            .unwrap_or(0);
+        let meta_allocated = match inner.commit.lock().log.as_ref() {
+            Some(log) => log.allocated_bytes()?,
+            None => meta_allocated_bytes(&inner.path)?,
+        };
         let (layout, slots) = {
             let table = inner.table.read();
             (table.layout.stats(), table.live_slots())
@@ -73,4 +74,19 @@ impl Database {
         }
         Ok(stats)
     }
+}
+
+/// Allocated bytes of the metadata file, for handles that do not hold it open
+/// (read-only ones); zero when there is none.
+fn meta_allocated_bytes(dir: &Path) -> Result<u64> {
+    let path = dir.join(META_FILE);
+    if !path.exists() {
+        return Ok(0);
+    }
+    let options = FileOptions {
+        lock: Lock::Unlocked,
+        ..FileOptions::default()
+    };
+    let file = LockedFile::open(&path, &options).context(SysSnafu)?;
+    file.allocated_bytes().context(SysSnafu)
 }
