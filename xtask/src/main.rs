@@ -3,8 +3,11 @@
 //! * `ci`: formatting, lints, tests, docs and cross-target checks, stopping at the
 //!   first failure and naming the step that failed.
 //! * `bench [--scale X]`: the side-by-side benchmark of seqdb and its peers.
+//! * `stress [--scale N] [--seed S]`: the reliability suites (crash images, process
+//!   kills, full disk, hostile files) with their counts multiplied by `N`.
 
 mod bench;
+mod stress;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -24,8 +27,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("stress") => stress::stress(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask ci | bench [--scale X]");
+            eprintln!("usage: cargo xtask ci | bench [--scale X] | stress [--scale N] [--seed S]");
             return ExitCode::from(2);
         }
     };

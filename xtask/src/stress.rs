@@ -1,0 +1,75 @@
+//! `cargo xtask stress [--scale N] [--seed S]`: the reliability suites with larger counts.
+//!
+//! Runs the crash-image simulation, the SIGKILL test, the full-disk tests and the
+//! hostile-file tests of `seqdb` in release mode with `SEQDB_STRESS_SCALE=N` (default
+//! 20), which multiplies their case counts and time bounds; `--seed S` replays one seed
+//! (`SEQDB_SEED`). Each suite prints what it tried.
+
+use std::process::Command;
+
+/// The reliability suites, as `--test` targets of the `seqdb` crate.
+const SUITES: [&str; 4] = ["crash_sim", "process_kill", "full_disk", "hostile_files"];
+
+/// The scale used when none is given.
+const DEFAULT_SCALE: u64 = 20;
+
+/// Runs the reliability suites at the requested scale, failing when any test fails.
+pub fn stress(args: &[String]) -> Result<(), String> {
+    let mut scale = DEFAULT_SCALE;
+    let mut seed = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let mut value = |name: &str| {
+            rest.next()
+                .ok_or_else(|| format!("stress: {name} needs a value"))
+        };
+        match arg.as_str() {
+            "--scale" => {
+                let v = value("--scale")?;
+                scale = v
+                    .parse()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or_else(|| format!("stress: --scale {v} is not a positive integer"))?;
+            }
+            "--seed" => {
+                let v = value("--seed")?;
+                v.parse::<u64>()
+                    .map_err(|_| format!("stress: --seed {v} is not an integer"))?;
+                seed = Some(v.clone());
+            }
+            other => {
+                return Err(format!(
+                    "stress: unknown argument {other}; usage: cargo xtask stress [--scale N] [--seed S]"
+                ));
+            }
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command.args(["test", "--release", "-p", "seqdb"]);
+    for suite in SUITES {
+        command.args(["--test", suite]);
+    }
+    command
+        .args(["--", "--nocapture"])
+        .env("SEQDB_STRESS_SCALE", scale.to_string());
+    if let Some(seed) = &seed {
+        command.env("SEQDB_SEED", seed);
+    }
+    println!(
+        "==> stress: SEQDB_STRESS_SCALE={scale}{} cargo test --release -p seqdb {} -- --nocapture",
+        seed.as_ref()
+            .map(|s| format!(" SEQDB_SEED={s}"))
+            .unwrap_or_default(),
+        SUITES.map(|s| format!("--test {s}")).join(" ")
+    );
+    let status = command
+        .status()
+        .map_err(|e| format!("stress could not start cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("stress failed ({status})"))
+    }
+}
