@@ -25,7 +25,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -138,6 +138,9 @@ struct Workload {
     last_gen: u64,
     /// Per region number, the bytes the file may hold inside the last committed length.
     shadow: HashMap<usize, Vec<u8>>,
+    /// Numbers of committed regions removed since the last commit: a new region may
+    /// reuse such a number, and its writes do not touch the committed region's bytes.
+    removed: HashSet<usize>,
     steps: usize,
     /// Regions seen to move while growing.
     moves: usize,
@@ -170,6 +173,7 @@ impl Workload {
             commits: BTreeMap::new(),
             last_gen: 0,
             shadow: HashMap::new(),
+            removed: HashSet::new(),
             steps: 0,
             moves: 0,
             compactions: 0,
@@ -218,6 +222,9 @@ impl Workload {
     /// Record that bytes `[from, to)` of region `name` may have been written to the file.
     fn touch(&mut self, name: &str, from: usize, to: usize) {
         let number = self.numbers[name];
+        if self.removed.contains(&number) {
+            return;
+        }
         let commit = self.commits.get_mut(&self.last_gen).unwrap();
         let Some((committed_number, committed)) = commit.state.values().find(|(n, _)| *n == number)
         else {
@@ -361,6 +368,7 @@ impl Workload {
                 );
                 self.model.remove(&name);
                 let number = self.numbers.remove(&name);
+                self.removed.extend(number);
                 self.note(format!("remove {number:?}"));
             }
             69..=72 => {
@@ -389,6 +397,7 @@ impl Workload {
                 self.db().retain_regions(keep).unwrap();
                 self.model.remove(&drop);
                 let number = self.numbers.remove(&drop);
+                self.removed.extend(number);
                 self.note(format!("retain all but {number:?}"));
             }
             74..=75 => {
@@ -405,7 +414,8 @@ impl Workload {
                 drop(self.db.take());
                 self.open();
                 if !flushed {
-                    // Dropping loses whatever was not flushed.
+                    // Dropping loses whatever was not flushed, removals included.
+                    self.removed.clear();
                     let commit = &self.commits[&self.last_gen];
                     self.model = commit
                         .state
@@ -485,6 +495,7 @@ impl Workload {
             }
             self.last_gen = generation;
             self.shadow.clear();
+            self.removed.clear();
         }
         self.check_live("flush");
     }

@@ -477,3 +477,50 @@ fn compaction_meets_a_full_disk() {
     println!("full-disk scenarios run: {}", outcomes.len());
     assert_paths_named_exist();
 }
+
+#[test]
+fn creating_a_database_on_a_full_disk() {
+    let Some((_serial, mount)) = mount() else {
+        return;
+    };
+    let root = mount.path();
+    let filler = root.join("filler");
+    let filled = fill(&filler);
+    let mut outcomes = Vec::new();
+    // No space at all, a page, two pages (less the earlier attempts' leftovers), then enough.
+    for (i, slack) in [0u64, 4096, 8192, 65536].into_iter().enumerate() {
+        leave_slack(&filler, filled, slack);
+        let dir = root.join(format!("new-{i}"));
+        let scenario = format!("creating a database with {slack} bytes free");
+        match Database::open(&dir) {
+            Ok(db) => {
+                drop(db);
+                outcomes.push(format!("{slack}: created"));
+            }
+            Err(e) => {
+                assert_no_space(&e, root, &scenario);
+                outcomes.push(format!("{slack}: {e}"));
+            }
+        }
+    }
+    std::fs::remove_file(&filler).unwrap();
+    // With space again, each directory opens as an empty database (or the one created).
+    for i in 0..4 {
+        let dir = root.join(format!("new-{i}"));
+        let db = Database::open(&dir)
+            .unwrap_or_else(|e| panic!("reopening {} after freeing space: {e}", dir.display()));
+        assert!(db.regions().is_empty());
+        db.create_region_if_needed("r").unwrap();
+        db.write_all_to_region("r".into(), b"ok").unwrap();
+        db.flush().unwrap();
+        drop(db);
+        let db = Database::open(&dir).unwrap();
+        assert_eq!(support::read_state(&db).unwrap()["r"], b"ok");
+    }
+    println!(
+        "create on a full disk, slack -> outcome: {}",
+        outcomes.join("; ")
+    );
+    println!("full-disk scenarios run: {}", outcomes.len());
+    assert_paths_named_exist();
+}
