@@ -47,7 +47,8 @@ pub fn stress(args: &[String]) -> Result<(), String> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
-    command.args(["test", "--release", "-p", "seqdb"]);
+    // Every suite runs even when an earlier one fails, so one run reports them all.
+    command.args(["test", "--release", "--no-fail-fast", "-p", "seqdb"]);
     for suite in SUITES {
         command.args(["--test", suite]);
     }
@@ -58,7 +59,7 @@ pub fn stress(args: &[String]) -> Result<(), String> {
         command.env("SEQDB_SEED", seed);
     }
     println!(
-        "==> stress: SEQDB_STRESS_SCALE={scale}{} cargo test --release -p seqdb {} -- --nocapture",
+        "==> stress: SEQDB_STRESS_SCALE={scale}{} cargo test --release --no-fail-fast -p seqdb {} -- --nocapture",
         seed.as_ref()
             .map(|s| format!(" SEQDB_SEED={s}"))
             .unwrap_or_default(),
