@@ -67,6 +67,9 @@ impl Database {
         loop {
             let changed = self.compaction_round()?;
             self.flush()?;
+            // Give the vacated space back at once, so compacting a nearly full disk needs
+            // room for one round's moves, not for all of them.
+            self.punch_holes()?;
             rounds_left -= 1;
             let compact = self.inner.table.read().layout.is_compact();
             if compact || (changed == 0 && rounds_left < 4) || rounds_left == 0 {

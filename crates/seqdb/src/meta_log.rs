@@ -156,7 +156,11 @@ fn write_checkpoint_file(
     bytes.extend_from_slice(&encoded);
     file.write_all_at(&bytes, 0).context(SysSnafu)?;
     file.sync_all().context(SysSnafu)?;
-    seqdb_sys::rename_durably(&tmp, &dir.join(META_FILE), observer.as_ref()).context(SysSnafu)?;
+    let meta = dir.join(META_FILE);
+    seqdb_sys::rename_durably(&tmp, &meta, observer.as_ref()).context(SysSnafu)?;
+    drop(file);
+    // Reopen under the final name, so errors and sync events name the file that exists.
+    let file = LockedFile::open(&meta, &file_options(true, false, observer)).context(SysSnafu)?;
     Ok((file, len))
 }
 
