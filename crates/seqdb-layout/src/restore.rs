@@ -1,13 +1,12 @@
 //! Rebuilding a layout from stored, untrusted placements.
 
-use std::collections::BTreeMap;
-
 use snafu::{OptionExt, ensure};
 
 use crate::error::{
     DuplicateRegionSnafu, EmptyReservationSnafu, LayoutError, LenExceedsReservedSnafu,
     MisalignedReservedSnafu, MisalignedStartSnafu, OverflowSnafu, OverlapSnafu, PastFileEndSnafu,
 };
+use crate::extent::tight_reserved;
 use crate::{Extent, Layout, Placement, RegionKey, is_page_aligned};
 
 impl Layout {
@@ -25,24 +24,23 @@ impl Layout {
         placements: impl IntoIterator<Item = (RegionKey, Placement)>,
         file_len: u64,
     ) -> Result<Self, LayoutError> {
-        let mut regions = BTreeMap::new();
-        for (key, placement) in placements {
+        let mut by_key: Vec<(RegionKey, Placement)> = placements.into_iter().collect();
+        for &(key, placement) in &by_key {
             check_placement(key, placement, file_len)?;
-            ensure!(
-                regions.insert(key, placement).is_none(),
-                DuplicateRegionSnafu { key }
-            );
         }
-
-        let mut ordered: Vec<(u64, RegionKey)> = regions
+        by_key.sort_unstable_by_key(|&(key, _)| key);
+        if let Some(pair) = by_key.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return DuplicateRegionSnafu { key: pair[0].0 }.fail();
+        }
+        let mut ordered: Vec<(u64, RegionKey, Placement)> = by_key
             .iter()
-            .map(|(&key, placement)| (placement.start, key))
+            .map(|&(key, placement)| (placement.start, key, placement))
             .collect();
-        ordered.sort_unstable();
+        ordered.sort_unstable_by_key(|&(start, key, _)| (start, key));
 
         let mut layout = Layout::new();
         let mut previous: Option<(RegionKey, u64)> = None;
-        for (start, key) in ordered {
+        for &(start, key, placement) in &ordered {
             let cursor = previous.map_or(0, |(_, end)| end);
             if let Some((first, first_end)) = previous {
                 ensure!(
@@ -58,11 +56,17 @@ impl Layout {
             if start > cursor {
                 layout.holes.insert(Extent::new(cursor, start - cursor));
             }
-            let placement = regions[&key];
-            let end = placement.start + placement.reserved;
-            layout.put(key, placement);
-            previous = Some((key, end));
+            layout.live_bytes += placement.len;
+            layout.reserved_bytes += placement.reserved;
+            layout.tight_bytes += tight_reserved(placement.len);
+            previous = Some((key, placement.start + placement.reserved));
         }
+        // Both inputs are sorted, so the maps are built in bulk rather than key by key.
+        layout.by_start = ordered
+            .iter()
+            .map(|&(start, key, _)| (start, key))
+            .collect();
+        layout.regions = by_key.into_iter().collect();
         layout.file_end = previous.map_or(0, |(_, end)| end);
         Ok(layout)
     }

@@ -19,11 +19,22 @@ use crate::pins::PinId;
 pub struct View<'a> {
     owner: &'a DataFile,
     /// Keeps the mapping alive for as long as the view.
-    map: Arc<MmapRaw>,
+    _mapping: Arc<MmapRaw>,
+    /// The first viewed byte inside `map` (null for an empty view), kept so that a read
+    /// costs one load rather than a walk through the `Arc`.
+    first: *const u8,
     offset: usize,
     len: usize,
     pin: PinId,
 }
+
+// SAFETY: `first` points into the mapping that `_mapping` keeps alive and is only ever read
+// through a shared slice; every other field is `Send + Sync` (the mapping itself is
+// `MmapRaw`, which is). Sharing or sending the view shares read-only bytes whose
+// immutability the pin guarantees, as the safety comment of `bytes` explains.
+unsafe impl Send for View<'_> {}
+// SAFETY: as for `Send` above: the view gives out only shared, immutable bytes.
+unsafe impl Sync for View<'_> {}
 
 impl<'a> View<'a> {
     /// Wraps a range that the caller has bounds-checked and pinned.
@@ -34,9 +45,17 @@ impl<'a> View<'a> {
         len: usize,
         pin: PinId,
     ) -> Self {
+        let first = if len == 0 {
+            std::ptr::null()
+        } else {
+            // SAFETY: the caller checked `offset + len <= map.len()`, so `offset` is in
+            // bounds of the mapping and the result stays inside the same allocation.
+            unsafe { map.as_ptr().add(offset) }
+        };
         View {
             owner,
-            map,
+            _mapping: map,
+            first,
             offset,
             len,
             pin,
@@ -53,7 +72,7 @@ impl<'a> View<'a> {
         // - In bounds of the mapping: `DataFile::view` checked
         //   `offset + len <= DataFile::len() <= map.len()` under the pin
         //   table's mutex, so the pointer arithmetic and the slice stay inside
-        //   the mapping, which `self.map` keeps alive (memmap2 unmaps only
+        //   the mapping, which `self._mapping` keeps alive (memmap2 unmaps only
         //   when the last `Arc` is dropped).
         // - Readable: the range lies below the length this process tracks for
         //   the file, which is never more than the file's length on disk
@@ -70,7 +89,7 @@ impl<'a> View<'a> {
         //   the crate documentation states this limit.
         // - The borrow cannot outlive the view, hence neither the pin nor the
         //   `Arc`.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.offset), self.len) }
+        unsafe { std::slice::from_raw_parts(self.first, self.len) }
     }
 }
 

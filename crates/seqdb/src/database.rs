@@ -455,7 +455,7 @@ fn open_metadata(
 /// foreign file could get wrong.
 fn build_table(
     path: &Path,
-    entries: impl Iterator<Item = format::RegionEntry>,
+    entries: impl ExactSizeIterator<Item = format::RegionEntry>,
     next_number: u64,
     data_len: u64,
 ) -> Result<Table> {
@@ -472,7 +472,6 @@ fn build_table(
         Ok(next) if next_number <= MAX_REGION_NUMBER => next,
         _ => return corrupt(format!("region number bound {next_number} is too large")),
     };
-    let entries: Vec<_> = entries.collect();
     let mut slots: Vec<Option<Slot>> = Vec::new();
     if slots.try_reserve_exact(next).is_err() {
         return corrupt(format!("no memory for {next_number} region numbers"));
@@ -480,7 +479,7 @@ fn build_table(
     slots.resize_with(next, || None);
     let mut by_name = HashMap::with_capacity(entries.len());
     let mut placements = Vec::with_capacity(entries.len());
-    for entry in &entries {
+    for entry in entries {
         let number = entry.number as usize;
         if entry.number >= next_number {
             return corrupt(format!(

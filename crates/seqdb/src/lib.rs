@@ -69,6 +69,7 @@ mod identifier;
 mod io;
 mod maintenance;
 mod meta_log;
+mod number_map;
 mod options;
 mod reader;
 mod region;

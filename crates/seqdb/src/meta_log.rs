@@ -5,7 +5,6 @@
 //! checksum and is ignored. When the deltas outgrow the last checkpoint, the whole state is
 //! written to a fresh file that atomically replaces the old one.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use snafu::ResultExt;
@@ -17,6 +16,7 @@ use crate::error::{CorruptSnafu, ForeignFileSnafu, SysSnafu, UnsupportedVersionS
 use crate::format::{
     self, Decoded, Malformed, RECORD_ALIGN, Record, RecordKind, RegionEntry, VERSION,
 };
+use crate::number_map::NumberMap;
 
 /// Name of the metadata file inside the database directory.
 pub(crate) const META_FILE: &str = "meta";
@@ -29,7 +29,7 @@ const MIN_LOG_BEFORE_CHECKPOINT: u64 = 1 << 20;
 #[derive(Debug, Default)]
 pub(crate) struct Recovered {
     /// Regions by number.
-    pub regions: HashMap<u64, RegionEntry>,
+    pub regions: NumberMap<RegionEntry>,
     /// The lowest number never used.
     pub next_number: u64,
     /// The newest valid commit's generation.
@@ -211,7 +211,7 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan> {
         .fail();
     }
     let mut state = Recovered {
-        regions: HashMap::with_capacity(first.upserts.len()),
+        regions: NumberMap::with_capacity_and_hasher(first.upserts.len(), Default::default()),
         next_number: first.next_number,
         generation: first.generation,
     };

@@ -81,9 +81,9 @@ impl RegionState {
         }
     }
 
-    pub fn from_entry(entry: &RegionEntry, number: usize) -> Self {
+    pub fn from_entry(entry: RegionEntry, number: usize) -> Self {
         RegionState {
-            name: entry.name.clone(),
+            name: entry.name,
             number,
             start: entry.start,
             reserved: entry.reserved,
