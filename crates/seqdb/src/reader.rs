@@ -55,10 +55,12 @@ impl<'a> Reader<'a> {
     pub fn read(&self, offset: u64, len: u64) -> &[u8] {
         let bytes = self.view.bytes();
         let total = bytes.len() as u64;
-        let start = offset.min(total);
-        let end = offset.saturating_add(len).min(total);
-        // `start <= end <= total`, which is a `usize`: the casts are lossless.
-        &bytes[start as usize..end as usize]
+        let end = offset.saturating_add(len);
+        // `offset <= end <= total`, which is a `usize`: the casts are lossless.
+        if end <= total {
+            return bytes.get(offset as usize..end as usize).unwrap_or_default();
+        }
+        &bytes[offset.min(total) as usize..]
     }
 
     /// Exactly `len` bytes from `offset`, or [`Error::ReadOutOfRange`](crate::Error::ReadOutOfRange).
