@@ -370,3 +370,24 @@ fn stats_describe_the_layout() {
     assert!(stats.file_len >= 10_000);
     assert!(stats.space_amplification() >= 1.0);
 }
+
+#[test]
+fn a_flush_writes_metadata_for_what_changed_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    for i in 0..20_000usize {
+        let (id, _) = db.create_region_if_needed(&format!("r{i}")).unwrap();
+        db.write_all_to_region(id.into(), &i.to_le_bytes()).unwrap();
+    }
+    db.flush().unwrap();
+    let meta = dir.path().join("meta");
+    let before = std::fs::metadata(&meta).unwrap().len();
+    assert!(before > 20_000 * 30, "all regions were committed");
+    db.write_all_to_region(12_345usize.into(), b"one more")
+        .unwrap();
+    db.flush().unwrap();
+    let after = std::fs::metadata(&meta).unwrap().len();
+    assert_eq!(after - before, PAGE_SIZE, "one record of one page");
+    let db = reopen(db);
+    assert_eq!(&bytes(&db, 12_345usize)[8..], b"one more");
+}
