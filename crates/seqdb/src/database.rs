@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +29,9 @@ use crate::format::{self, MAX_NAME_LEN, Record, RecordKind};
 use crate::meta_log::{META_FILE, META_TMP_FILE, MetaLog, Recovered};
 use crate::region::RegionState;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
+
+/// Source of [`Inner::id`].
+static NEXT_DATABASE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Region numbers stay below this bound (a larger one in a file is corruption).
 const MAX_REGION_NUMBER: u64 = 1 << 32;
@@ -58,6 +61,8 @@ pub(crate) struct Inner {
     /// Bytes held in regions' in-memory tails, counted in whole pages.
     pub buffered: AtomicU64,
     pub poisoned: OnceLock<String>,
+    /// Unique among the databases this process opened (appends cache regions by it).
+    pub id: u64,
 }
 
 /// Which regions exist, by number and by name, and where they live.
@@ -185,6 +190,7 @@ impl Database {
                 dirty: Mutex::new(Vec::new()),
                 buffered: AtomicU64::new(0),
                 poisoned: OnceLock::new(),
+                id: NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed),
             }),
         })
     }

@@ -391,3 +391,29 @@ fn a_flush_writes_metadata_for_what_changed_only() {
     let db = reopen(db);
     assert_eq!(&bytes(&db, 12_345usize)[8..], b"one more");
 }
+
+#[test]
+fn appends_by_number_follow_removal_reuse_and_stay_in_their_database() {
+    let (dir1, dir2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (db1, db2) = (open(dir1.path()), open(dir2.path()));
+    assert_eq!(db1.create_region_if_needed("a").unwrap().0, 0);
+    assert_eq!(db2.create_region_if_needed("a").unwrap().0, 0);
+    for _ in 0..3 {
+        db1.write_all_to_region(0usize.into(), b"1").unwrap();
+        db2.write_all_to_region(0usize.into(), b"2").unwrap();
+    }
+    assert_eq!(bytes(&db1, "a"), b"111");
+    assert_eq!(bytes(&db2, "a"), b"222");
+    db1.remove_region(0usize.into()).unwrap();
+    assert!(matches!(
+        db1.write_all_to_region(0usize.into(), b"x"),
+        Err(Error::UnknownRegion { .. })
+    ));
+    assert_eq!(db1.create_region_if_needed("b").unwrap().0, 0);
+    db1.write_all_to_region(0usize.into(), b"x").unwrap();
+    assert_eq!(bytes(&db1, "b"), b"x");
+    let db1 = reopen(db1);
+    db1.write_all_to_region(0usize.into(), b"y").unwrap();
+    assert_eq!(bytes(&db1, "b"), b"xy");
+    assert_eq!(bytes(&db2, "a"), b"222");
+}
