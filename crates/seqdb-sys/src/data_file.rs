@@ -276,6 +276,24 @@ impl DataFile {
         result
     }
 
+    /// Allocates storage for `[offset, offset + len)` ahead of writing it, without
+    /// changing the file's length, where the platform can (Linux `fallocate` with
+    /// `KEEP_SIZE`); returns whether it did. Writing into allocated blocks is cheaper
+    /// than having the file system allocate them page by page; nothing is ever written
+    /// here, so where preallocation is not offered this does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RangeBusy`] if a live view or a write overlaps the range;
+    /// [`Error::Io`] (for example out of space).
+    pub fn preallocate(&self, offset: u64, len: u64) -> Result<bool> {
+        let end = range_end(self.path(), offset, len)?;
+        let pin = self.pin(offset, end, PinKind::Write)?;
+        let result = self.file.preallocate_unchecked(offset, len);
+        self.finish(pin, None);
+        result
+    }
+
     /// Makes the file's data durable (see [`LockedFile::sync_data`]).
     pub fn sync_data(&self) -> Result<()> {
         self.file.sync_data()

@@ -300,6 +300,15 @@ impl LockedFile {
             .map_err(|e| io_error(&self.path, "fallocate", offset, e))
     }
 
+    pub(crate) fn preallocate_unchecked(&self, offset: u64, len: u64) -> Result<bool> {
+        range_end(&self.path, offset, len)?;
+        if len == 0 {
+            return Ok(true);
+        }
+        platform::preallocate(&self.file, offset, len)
+            .map_err(|e| io_error(&self.path, "fallocate", offset, e))
+    }
+
     pub(crate) fn punch_hole_unchecked(&self, offset: u64, len: u64) -> Result<PunchOutcome> {
         let end = offset.saturating_add(len).min(self.len()?);
         if offset >= end {

@@ -114,6 +114,14 @@
 //!   disk is an error naming the file and offset, never a signal.
 //! - The mapping stays read-only, so no bug can scribble on the file through
 //!   it, and a view never has to be coordinated with a writable mapping.
+//!
+//! What makes large `pwrite`s fast is having their blocks allocated first:
+//! [`DataFile::preallocate`] (Linux `fallocate` with `KEEP_SIZE`, which changes
+//! neither the length nor any byte). Writing 1 GiB in 1 MiB `pwrite`s into a
+//! fresh ext4 file ran at 6.3–6.6 GB/s, and at 10.6–11.3 GB/s when each
+//! doubling of the written range was preallocated first (the same `fdatasync`
+//! time afterwards, about 0.4 s); the database preallocates a region's new
+//! reservation when it grows by 256 KiB or more.
 
 #![cfg(unix)]
 

@@ -24,6 +24,8 @@ thread_local! {
 
 /// A region's tail is written out once it holds this many bytes.
 pub(crate) const TAIL_LIMIT: usize = 64 * 1024;
+/// A reservation grows by at least this much before its new space is preallocated.
+const PREALLOCATE_MIN: u64 = 256 * 1024;
 /// Appends at least this large skip the tail and go straight to the file.
 const DIRECT_WRITE: usize = 16 * 1024;
 /// All tails together are kept under this many bytes.
@@ -244,6 +246,7 @@ impl Inner {
             .layout
             .grow(region.number as u64, new_len)
             .context(LayoutSnafu { path: &self.path })?;
+        let old_end = region.start + region.reserved;
         match plan {
             GrowPlan::InPlace => {}
             GrowPlan::ExtendIntoHole { reserved } | GrowPlan::AppendAtEnd { reserved } => {
@@ -266,6 +269,17 @@ impl Inner {
         // also capture this region's new placement.
         self.note_dirty(region);
         drop(table);
+        // Space the region has not used yet: let the file system allocate it in one go,
+        // which makes writing it much cheaper than block by block. Only an optimisation:
+        // where it fails (a full disk, say), the write that needs the space reports it.
+        let unused_from = (region.start + region.written).max(match plan {
+            GrowPlan::Move { .. } => region.start,
+            _ => old_end,
+        });
+        let end = region.start + region.reserved;
+        if end.saturating_sub(unused_from) >= PREALLOCATE_MIN {
+            let _ = self.data.preallocate(unused_from, end - unused_from);
+        }
         Ok(())
     }
 

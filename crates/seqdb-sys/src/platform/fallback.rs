@@ -35,6 +35,12 @@ pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<Punch
     Ok(PunchOutcome::ZeroFilled)
 }
 
+/// Preallocation that keeps the file's length is not offered here: does nothing and
+/// returns `false`.
+pub(crate) fn preallocate(_file: &File, _offset: u64, _len: u64) -> io::Result<bool> {
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::FileExt;
@@ -86,5 +92,12 @@ mod tests {
         assert!(back[1000..].iter().all(|&b| b == 0));
         allocate(&file, 100_000, 10).expect("after a gap");
         assert_eq!(file.metadata().expect("stat").len(), 100_010);
+    }
+
+    #[test]
+    fn preallocate_does_nothing_and_says_so() {
+        let (_dir, file) = file_with(b"abc");
+        assert!(!preallocate(&file, 0, 1 << 20).expect("preallocate"));
+        assert_eq!(file.metadata().expect("metadata").len(), 3);
     }
 }

@@ -87,3 +87,9 @@ pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<Punch
     }
     Ok(PunchOutcome::Punched)
 }
+
+/// Preallocation that keeps the file's length is not offered here: does nothing and
+/// returns `false`.
+pub(crate) fn preallocate(_file: &File, _offset: u64, _len: u64) -> io::Result<bool> {
+    Ok(false)
+}

@@ -40,6 +40,17 @@ pub(crate) fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
+/// `fallocate(KEEP_SIZE)`: allocates the blocks of the range without changing the
+/// file's length. Returns `false`, having done nothing, where the file system has no
+/// `fallocate`.
+pub(crate) fn preallocate(file: &File, offset: u64, len: u64) -> io::Result<bool> {
+    match fallocate(file, FallocateFlags::KEEP_SIZE, offset, len) {
+        Ok(()) => Ok(true),
+        Err(errno) if unsupported(errno) => Ok(false),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
 /// `fallocate(PUNCH_HOLE | KEEP_SIZE)`; zero-fills where the file system
 /// cannot punch.
 pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<PunchOutcome> {

@@ -149,3 +149,9 @@ pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<Punch
     write_zeros(file, aligned_end, end - aligned_end)?;
     Ok(outcome)
 }
+
+/// Preallocation that keeps the file's length is not offered here: does nothing and
+/// returns `false`.
+pub(crate) fn preallocate(_file: &File, _offset: u64, _len: u64) -> io::Result<bool> {
+    Ok(false)
+}

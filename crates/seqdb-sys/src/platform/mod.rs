@@ -12,17 +12,17 @@ pub(crate) mod zeros;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) use linux::{allocate, punch_hole, sync_all, sync_data, sync_dir};
+pub(crate) use linux::{allocate, preallocate, punch_hole, sync_all, sync_data, sync_dir};
 
 #[cfg(any(target_os = "macos", target_os = "ios"))]
 mod macos;
 #[cfg(any(target_os = "macos", target_os = "ios"))]
-pub(crate) use macos::{allocate, punch_hole, sync_all, sync_data, sync_dir};
+pub(crate) use macos::{allocate, preallocate, punch_hole, sync_all, sync_data, sync_dir};
 
 #[cfg(target_os = "freebsd")]
 mod freebsd;
 #[cfg(target_os = "freebsd")]
-pub(crate) use freebsd::{allocate, punch_hole, sync_all, sync_data, sync_dir};
+pub(crate) use freebsd::{allocate, preallocate, punch_hole, sync_all, sync_data, sync_dir};
 
 // The portable module is also compiled for tests everywhere, so that its
 // zero-filling paths are exercised on the machines that run the tests.
@@ -44,7 +44,7 @@ pub(crate) mod fallback;
     target_os = "ios",
     target_os = "freebsd"
 )))]
-pub(crate) use fallback::{allocate, punch_hole, sync_all, sync_data, sync_dir};
+pub(crate) use fallback::{allocate, preallocate, punch_hole, sync_all, sync_data, sync_dir};
 
 /// What [`LockedFile::punch_hole`](crate::LockedFile::punch_hole) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
