@@ -117,11 +117,12 @@
 //!
 //! What makes large `pwrite`s fast is having their blocks allocated first:
 //! [`DataFile::preallocate`] (Linux `fallocate` with `KEEP_SIZE`, which changes
-//! neither the length nor any byte). Writing 1 GiB in 1 MiB `pwrite`s into a
-//! fresh ext4 file ran at 6.3–6.6 GB/s, and at 10.6–11.3 GB/s when each
-//! doubling of the written range was preallocated first (the same `fdatasync`
-//! time afterwards, about 0.4 s); the database preallocates a region's new
-//! reservation when it grows by 256 KiB or more.
+//! neither the length nor any byte). In the project's benchmark (W2 in
+//! `docs/BENCHMARKS.md`: 1 GiB appended in 1 MiB chunks, ext4), the
+//! database's appends ran at 6.2–6.3 GB/s, level with plain files, before it
+//! preallocated, and at 8.2–9.9 GB/s after, against 5.9–6.3 GB/s for plain
+//! files in the same runs, with no slower `fdatasync`. The database
+//! preallocates a region's new reservation when it grows by 256 KiB or more.
 
 #![cfg(unix)]
 
