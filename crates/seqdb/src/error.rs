@@ -124,6 +124,17 @@ pub enum Error {
         len: u64,
     },
 
+    /// A truncation asked for a length larger than the region's.
+    #[snafu(display("cannot truncate region {region} to {requested} bytes: it holds only {len}"))]
+    TruncatePastEnd {
+        /// The region's name.
+        region: String,
+        /// The length asked for.
+        requested: u64,
+        /// The region's length.
+        len: u64,
+    },
+
     /// A read asked for bytes past the end of a region.
     #[snafu(display(
         "bytes {offset}..{end} are out of range for region {region} (length {len})",

@@ -13,7 +13,9 @@ use snafu::ResultExt;
 use seqdb_layout::GrowPlan;
 
 use crate::database::{Inner, Slot};
-use crate::error::{LayoutSnafu, OffsetPastEndSnafu, SysSnafu, TooLargeSnafu};
+use crate::error::{
+    LayoutSnafu, OffsetPastEndSnafu, SysSnafu, TooLargeSnafu, TruncatePastEndSnafu,
+};
 use crate::region::RegionState;
 use crate::{Database, Identifier, Result};
 
@@ -61,10 +63,10 @@ impl Database {
         self.inner.write_at(&id, data, at, true)
     }
 
-    /// Shorten a region to `len` bytes. Fails with [`Error::OffsetPastEnd`] when `len` is
-    /// larger than the region. The space stays reserved for the region.
+    /// Shorten a region to `len` bytes. Fails with [`Error::TruncatePastEnd`] when `len`
+    /// is larger than the region. The space stays reserved for the region.
     ///
-    /// [`Error::OffsetPastEnd`]: crate::Error::OffsetPastEnd
+    /// [`Error::TruncatePastEnd`]: crate::Error::TruncatePastEnd
     pub fn truncate_region(&self, id: Identifier, len: u64) -> Result<()> {
         self.inner.check_writable()?;
         let slot = self.inner.slot(&id)?;
@@ -74,9 +76,9 @@ impl Database {
         }
         snafu::ensure!(
             len <= region.len,
-            OffsetPastEndSnafu {
+            TruncatePastEndSnafu {
                 region: region.name.clone(),
-                offset: len,
+                requested: len,
                 len: region.len,
             }
         );

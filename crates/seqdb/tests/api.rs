@@ -166,7 +166,14 @@ fn bad_arguments_are_errors_naming_the_region() {
     assert!(err.to_string().contains("\"r\"") || err.to_string().contains('r'));
     let err = db.truncate_region(id.into(), 9).unwrap_err();
     assert!(
-        matches!(err, Error::OffsetPastEnd { offset: 9, .. }),
+        matches!(
+            err,
+            Error::TruncatePastEnd {
+                requested: 9,
+                len: 3,
+                ..
+            }
+        ),
         "{err}"
     );
     let err = db.write_all_to_region("nope".into(), b"x").unwrap_err();
