@@ -20,6 +20,7 @@ use snafu::ResultExt;
 use crate::database::{Inner, Slot};
 use crate::error::SysSnafu;
 use crate::format::{Record, RecordKind, RegionEntry};
+use crate::region::RegionState;
 use crate::{Database, Result};
 
 impl Database {
@@ -65,36 +66,38 @@ impl Inner {
             };
             (ticket, Captured { slots, removed }, table.slots.len())
         };
-        let result = self.snapshot(&captured).and_then(|upserts| {
-            self.data.sync_data().context(SysSnafu)?;
-            if upserts.is_empty() && captured.removed.is_empty() && !checkpoint {
-                return Ok(upserts);
-            }
-            let record = Record {
-                generation: commit.generation + 1,
-                kind: if checkpoint {
-                    RecordKind::Checkpoint
-                } else {
-                    RecordKind::Delta
-                },
-                next_number: next_number as u64,
-                removed: if checkpoint {
-                    Vec::new()
-                } else {
-                    captured.removed.clone()
-                },
-                upserts,
-            };
-            if let Some(log) = commit.log.as_mut() {
-                if checkpoint {
-                    log.checkpoint(&record)?;
-                } else {
-                    log.append(&record)?;
+        let result = self
+            .snapshot(&captured)
+            .and_then(|(upserts, removed_since)| {
+                self.data.sync_data().context(SysSnafu)?;
+                // A captured region removed since the capture: its move may be among the
+                // frees this commit releases, so the commit must record its removal too.
+                let mut removed = captured.removed.clone();
+                removed.extend(removed_since);
+                if upserts.is_empty() && removed.is_empty() && !checkpoint {
+                    return Ok(upserts);
                 }
-            }
-            commit.generation += 1;
-            Ok(record.upserts)
-        });
+                let record = Record {
+                    generation: commit.generation.wrapping_add(1),
+                    kind: if checkpoint {
+                        RecordKind::Checkpoint
+                    } else {
+                        RecordKind::Delta
+                    },
+                    next_number: next_number as u64,
+                    removed: if checkpoint { Vec::new() } else { removed },
+                    upserts,
+                };
+                if let Some(log) = commit.log.as_mut() {
+                    if checkpoint {
+                        log.checkpoint(&record)?;
+                    } else {
+                        log.append(&record)?;
+                    }
+                }
+                commit.generation = commit.generation.wrapping_add(1);
+                Ok(record.upserts)
+            });
         match result {
             Ok(upserts) => {
                 self.after_commit(&captured.slots, &upserts);
@@ -108,30 +111,42 @@ impl Inner {
         }
     }
 
-    /// The entries of the captured regions, with their tails written to the data file.
-    fn snapshot(&self, captured: &Captured) -> Result<Vec<RegionEntry>> {
+    /// The entries of the captured regions, with their tails written to the data file,
+    /// and the numbers of captured regions found removed.
+    fn snapshot(&self, captured: &Captured) -> Result<(Vec<RegionEntry>, Vec<u64>)> {
         let mut upserts = Vec::with_capacity(captured.slots.len());
+        let mut removed = Vec::new();
         for slot in &captured.slots {
-            let region = slot.read_recursive();
+            let region = self.settled(slot)?;
             if region.removed {
+                removed.push(region.number as u64);
                 continue;
             }
-            let region = if region.tail.is_empty() {
-                region
-            } else {
-                // A region with a tail has no readers, so this waits only for brief holders.
-                drop(region);
-                let mut region = slot.write();
-                if region.removed {
-                    continue;
-                }
-                self.drain(&mut region)?;
-                RwLockWriteGuard::downgrade(region)
-            };
             region.dirty.store(false, Ordering::Release);
             upserts.push(region.entry());
         }
-        Ok(upserts)
+        Ok((upserts, removed))
+    }
+
+    /// The region under a shared lock with its tail written out. Never blocks on a
+    /// region lock while the commit lock is held: when the tail must be written and the
+    /// region is busy, it tries again (a reader that appears meanwhile writes the tail
+    /// out itself).
+    fn settled<'a>(&self, slot: &'a Slot) -> Result<parking_lot::RwLockReadGuard<'a, RegionState>> {
+        loop {
+            let region = slot.read_recursive();
+            if region.removed || region.tail.is_empty() {
+                return Ok(region);
+            }
+            drop(region);
+            if let Some(mut region) = slot.try_write() {
+                if !region.removed {
+                    self.drain(&mut region)?;
+                }
+                return Ok(RwLockWriteGuard::downgrade(region));
+            }
+            std::thread::yield_now();
+        }
     }
 
     fn after_commit(&self, slots: &[Slot], upserts: &[RegionEntry]) {

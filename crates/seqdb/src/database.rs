@@ -23,7 +23,7 @@ use seqdb_sys::{DataFile, FileOptions, Lock, LockedFile, SyncObserver};
 use crate::error::{
     CorruptSnafu, DirectorySnafu, LayoutSnafu, MissingMetadataSnafu, NameTooLongSnafu,
     NotADirectorySnafu, PoisonedSnafu, ReadOnlySnafu, RegionExistsSnafu, SysSnafu,
-    UnknownRegionSnafu,
+    TooManyRegionsSnafu, UnknownRegionSnafu,
 };
 use crate::format::{self, MAX_NAME_LEN, Record, RecordKind};
 use crate::meta_log::{META_FILE, META_TMP_FILE, MetaLog, Recovered};
@@ -33,8 +33,9 @@ use crate::{Error, Identifier, OpenOptions, Region, Result};
 /// Source of [`Inner::id`].
 static NEXT_DATABASE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Region numbers stay below this bound (a larger one in a file is corruption).
-const MAX_REGION_NUMBER: u64 = 1 << 32;
+/// Region numbers stay below this bound (a larger one in a file is corruption): it caps
+/// what a damaged or crafted metadata file can make `open` allocate.
+pub(crate) const MAX_REGION_NUMBER: u64 = 1 << 24;
 
 /// Name of the data file inside the database directory.
 pub(crate) const DATA_FILE: &str = "data";
@@ -216,6 +217,13 @@ impl Database {
             return self.create_region_if_needed(name);
         }
         let number = table.next_free();
+        snafu::ensure!(
+            (number as u64) < MAX_REGION_NUMBER,
+            TooManyRegionsSnafu {
+                path: &inner.path,
+                limit: MAX_REGION_NUMBER,
+            }
+        );
         let placement = table
             .layout
             .insert(number as u64, 0)
@@ -319,9 +327,11 @@ impl Database {
         }
         table.by_name.remove(&region.name);
         table.by_name.insert(new_name.to_owned(), region.number);
-        drop(table);
         region.name = new_name.to_owned();
+        // Before the table lock is released: a flush that sees the new name taken must
+        // also see this region under it.
         inner.note_dirty(&region);
+        drop(table);
         Ok(())
     }
 

@@ -160,6 +160,28 @@ pub enum Error {
         requested: u64,
     },
 
+    /// Compaction needs every region to itself at once, and a region stayed in use (a
+    /// reader of it was alive) for as long as it waited.
+    #[snafu(display(
+        "region {region} of {} stayed in use; compaction needs every region at once",
+        path.display()
+    ))]
+    Busy {
+        /// The database directory.
+        path: PathBuf,
+        /// The region that stayed in use.
+        region: String,
+    },
+
+    /// The database holds as many regions as it can number.
+    #[snafu(display("{} already holds {limit} regions, the most it can number", path.display()))]
+    TooManyRegions {
+        /// The database directory.
+        path: PathBuf,
+        /// The number of regions a database can hold.
+        limit: u64,
+    },
+
     /// The database was opened read-only.
     #[snafu(display("database {} is open read-only", path.display()))]
     ReadOnly {

@@ -1,12 +1,18 @@
 //! Giving space back: hole punching, compaction, and file sizing.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLockWriteGuard;
 
 use snafu::ResultExt;
 
 use seqdb_layout::PAGE_SIZE;
 
-use crate::error::{LayoutSnafu, SysSnafu};
+use crate::database::Slot;
+use crate::error::{BusySnafu, LayoutSnafu, SysSnafu};
+use crate::region::RegionState;
 use crate::{Database, Result};
 
 impl Database {
@@ -57,7 +63,8 @@ impl Database {
     /// region's length, commit, and shrink the data file to the live extent.
     ///
     /// Moves are made in rounds, each committed before the next, so a crash at any point
-    /// recovers the last commit intact. Waits for every reader to be dropped.
+    /// recovers the last commit intact. Waits (a few seconds at most, then
+    /// [`Error::Busy`](crate::Error::Busy)) until no reader of any region is alive.
     pub fn compact(&self) -> Result<()> {
         self.inner.check_writable()?;
         self.flush()?;
@@ -90,7 +97,7 @@ impl Database {
     fn compaction_round(&self) -> Result<usize> {
         let inner = &self.inner;
         let slots = inner.table.read().live_slots();
-        let mut guards: Vec<_> = slots.iter().map(|(_, slot)| slot.write()).collect();
+        let mut guards = lock_all(&inner.path, &slots)?;
         let mut table = inner.table.write();
         let unchanged = table.count() == slots.len()
             && slots
@@ -146,6 +153,44 @@ impl Database {
         Ok(self.inner.data.len())
     }
 }
+
+/// Every region's write lock. A region that is busy (a reader is alive, say) makes it
+/// let go of all of them and try again a little later, so that compaction never holds
+/// some locks while waiting for another (readers may be held in any order). Gives up
+/// with [`Error::Busy`](crate::Error::Busy) after a few seconds.
+fn lock_all<'a>(
+    path: &Path,
+    slots: &'a [(usize, Slot)],
+) -> Result<Vec<RwLockWriteGuard<'a, RegionState>>> {
+    let deadline = Instant::now() + LOCK_ALL_PATIENCE;
+    let mut pause = Duration::from_micros(50);
+    loop {
+        let mut guards = Vec::with_capacity(slots.len());
+        let mut busy = None;
+        for (_, slot) in slots {
+            match slot.try_write() {
+                Some(guard) => guards.push(guard),
+                None => {
+                    busy = Some(slot);
+                    break;
+                }
+            }
+        }
+        let Some(slot) = busy else {
+            return Ok(guards);
+        };
+        drop(guards);
+        if Instant::now() >= deadline {
+            let region = slot.read_recursive().name.clone();
+            return BusySnafu { path, region }.fail();
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// How long compaction waits for every region to be free at once.
+const LOCK_ALL_PATIENCE: Duration = Duration::from_secs(5);
 
 fn round_up(n: u64) -> u64 {
     n.div_ceil(PAGE_SIZE).saturating_mul(PAGE_SIZE)

@@ -227,7 +227,9 @@ fn scan(path: &Path, bytes: &[u8]) -> Result<Scan> {
     }
     at += first_len;
     while let Decoded::Record(record, len) = format::decode_record(&bytes[at.min(bytes.len())..]) {
-        if record.kind != RecordKind::Delta || record.generation != state.generation + 1 {
+        if record.kind != RecordKind::Delta
+            || Some(record.generation) != state.generation.checked_add(1)
+        {
             break;
         }
         for number in &record.removed {

@@ -27,16 +27,23 @@ impl Database {
     pub fn create_region_reader(&self, id: Identifier) -> Result<Reader<'_>> {
         let inner = &self.inner;
         let slot = inner.slot(&id)?;
-        let mut region = slot.read_arc_recursive();
-        if !region.tail.is_empty() {
-            // Bytes still in memory: write them out so the map shows the whole region.
-            drop(region);
-            let mut writer = slot.write_arc();
-            if !writer.removed {
-                inner.drain(&mut writer)?;
+        let region = loop {
+            let region = slot.read_arc_recursive();
+            if region.tail.is_empty() {
+                break region;
             }
-            region = ArcRwLockWriteGuard::downgrade(writer);
-        }
+            // Bytes still in memory: write them out so the map shows the whole region.
+            // Only a `try_`: this thread may hold readers of other regions, and waiting
+            // here for a writer that waits for one of those would never end.
+            drop(region);
+            if let Some(mut writer) = slot.try_write_arc() {
+                if !writer.removed {
+                    inner.drain(&mut writer)?;
+                }
+                break ArcRwLockWriteGuard::downgrade(writer);
+            }
+            std::thread::yield_now();
+        };
         if region.removed {
             return inner.unknown(&id);
         }
