@@ -4,8 +4,10 @@
 //! 1. The table lock is never held while blocking on a region lock; under the table lock
 //!    only `try_` region locks are taken.
 //! 2. An operation that needs both takes the region lock first, then the table lock.
-//! 3. Several region locks are taken in increasing region number.
-//! 4. The commit lock is taken before any region or table lock.
+//! 3. Nothing waits for a region's write lock while holding the commit lock, nor while
+//!    making a reader: those take it with `try_` and look again.
+//! 4. Compaction takes every region's write lock with `try_`, or none.
+//! 5. The commit lock is taken before any region or table lock.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
