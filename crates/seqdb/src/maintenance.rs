@@ -39,7 +39,7 @@ impl Database {
             let Some(region) = slot.try_read_recursive() else {
                 continue;
             };
-            let keep = round_up(region.len.max(region.committed_len()));
+            let keep = round_up(region.len().max(region.committed_len()));
             if keep < region.reserved {
                 inner
                     .data
@@ -113,7 +113,7 @@ impl Database {
             inner.drain(region)?;
             table
                 .layout
-                .set_len(region.number as u64, region.len)
+                .set_len(region.number as u64, region.len())
                 .context(LayoutSnafu { path: &inner.path })?;
         }
         let moves = table.layout.compaction_step();

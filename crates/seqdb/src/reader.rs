@@ -48,8 +48,8 @@ impl Database {
             return inner.unknown(&id);
         }
         // An empty region may lie past the end of the file; its view is empty anyway.
-        let start = if region.len == 0 { 0 } else { region.start };
-        let view = inner.data.view(start, region.len).context(SysSnafu)?;
+        let start = if region.len() == 0 { 0 } else { region.start };
+        let view = inner.data.view(start, region.len()).context(SysSnafu)?;
         Ok(Reader { view, region })
     }
 }

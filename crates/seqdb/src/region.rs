@@ -46,15 +46,14 @@ impl Region {
 
 /// The live state of a region, behind its own lock.
 ///
-/// Bytes `[0, written)` are in the data file; bytes `[written, len)` are the in-memory
-/// `tail` of small appends not yet written out.
+/// Bytes `[0, written)` are in the data file; the in-memory `tail` of small appends not
+/// yet written out follows them, so the region's length is `written + tail.len()`.
 #[derive(Debug)]
 pub(crate) struct RegionState {
     pub name: String,
     pub number: usize,
     pub start: u64,
     pub reserved: u64,
-    pub len: u64,
     pub written: u64,
     pub tail: Vec<u8>,
     /// Set when the region is removed; stale handles then see an unknown region.
@@ -72,7 +71,6 @@ impl RegionState {
             number,
             start,
             reserved,
-            len: 0,
             written: 0,
             tail: Vec::new(),
             removed: false,
@@ -87,7 +85,6 @@ impl RegionState {
             number,
             start: entry.start,
             reserved: entry.reserved,
-            len: entry.len,
             written: entry.len,
             tail: Vec::new(),
             removed: false,
@@ -96,12 +93,18 @@ impl RegionState {
         }
     }
 
+    /// The region's length: the bytes in the file and those still in the tail.
+    #[inline]
+    pub fn len(&self) -> u64 {
+        self.written + self.tail.len() as u64
+    }
+
     pub fn snapshot(&self) -> Region {
         Region {
             name: self.name.clone(),
             number: self.number,
             start: self.start,
-            len: self.len,
+            len: self.len(),
             reserved: self.reserved,
         }
     }
@@ -111,7 +114,7 @@ impl RegionState {
             number: self.number as u64,
             start: self.start,
             reserved: self.reserved,
-            len: self.len,
+            len: self.len(),
             name: self.name.clone(),
         }
     }

@@ -75,14 +75,14 @@ impl Database {
             return self.inner.unknown(&id);
         }
         snafu::ensure!(
-            len <= region.len,
+            len <= region.len(),
             TruncatePastEndSnafu {
                 region: region.name.clone(),
                 requested: len,
-                len: region.len,
+                len: region.len(),
             }
         );
-        if len == region.len {
+        if len == region.len() {
             return Ok(());
         }
         if len >= region.written {
@@ -92,7 +92,6 @@ impl Database {
             self.inner.discard_tail(&mut region);
             region.written = len;
         }
-        region.len = len;
         self.inner.note_dirty(&region);
         Ok(())
     }
@@ -135,7 +134,7 @@ impl Inner {
         if region.removed {
             return self.unknown(id);
         }
-        let new_len = self.end_after(&region, region.len, data.len())?;
+        let new_len = self.end_after(&region, region.len(), data.len())?;
         self.reserve(&mut region, new_len)?;
         self.append_in_place(&mut region, data)
     }
@@ -169,26 +168,26 @@ impl Inner {
             return self.unknown(id);
         }
         snafu::ensure!(
-            at <= region.len,
+            at <= region.len(),
             OffsetPastEndSnafu {
                 region: region.name.clone(),
                 offset: at,
-                len: region.len,
+                len: region.len(),
             }
         );
         let end = self.end_after(&region, at, data.len())?;
-        if at == region.len {
+        if at == region.len() {
             self.reserve(&mut region, end)?;
             return self.append_in_place(&mut region, data);
         }
-        let new_len = if truncate { end } else { end.max(region.len) };
+        let new_len = if truncate { end } else { end.max(region.len()) };
         self.reserve(&mut region, new_len)?;
         self.drain(&mut region)?;
         self.data
             .write_all_at(data, region.start + at)
             .context(SysSnafu)?;
-        if new_len != region.len {
-            region.len = new_len;
+        if new_len != region.len() {
+            // The tail was written out above, so the whole region is in the file.
             region.written = new_len;
             self.note_dirty(&region);
         }
@@ -215,22 +214,19 @@ impl Inner {
         if data.len() >= DIRECT_WRITE {
             self.drain(region)?;
             self.data
-                .write_all_at(data, region.start + region.len)
+                .write_all_at(data, region.start + region.written)
                 .context(SysSnafu)?;
-            region.len += data.len() as u64;
-            region.written = region.len;
+            region.written += data.len() as u64;
         } else {
             let before = region.tail.len();
             region.tail.extend_from_slice(data);
             self.account(before, region.tail.len());
-            region.len += data.len() as u64;
             let over = region.tail.len() >= TAIL_LIMIT
                 || self.buffered.load(Ordering::Relaxed) > BUFFER_BUDGET;
             if over && let Err(e) = self.drain(region) {
                 // Undo this append so the caller's error means "not appended".
                 let keep = region.tail.len() - data.len();
                 self.resize_tail(region, keep);
-                region.len -= data.len() as u64;
                 return Err(e);
             }
         }
@@ -293,7 +289,7 @@ impl Inner {
         self.data
             .write_all_at(&region.tail, region.start + region.written)
             .context(SysSnafu)?;
-        region.written = region.len;
+        region.written += region.tail.len() as u64;
         self.discard_tail(region);
         Ok(())
     }
@@ -335,7 +331,6 @@ fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
         && fits(region, data.len());
     if quick {
         region.tail.extend_from_slice(data);
-        region.len += data.len() as u64;
     }
     quick
 }
@@ -343,7 +338,7 @@ fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
 #[inline]
 fn fits(region: &RegionState, n: usize) -> bool {
     region
-        .len
+        .len()
         .checked_add(n as u64)
         .is_some_and(|end| end <= region.reserved)
 }
