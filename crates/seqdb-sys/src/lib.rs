@@ -129,6 +129,7 @@
 mod data_file;
 mod error;
 mod file;
+mod handoff;
 mod mapping;
 mod options;
 mod pins;
@@ -142,6 +143,7 @@ pub mod test_support;
 pub use data_file::DataFile;
 pub use error::{Error, Result};
 pub use file::LockedFile;
+pub use handoff::{Consumer, Producer, handoff};
 pub use options::{FileOptions, Lock};
 pub use platform::PunchOutcome;
 pub use sync::{SyncEvent, SyncKind, SyncObserver, rename_durably, sync_dir};

@@ -54,6 +54,7 @@ impl Inner {
             let ticket = table.layout.begin_commit();
             let removed = mem::take(&mut table.removed);
             let mut dirty = mem::take(&mut *self.dirty.lock());
+            dirty.extend(self.lent.lock().iter().copied());
             dirty.sort_unstable();
             dirty.dedup();
             let slots = if checkpoint {
@@ -67,7 +68,7 @@ impl Inner {
             (ticket, Captured { slots, removed }, table.slots.len())
         };
         let result = self
-            .snapshot(&captured)
+            .snapshot(&captured, checkpoint)
             .and_then(|(upserts, removed_since)| {
                 self.data.sync_data().context(SysSnafu)?;
                 // A captured region removed since the capture: its move may be among the
@@ -113,7 +114,13 @@ impl Inner {
 
     /// The entries of the captured regions, with their tails written to the data file,
     /// and the numbers of captured regions found removed.
-    fn snapshot(&self, captured: &Captured) -> Result<(Vec<RegionEntry>, Vec<u64>)> {
+    /// A region captured only because it lends a buffer has an entry only when the buffer
+    /// held bytes (collecting them marks it dirty), or when this is a checkpoint.
+    fn snapshot(
+        &self,
+        captured: &Captured,
+        checkpoint: bool,
+    ) -> Result<(Vec<RegionEntry>, Vec<u64>)> {
         let mut upserts = Vec::with_capacity(captured.slots.len());
         let mut removed = Vec::new();
         for slot in &captured.slots {
@@ -122,26 +129,27 @@ impl Inner {
                 removed.push(region.number as u64);
                 continue;
             }
-            region.dirty.store(false, Ordering::Release);
-            upserts.push(region.entry());
+            if region.dirty.swap(false, Ordering::AcqRel) || checkpoint {
+                upserts.push(region.entry());
+            }
         }
         Ok((upserts, removed))
     }
 
-    /// The region under a shared lock with its tail written out. Never blocks on a
-    /// region lock while the commit lock is held: when the tail must be written and the
-    /// region is busy, it tries again (a reader that appears meanwhile writes the tail
-    /// out itself).
+    /// The region under a shared lock with every byte in the data file. Never blocks on
+    /// a region lock while the commit lock is held: when bytes must be written and the
+    /// region is busy, it tries again (a reader that appears meanwhile writes them out
+    /// itself).
     fn settled<'a>(&self, slot: &'a Slot) -> Result<parking_lot::RwLockReadGuard<'a, RegionState>> {
         loop {
             let region = slot.read_recursive();
-            if region.removed || region.tail.is_empty() {
+            if region.removed || region.is_settled() {
                 return Ok(region);
             }
             drop(region);
             if let Some(mut region) = slot.try_write() {
                 if !region.removed {
-                    self.drain(&mut region)?;
+                    self.settle(&mut region)?;
                 }
                 return Ok(RwLockWriteGuard::downgrade(region));
             }

@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     pub commit: Mutex<Commit>,
     /// Numbers of regions changed since the last commit's snapshot.
     pub dirty: Mutex<Vec<usize>>,
+    /// Numbers of regions that lent a buffer to an appending thread: every flush looks
+    /// at them, since those appends mark nothing dirty.
+    pub lent: Mutex<Vec<usize>>,
     /// Bytes held in regions' in-memory tails, counted in whole pages.
     pub buffered: AtomicU64,
     pub poisoned: OnceLock<String>,
@@ -191,6 +194,7 @@ impl Database {
                     generation: recovered.generation,
                 }),
                 dirty: Mutex::new(Vec::new()),
+                lent: Mutex::new(Vec::new()),
                 buffered: AtomicU64::new(0),
                 poisoned: OnceLock::new(),
                 id: NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed),
@@ -290,9 +294,12 @@ impl Database {
         table.free.insert(region.number);
         table.removed.push(region.number as u64);
         drop(table);
+        let last = region.snapshot();
         region.removed = true;
         inner.discard_tail(&mut region);
-        Ok(Some(region.snapshot()))
+        // Appends still arriving in a lent buffer are lost with the region.
+        inner.unlend(&mut region);
+        Ok(Some(last))
     }
 
     /// Remove every region whose name is not in `names`.

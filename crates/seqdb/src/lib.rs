@@ -64,6 +64,7 @@ mod check;
 mod commit;
 mod database;
 mod error;
+mod fast_append;
 mod format;
 mod identifier;
 mod io;

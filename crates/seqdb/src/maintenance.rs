@@ -98,6 +98,9 @@ impl Database {
         let inner = &self.inner;
         let slots = inner.table.read().live_slots();
         let mut guards = lock_all(&inner.path, &slots)?;
+        for region in guards.iter_mut() {
+            inner.settle(region)?;
+        }
         let mut table = inner.table.write();
         let unchanged = table.count() == slots.len()
             && slots
@@ -109,16 +112,24 @@ impl Database {
             drop(guards);
             return Ok(1);
         }
-        for region in guards.iter_mut() {
-            inner.drain(region)?;
+        for region in guards.iter() {
+            // The layout keeps room for a lent buffer too; only `written` bytes are copied.
             table
                 .layout
-                .set_len(region.number as u64, region.len())
+                .set_len(region.number as u64, region.len() + region.headroom())
                 .context(LayoutSnafu { path: &inner.path })?;
         }
         let moves = table.layout.compaction_step();
-        for mv in moves.iter().filter(|mv| mv.len > 0) {
-            if let Err(e) = inner.data.copy_within(mv.from, mv.to, mv.len) {
+        for mv in &moves {
+            // `guards` is ordered by number, like `slots`.
+            let written = guards
+                .binary_search_by_key(&(mv.region as usize), |region| region.number)
+                .map_or(0, |i| guards[i].written);
+            let len = mv.len.min(written);
+            if len == 0 {
+                continue;
+            }
+            if let Err(e) = inner.data.copy_within(mv.from, mv.to, len) {
                 inner.poison(&e);
                 return Err(e).context(SysSnafu);
             }

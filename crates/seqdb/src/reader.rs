@@ -29,7 +29,7 @@ impl Database {
         let slot = inner.slot(&id)?;
         let region = loop {
             let region = slot.read_arc_recursive();
-            if region.tail.is_empty() {
+            if region.is_settled() {
                 break region;
             }
             // Bytes still in memory: write them out so the map shows the whole region.
@@ -38,7 +38,7 @@ impl Database {
             drop(region);
             if let Some(mut writer) = slot.try_write_arc() {
                 if !writer.removed {
-                    inner.drain(&mut writer)?;
+                    inner.settle(&mut writer)?;
                 }
                 break ArcRwLockWriteGuard::downgrade(writer);
             }

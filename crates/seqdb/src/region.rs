@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use seqdb_sys::Consumer;
+
 use crate::format::RegionEntry;
 
 /// A snapshot of one region's metadata.
@@ -48,6 +50,10 @@ impl Region {
 ///
 /// Bytes `[0, written)` are in the data file; the in-memory `tail` of small appends not
 /// yet written out follows them, so the region's length is `written + tail.len()`.
+///
+/// A thread appending to the region over and over may be lent a buffer of its own
+/// (see `fast_append`): its bytes follow the tail until they are collected into it, and
+/// the reservation always has room for all the buffer could hold.
 #[derive(Debug)]
 pub(crate) struct RegionState {
     pub name: String,
@@ -56,6 +62,8 @@ pub(crate) struct RegionState {
     pub reserved: u64,
     pub written: u64,
     pub tail: Vec<u8>,
+    /// The receiving end of a buffer lent to one appending thread.
+    pub lent: Option<Consumer>,
     /// Set when the region is removed; stale handles then see an unknown region.
     pub removed: bool,
     /// Whether the region is in the list of regions changed since the last commit.
@@ -73,6 +81,7 @@ impl RegionState {
             reserved,
             written: 0,
             tail: Vec::new(),
+            lent: None,
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(0),
@@ -87,6 +96,7 @@ impl RegionState {
             reserved: entry.reserved,
             written: entry.len,
             tail: Vec::new(),
+            lent: None,
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(entry.len),
@@ -99,16 +109,37 @@ impl RegionState {
         self.written + self.tail.len() as u64
     }
 
+    /// Bytes a lent buffer holds that are not collected yet.
+    #[inline]
+    pub fn lent_pending(&self) -> usize {
+        self.lent.as_ref().map_or(0, |lent| lent.pending().len())
+    }
+
+    /// Room the reservation keeps beyond the length for a lent buffer: what it holds
+    /// and what it may still take.
+    pub fn headroom(&self) -> u64 {
+        self.lent.as_ref().map_or(0, |lent| lent.reach() as u64)
+    }
+
+    /// Whether every byte of the region is in the data file.
+    #[inline]
+    pub fn is_settled(&self) -> bool {
+        self.tail.is_empty() && self.lent_pending() == 0
+    }
+
+    /// The metadata as callers see it: the length counts bytes still in memory, in the
+    /// tail or a lent buffer (the reservation has room for them).
     pub fn snapshot(&self) -> Region {
         Region {
             name: self.name.clone(),
             number: self.number,
             start: self.start,
-            len: self.len(),
+            len: self.len() + self.lent_pending() as u64,
             reserved: self.reserved,
         }
     }
 
+    /// The metadata a commit records: only bytes in the data file count.
     pub fn entry(&self) -> RegionEntry {
         RegionEntry {
             number: self.number as u64,

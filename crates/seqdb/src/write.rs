@@ -5,24 +5,18 @@
 //! tails together pass [`BUFFER_BUDGET`], when a reader or a flush needs the bytes in the
 //! file, or before any write that is not an append. Large appends go straight to the file.
 
-use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
 use snafu::ResultExt;
 
 use seqdb_layout::GrowPlan;
 
-use crate::database::{Inner, Slot};
+use crate::database::Inner;
 use crate::error::{
     LayoutSnafu, OffsetPastEndSnafu, SysSnafu, TooLargeSnafu, TruncatePastEndSnafu,
 };
 use crate::region::RegionState;
 use crate::{Database, Identifier, Result};
-
-thread_local! {
-    /// The region this thread appended to last by number: database id, number, lock.
-    static LAST_REGION: RefCell<Option<(u64, usize, Slot)>> = const { RefCell::new(None) };
-}
 
 /// A region's tail is written out once it holds this many bytes.
 pub(crate) const TAIL_LIMIT: usize = 64 * 1024;
@@ -74,6 +68,7 @@ impl Database {
         if region.removed {
             return self.inner.unknown(&id);
         }
+        self.inner.collect(&mut region)?;
         snafu::ensure!(
             len <= region.len(),
             TruncatePastEndSnafu {
@@ -102,20 +97,25 @@ impl Inner {
         self.check_writable()?;
         if let Identifier::Number(number) = *id
             && data.len() < DIRECT_WRITE
-            && self.append_to_last_region(number, data)
+            && let Some(done) = self.append_recent(number, data)
         {
-            return Ok(());
+            return done;
         }
         let slot = {
             let table = self.table.read();
             let Some(slot) = table.slot(id) else {
                 return self.unknown(id);
             };
+            if let Identifier::Number(number) = *id {
+                self.remember(number, slot);
+            }
             // Common case: a small append to a free region with room. Only `try_write` is
-            // allowed under the table lock, and the append itself never blocks.
+            // allowed under the table lock, and the append itself never blocks. A region
+            // with a lent buffer goes the long way, which collects it first.
             if data.len() < DIRECT_WRITE
                 && let Some(mut region) = slot.try_write()
                 && !region.removed
+                && region.lent.is_none()
             {
                 if buffer_quickly(&mut region, data) {
                     self.note_dirty(&region);
@@ -127,37 +127,14 @@ impl Inner {
             }
             slot.clone()
         };
-        if let Identifier::Number(number) = *id {
-            LAST_REGION.set(Some((self.id, number, slot.clone())));
-        }
         let mut region = slot.write();
         if region.removed {
             return self.unknown(id);
         }
+        self.collect(&mut region)?;
         let new_len = self.end_after(&region, region.len(), data.len())?;
         self.reserve(&mut region, new_len)?;
         self.append_in_place(&mut region, data)
-    }
-
-    /// The commonest append of all: to the region this thread appended to last, through
-    /// the thread's own reference to its lock, so the region table is not touched. A
-    /// region removed since (its number possibly reused) is flagged `removed` under its
-    /// lock, which sends the append the long way.
-    #[inline]
-    fn append_to_last_region(&self, number: usize, data: &[u8]) -> bool {
-        LAST_REGION.with_borrow(|last| match last {
-            Some((database, n, slot)) if *database == self.id && *n == number => {
-                let Some(mut region) = slot.try_write() else {
-                    return false;
-                };
-                let done = !region.removed && buffer_quickly(&mut region, data);
-                if done {
-                    self.note_dirty(&region);
-                }
-                done
-            }
-            _ => false,
-        })
     }
 
     pub fn write_at(&self, id: &Identifier, data: &[u8], at: u64, truncate: bool) -> Result<()> {
@@ -167,6 +144,7 @@ impl Inner {
         if region.removed {
             return self.unknown(id);
         }
+        self.collect(&mut region)?;
         snafu::ensure!(
             at <= region.len(),
             OffsetPastEndSnafu {
@@ -207,7 +185,7 @@ impl Inner {
     }
 
     /// Append to a region whose reservation already has room.
-    fn append_in_place(&self, region: &mut RegionState, data: &[u8]) -> Result<()> {
+    pub(crate) fn append_in_place(&self, region: &mut RegionState, data: &[u8]) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
@@ -234,8 +212,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Make the region's reservation hold `new_len` bytes, moving it if needed.
+    /// Make the region's reservation hold `new_len` bytes, and room for its lent buffer
+    /// beyond them, moving it if needed.
     pub fn reserve(&self, region: &mut RegionState, new_len: u64) -> Result<()> {
+        let new_len = new_len.saturating_add(region.headroom());
         if new_len <= region.reserved {
             return Ok(());
         }
@@ -323,7 +303,7 @@ impl Inner {
 /// The commonest append: it fits the reservation and stays within the tail's current
 /// page, so neither the shared page count nor a write-out is involved.
 #[inline]
-fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
+pub(crate) fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
     let before = region.tail.len();
     let after = before + data.len();
     let quick = after < TAIL_LIMIT
@@ -336,9 +316,9 @@ fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
 }
 
 #[inline]
-fn fits(region: &RegionState, n: usize) -> bool {
+pub(crate) fn fits(region: &RegionState, n: usize) -> bool {
     region
         .len()
-        .checked_add(n as u64)
+        .checked_add(n as u64 + region.headroom())
         .is_some_and(|end| end <= region.reserved)
 }

@@ -73,6 +73,14 @@ impl Run {
             self.fail(op, format!("regions {names:?}, expected {expected:?}"));
         }
         for (name, want) in &self.model {
+            // The length counts bytes not yet collected from a lent buffer, and never
+            // exceeds the reservation.
+            let region = db
+                .get_region(Identifier::from(name))
+                .unwrap_or_else(|e| self.fail(op, e));
+            if region.len() != want.len() as u64 || region.len() > region.reserved() {
+                self.fail(op, format!("{region:?}, expected length {}", want.len()));
+            }
             let reader = db
                 .create_region_reader(Identifier::from(name))
                 .unwrap_or_else(|e| self.fail(op, e));
@@ -103,7 +111,24 @@ impl Run {
                 self.model.entry(name.to_owned()).or_default();
                 format!("create {name}")
             }
-            10..=44 => {
+            10..=14 => {
+                // A run of small appends by number, long enough for the region to lend
+                // this thread a buffer: those appends take no lock.
+                let Some(number) = self.db().get_region(name.into()).ok().map(|r| r.number())
+                else {
+                    return format!("no burst: {name} is missing");
+                };
+                let count = 1 + rng.below(60) as usize;
+                for _ in 0..count {
+                    let piece: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+                    if let Err(e) = self.db().write_all_to_region(number.into(), &piece) {
+                        self.fail("burst", format!("{name}: {e}"));
+                    }
+                    self.model.get_mut(name).unwrap().extend(&piece);
+                }
+                format!("{count} small appends to {name}")
+            }
+            15..=44 => {
                 let data = rng.bytes();
                 // Half the appends go by number, as performance-minded callers do.
                 let id = match self.db().get_region(name.into()) {

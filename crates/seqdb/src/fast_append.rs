@@ -1,0 +1,211 @@
+//! Appends by a thread that keeps appending to the same region.
+//!
+//! Each thread remembers the region it appended to last, so a run of appends skips the
+//! region table. After [`PROMOTE_AFTER`] appends in a row the thread is lent a buffer of
+//! its own ([`seqdb_sys::handoff`]): from then on a small append is a copy into that
+//! buffer and one release store, with no lock taken and no locked instruction.
+//!
+//! The region keeps the buffer's other half. Whoever next needs the region's bytes (a
+//! flush, a reader, another writer, or this thread once its buffer is full) first collects
+//! what the buffer holds into the tail, under the region's write lock, so the bytes keep
+//! their order. The reservation always has room for everything the buffer could hold, so
+//! a region's length never exceeds its reservation, even counting bytes not collected yet.
+//!
+//! The region gives a lent buffer up only when the region is removed, or once the
+//! producer is gone (its thread appended elsewhere or ended) and every byte is collected:
+//! taking it from a live producer could lose an append that is under way.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use seqdb_sys::{Producer, handoff};
+
+use crate::Result;
+use crate::database::{Inner, Slot};
+use crate::region::RegionState;
+use crate::write::{buffer_quickly, fits};
+
+/// Size of a buffer lent to an appending thread.
+pub(crate) const LENT_CAPACITY: usize = 64 * 1024;
+/// Appends in a row to one region after which its thread is lent a buffer.
+const PROMOTE_AFTER: u32 = 16;
+
+thread_local! {
+    static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
+}
+
+/// The region a thread appended to last, by number.
+struct Recent {
+    database: u64,
+    number: usize,
+    slot: Slot,
+    /// Appends in a row through this entry while no buffer was lent.
+    streak: u32,
+    producer: Option<Producer>,
+}
+
+impl Inner {
+    /// An append to the region this thread appended to last. `None` when it is not that
+    /// region, or the region is busy or has to grow: the caller takes the long way.
+    #[inline]
+    pub(crate) fn append_recent(&self, number: usize, data: &[u8]) -> Option<Result<()>> {
+        // The common case returns a bool: a small value keeps the hot path in registers.
+        let pushed = RECENT.with_borrow_mut(|recent| match recent {
+            Some(r) if r.database == self.id && r.number == number => {
+                r.producer.as_mut().is_some_and(|p| p.push(data))
+            }
+            _ => false,
+        });
+        if pushed {
+            return Some(Ok(()));
+        }
+        self.append_recent_locked(number, data)
+    }
+
+    /// Remember `slot` as the region this thread appends to, unless it already is.
+    pub(crate) fn remember(&self, number: usize, slot: &Slot) {
+        RECENT.with_borrow_mut(|recent| {
+            let known = recent.as_ref().is_some_and(|r| {
+                r.database == self.id && r.number == number && Arc::ptr_eq(&r.slot, slot)
+            });
+            if !known {
+                *recent = Some(Recent {
+                    database: self.id,
+                    number,
+                    slot: slot.clone(),
+                    streak: 0,
+                    producer: None,
+                });
+            }
+        });
+    }
+
+    /// The append when the lent buffer (if any) refused it: under the region's lock.
+    #[inline(never)]
+    fn append_recent_locked(&self, number: usize, data: &[u8]) -> Option<Result<()>> {
+        RECENT.with_borrow_mut(|recent| {
+            let recent = recent
+                .as_mut()
+                .filter(|r| r.database == self.id && r.number == number)?;
+            self.append_under_lock(recent, data)
+        })
+    }
+
+    fn append_under_lock(&self, recent: &mut Recent, data: &[u8]) -> Option<Result<()>> {
+        // Only a `try_`: the long way waits, and knows what to report.
+        let mut region = recent.slot.try_write()?;
+        if region.removed {
+            recent.producer = None;
+            return None;
+        }
+        if let Err(e) = self.collect(&mut region) {
+            return Some(Err(e));
+        }
+        match recent.producer.as_mut() {
+            // The buffer was full; everything in it is collected now.
+            Some(producer) => {
+                if self.refill(&mut region, producer) {
+                    if producer.push(data) {
+                        return Some(Ok(()));
+                    }
+                } else {
+                    recent.producer = None;
+                }
+            }
+            None if region.lent.is_none() => {
+                recent.streak = recent.streak.saturating_add(1);
+                if recent.streak >= PROMOTE_AFTER
+                    && let Ok(mut producer) = self.lend(&mut region)
+                {
+                    let pushed = producer.push(data);
+                    recent.producer = Some(producer);
+                    if pushed {
+                        return Some(Ok(()));
+                    }
+                }
+            }
+            None => {}
+        }
+        if buffer_quickly(&mut region, data) {
+            self.note_dirty(&region);
+            return Some(Ok(()));
+        }
+        if fits(&region, data.len()) {
+            return Some(self.append_in_place(&mut region, data));
+        }
+        None
+    }
+
+    /// Lend a buffer for appends to `region`, which has none. The reservation is grown
+    /// first to hold everything the buffer can.
+    fn lend(&self, region: &mut RegionState) -> Result<Producer> {
+        let (producer, consumer) = handoff(LENT_CAPACITY);
+        region.lent = Some(consumer);
+        if let Err(e) = self.reserve(region, region.len()) {
+            region.lent = None;
+            return Err(e);
+        }
+        self.lent.lock().push(region.number);
+        Ok(producer)
+    }
+
+    /// Start a full, fully collected buffer over. False when that is not possible (the
+    /// reservation could not grow), after which the region no longer lends it.
+    fn refill(&self, region: &mut RegionState, producer: &mut Producer) -> bool {
+        let rewound = region
+            .lent
+            .as_mut()
+            .is_some_and(|lent| lent.rewind(producer));
+        if rewound && self.reserve(region, region.len()).is_ok() {
+            return true;
+        }
+        // The producer is this thread's and not pushing: nothing can be lost.
+        if region.lent.is_some() {
+            self.unlend(region);
+        }
+        false
+    }
+
+    /// Move the bytes of the region's lent buffer into its tail (or the file), in order.
+    /// Call under the region's write lock before anything that reads or changes its
+    /// length or bytes.
+    pub(crate) fn collect(&self, region: &mut RegionState) -> Result<()> {
+        let Some(mut lent) = region.lent.take() else {
+            return Ok(());
+        };
+        // Read before the bytes: once the producer is gone, they are all there.
+        let finished = lent.is_finished();
+        let pending = lent.pending();
+        let taken = pending.len();
+        let result = if taken == 0 {
+            Ok(())
+        } else {
+            // A no-op: the reservation always has room for the lent buffer's bytes.
+            self.reserve(region, region.len() + taken as u64)
+                .and_then(|()| self.append_in_place(region, pending))
+        };
+        if result.is_ok() {
+            lent.consume(taken);
+        }
+        region.lent = Some(lent);
+        if finished && result.is_ok() {
+            self.unlend(region);
+        }
+        result
+    }
+
+    /// Collect the lent buffer and write the tail out: every byte in the data file.
+    pub(crate) fn settle(&self, region: &mut RegionState) -> Result<()> {
+        self.collect(region)?;
+        self.drain(region)
+    }
+
+    /// Stop lending the region a buffer. Only when the region is being removed, or its
+    /// producer is gone and the buffer collected, or the producer is the caller's.
+    pub(crate) fn unlend(&self, region: &mut RegionState) {
+        if region.lent.take().is_some() {
+            let number = region.number;
+            self.lent.lock().retain(|&n| n != number);
+        }
+    }
+}
