@@ -20,8 +20,8 @@ pub struct View<'a> {
     owner: &'a DataFile,
     /// Keeps the mapping alive for as long as the view.
     _mapping: Arc<MmapRaw>,
-    /// The first viewed byte inside `map` (null for an empty view), kept so that a read
-    /// costs one load rather than a walk through the `Arc`.
+    /// The first viewed byte inside `map` (dangling, never read, for an empty view), kept
+    /// so that a read costs one load rather than a walk through the `Arc`.
     first: *const u8,
     offset: usize,
     len: usize,
@@ -46,7 +46,7 @@ impl<'a> View<'a> {
         pin: PinId,
     ) -> Self {
         let first = if len == 0 {
-            std::ptr::null()
+            std::ptr::NonNull::<u8>::dangling().as_ptr().cast_const()
         } else {
             // SAFETY: the caller checked `offset + len <= map.len()`, so `offset` is in
             // bounds of the mapping and the result stays inside the same allocation.
@@ -65,10 +65,9 @@ impl<'a> View<'a> {
     /// The viewed bytes.
     #[inline]
     pub fn bytes(&self) -> &[u8] {
-        if self.len == 0 {
-            return &[];
-        }
         // SAFETY:
+        // - An empty view's pointer is dangling but non-null and aligned, which is all an
+        //   empty slice needs.
         // - In bounds of the mapping: `DataFile::view` checked
         //   `offset + len <= DataFile::len() <= map.len()` under the pin
         //   table's mutex, so the pointer arithmetic and the slice stay inside

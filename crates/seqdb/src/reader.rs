@@ -62,9 +62,10 @@ impl<'a> Reader<'a> {
     pub fn read(&self, offset: u64, len: u64) -> &[u8] {
         let bytes = self.view.bytes();
         let total = bytes.len() as u64;
-        let end = offset.saturating_add(len);
         // `offset <= end <= total`, which is a `usize`: the casts are lossless.
-        if end <= total {
+        if let Some(end) = offset.checked_add(len)
+            && end <= total
+        {
             return bytes.get(offset as usize..end as usize).unwrap_or_default();
         }
         &bytes[offset.min(total) as usize..]
