@@ -51,13 +51,17 @@
 //! parallel; creating, growing past the reservation, removing and compacting take a
 //! short exclusive lock on the region table. A [`Reader`] keeps its region's bytes in
 //! place while it lives: writers of that region wait for it, readers and writers of other
-//! regions do not.
+//! regions do not. (A thread appending to the region through a buffer the region lent
+//! it goes on until that buffer is full; the reader does not see those bytes.)
 //!
 //! # Cost model
 //!
 //! A small append is a copy into an in-memory tail plus bookkeeping, written to the
-//! file in batches; a large append is one `pwrite`. A flush costs the regions changed
-//! since the last one, and open costs the number of regions.
+//! file in batches; a large append is one `pwrite`. A thread that keeps appending to one
+//! region by number is lent a buffer by it, and its appends then take no lock at all.
+//! A flush costs the regions changed since the last one (plus a look at each region
+//! with a lent buffer, at most one per appending thread), and open costs the number of
+//! regions.
 #![forbid(unsafe_code)]
 
 mod check;

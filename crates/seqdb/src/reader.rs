@@ -13,8 +13,10 @@ use crate::{Database, Identifier, Region, Result};
 /// A zero-copy view of one region's bytes, straight from the memory map.
 ///
 /// While a reader lives, its region cannot change, move or be removed: writers of that
-/// region wait until it is dropped (writers of other regions do not). Do not write to a
-/// region from the thread that holds a reader of it.
+/// region wait until it is dropped (writers of other regions do not). A thread that the
+/// region lent an append buffer goes on appending into it until it is full; the reader
+/// shows the bytes as they were when it was made. Do not write to a region from the
+/// thread that holds a reader of it.
 pub struct Reader<'a> {
     // Declared first so it is dropped first: the bytes are unpinned before the region
     // lock is released.
