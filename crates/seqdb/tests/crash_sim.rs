@@ -294,21 +294,28 @@ impl Workload {
                     1..=4 => self.rng.range(400, 6000) as usize,
                     _ => self.rng.range(1, 400) as usize,
                 };
-                let data = self.bytes(len);
+                let number = self.numbers[&name];
+                // Sometimes a run of appends by number, long enough for the region to
+                // lend this thread a buffer.
+                let (times, id) = match self.rng.below(4) {
+                    0 => (24, Identifier::from(number)),
+                    1 => (1, Identifier::from(number)),
+                    _ => (1, Identifier::from(name.as_str())),
+                };
                 let before = self.db().get_region(name.as_str().into()).unwrap().start();
-                self.db()
-                    .write_all_to_region(name.as_str().into(), &data)
-                    .unwrap();
+                for _ in 0..times {
+                    let data = self.bytes(len);
+                    self.db().write_all_to_region(id.clone(), &data).unwrap();
+                    let v = Arc::make_mut(self.model.get_mut(&name).unwrap());
+                    let from = v.len();
+                    v.extend_from_slice(&data);
+                    self.touch(&name, from, from + len);
+                }
                 let after = self.db().get_region(name.as_str().into()).unwrap().start();
                 self.moves += usize::from(before != after);
-                let number = self.numbers[&name];
                 self.note(format!(
-                    "append {len} to {number} (start {before} -> {after})"
+                    "append {len} x{times} to {number} (start {before} -> {after})"
                 ));
-                let v = Arc::make_mut(self.model.get_mut(&name).unwrap());
-                let from = v.len();
-                v.extend_from_slice(&data);
-                self.touch(&name, from, from + len);
             }
             49..=55 => {
                 let Some(name) = self.existing() else { return };
