@@ -137,13 +137,18 @@ impl Inner {
     }
 
     /// The region under a shared lock with every byte in the data file. Never blocks on
-    /// a region lock while the commit lock is held: when bytes must be written and the
-    /// region is busy, it tries again (a reader that appears meanwhile writes them out
-    /// itself).
+    /// a region lock while the commit lock is held: a lent buffer is collected under the
+    /// shared lock; when the tail must be written and the region is busy, it tries again
+    /// (a tail means no reader is alive, and a reader that appears meanwhile writes the
+    /// tail out itself).
     fn settled<'a>(&self, slot: &'a Slot) -> Result<parking_lot::RwLockReadGuard<'a, RegionState>> {
         loop {
             let region = slot.read_recursive();
-            if region.removed || region.is_settled() {
+            if region.removed {
+                return Ok(region);
+            }
+            if region.tail.is_empty() {
+                self.collect_shared(&region)?;
                 return Ok(region);
             }
             drop(region);

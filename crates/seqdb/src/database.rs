@@ -293,12 +293,13 @@ impl Database {
         table.slots[region.number] = None;
         table.free.insert(region.number);
         table.removed.push(region.number as u64);
-        drop(table);
         let last = region.snapshot();
+        // Before the number is free: appends still arriving in a lent buffer are lost with
+        // the region, and none may reach a region that gets its number next.
+        inner.unlend(&mut region);
+        drop(table);
         region.removed = true;
         inner.discard_tail(&mut region);
-        // Appends still arriving in a lent buffer are lost with the region.
-        inner.unlend(&mut region);
         Ok(Some(last))
     }
 

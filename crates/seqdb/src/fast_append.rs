@@ -17,11 +17,15 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use snafu::ResultExt;
 
 use seqdb_sys::{Producer, handoff};
 
 use crate::Result;
 use crate::database::{Inner, Slot};
+use crate::error::SysSnafu;
 use crate::region::RegionState;
 use crate::write::{buffer_quickly, fits};
 
@@ -62,22 +66,46 @@ impl Inner {
         self.append_recent_locked(number, data)
     }
 
-    /// Remember `slot` as the region this thread appends to, unless it already is.
-    pub(crate) fn remember(&self, number: usize, slot: &Slot) {
-        RECENT.with_borrow_mut(|recent| {
-            let known = recent.as_ref().is_some_and(|r| {
-                r.database == self.id && r.number == number && Arc::ptr_eq(&r.slot, slot)
-            });
-            if !known {
-                *recent = Some(Recent {
-                    database: self.id,
-                    number,
-                    slot: slot.clone(),
-                    streak: 0,
-                    producer: None,
-                });
+    /// Remember `slot` as the region this thread appends to, unless it already is. With
+    /// `evict` false (the caller holds the table lock) an entry with a lent buffer is
+    /// kept; otherwise it is replaced and its buffer given back.
+    pub(crate) fn remember(&self, number: usize, slot: &Slot, evict: bool) {
+        let evicted = RECENT.with_borrow_mut(|recent| {
+            if let Some(r) = recent.as_ref() {
+                let known =
+                    r.database == self.id && r.number == number && Arc::ptr_eq(&r.slot, slot);
+                if known || (!evict && r.producer.is_some()) {
+                    return None;
+                }
             }
+            recent.replace(Recent {
+                database: self.id,
+                number,
+                slot: slot.clone(),
+                streak: 0,
+                producer: None,
+            })
         });
+        if let Some(old) = evicted {
+            self.give_back(old);
+        }
+    }
+
+    /// The thread moved on from `recent`'s region: end its producer and, if the region
+    /// is free, collect the buffer so the region gives it up now rather than at the next
+    /// flush. Holds no lock on entry.
+    fn give_back(&self, recent: Recent) {
+        let Recent { slot, producer, .. } = recent;
+        if producer.is_none() {
+            return;
+        }
+        drop(producer);
+        if let Some(mut region) = slot.try_write()
+            && !region.removed
+        {
+            // An error stays with the bytes: the next flush or reader collects them.
+            let _ = self.collect(&mut region);
+        }
     }
 
     /// The append when the lent buffer (if any) refused it: under the region's lock.
@@ -112,7 +140,7 @@ impl Inner {
                     recent.producer = None;
                 }
             }
-            None if region.lent.is_none() => {
+            None if region.lent.get_mut().is_none() => {
                 recent.streak = recent.streak.saturating_add(1);
                 if recent.streak >= PROMOTE_AFTER
                     && let Ok(mut producer) = self.lend(&mut region)
@@ -130,7 +158,7 @@ impl Inner {
             self.note_dirty(&region);
             return Some(Ok(()));
         }
-        if fits(&region, data.len()) {
+        if fits(&mut region, data.len()) {
             return Some(self.append_in_place(&mut region, data));
         }
         None
@@ -140,9 +168,9 @@ impl Inner {
     /// first to hold everything the buffer can.
     fn lend(&self, region: &mut RegionState) -> Result<Producer> {
         let (producer, consumer) = handoff(LENT_CAPACITY);
-        region.lent = Some(consumer);
+        *region.lent.get_mut() = Some(consumer);
         if let Err(e) = self.reserve(region, region.len()) {
-            region.lent = None;
+            *region.lent.get_mut() = None;
             return Err(e);
         }
         self.lent.lock().push(region.number);
@@ -154,15 +182,14 @@ impl Inner {
     fn refill(&self, region: &mut RegionState, producer: &mut Producer) -> bool {
         let rewound = region
             .lent
+            .get_mut()
             .as_mut()
             .is_some_and(|lent| lent.rewind(producer));
         if rewound && self.reserve(region, region.len()).is_ok() {
             return true;
         }
         // The producer is this thread's and not pushing: nothing can be lost.
-        if region.lent.is_some() {
-            self.unlend(region);
-        }
+        self.unlend(region);
         false
     }
 
@@ -170,7 +197,8 @@ impl Inner {
     /// Call under the region's write lock before anything that reads or changes its
     /// length or bytes.
     pub(crate) fn collect(&self, region: &mut RegionState) -> Result<()> {
-        let Some(mut lent) = region.lent.take() else {
+        region.fold();
+        let Some(mut lent) = region.lent.get_mut().take() else {
             return Ok(());
         };
         // Read before the bytes: once the producer is gone, they are all there.
@@ -187,11 +215,44 @@ impl Inner {
         if result.is_ok() {
             lent.consume(taken);
         }
-        region.lent = Some(lent);
+        *region.lent.get_mut() = Some(lent);
         if finished && result.is_ok() {
             self.unlend(region);
         }
         result
+    }
+
+    /// [`collect`](Self::collect) for a holder of the region's shared lock whose tail
+    /// is empty (a reader keeps it so): the bytes go to the file right after the
+    /// region's, beyond every reader's view, and count in `collected`. A flush or a new
+    /// reader uses it, so neither waits for readers to be dropped.
+    pub(crate) fn collect_shared(&self, region: &RegionState) -> Result<()> {
+        debug_assert!(region.tail.is_empty());
+        let mut lent = region.lent.lock();
+        let Some(consumer) = lent.as_mut() else {
+            return Ok(());
+        };
+        let finished = consumer.is_finished();
+        let pending = consumer.pending();
+        let taken = pending.len();
+        if taken > 0 {
+            // Inside the reservation: it always has room for the lent buffer's bytes.
+            let end = region.written + region.collected.load(Ordering::Acquire);
+            self.data
+                .write_all_at(pending, region.start + end)
+                .context(SysSnafu)?;
+            region
+                .collected
+                .store(end - region.written + taken as u64, Ordering::Release);
+            consumer.consume(taken);
+            self.note_dirty(region);
+        }
+        if finished {
+            *lent = None;
+            drop(lent);
+            self.forget_lent(region.number);
+        }
+        Ok(())
     }
 
     /// Collect the lent buffer and write the tail out: every byte in the data file.
@@ -203,9 +264,14 @@ impl Inner {
     /// Stop lending the region a buffer. Only when the region is being removed, or its
     /// producer is gone and the buffer collected, or the producer is the caller's.
     pub(crate) fn unlend(&self, region: &mut RegionState) {
-        if region.lent.take().is_some() {
-            let number = region.number;
-            self.lent.lock().retain(|&n| n != number);
+        if region.lent.get_mut().take().is_some() {
+            self.forget_lent(region.number);
         }
+    }
+
+    /// Take a region off the list of those with a lent buffer. Only while the region
+    /// holds its number, so that the number means that region.
+    fn forget_lent(&self, number: usize) {
+        self.lent.lock().retain(|&n| n != number);
     }
 }

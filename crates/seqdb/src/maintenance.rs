@@ -39,6 +39,9 @@ impl Database {
             let Some(region) = slot.try_read_recursive() else {
                 continue;
             };
+            // Held while punching: a lent buffer collected under a shared lock meanwhile
+            // would write right where this punches.
+            let _lent = region.lent.lock();
             let keep = round_up(region.len().max(region.committed_len()));
             if keep < region.reserved {
                 inner
@@ -112,7 +115,7 @@ impl Database {
             drop(guards);
             return Ok(1);
         }
-        for region in guards.iter() {
+        for region in guards.iter_mut() {
             // The layout keeps room for a lent buffer too; only `written` bytes are copied.
             table
                 .layout

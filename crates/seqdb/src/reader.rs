@@ -31,7 +31,11 @@ impl Database {
         let slot = inner.slot(&id)?;
         let region = loop {
             let region = slot.read_arc_recursive();
-            if region.is_settled() {
+            if region.removed {
+                return inner.unknown(&id);
+            }
+            if region.tail.is_empty() {
+                inner.collect_shared(&region)?;
                 break region;
             }
             // Bytes still in memory: write them out so the map shows the whole region.
@@ -50,8 +54,11 @@ impl Database {
             return inner.unknown(&id);
         }
         // An empty region may lie past the end of the file; its view is empty anyway.
-        let start = if region.len() == 0 { 0 } else { region.start };
-        let view = inner.data.view(start, region.len()).context(SysSnafu)?;
+        // `len` is read once: a lent buffer collected by another reader meanwhile lands
+        // beyond it.
+        let len = region.len();
+        let start = if len == 0 { 0 } else { region.start };
+        let view = inner.data.view(start, len).context(SysSnafu)?;
         Ok(Reader { view, region })
     }
 }
@@ -109,7 +116,7 @@ impl<'a> Reader<'a> {
 
     /// The region's metadata.
     pub fn region(&self) -> Region {
-        self.region.snapshot()
+        self.region.snapshot_with_len(self.len())
     }
 }
 

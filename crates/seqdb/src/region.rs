@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use parking_lot::Mutex;
 use seqdb_sys::Consumer;
 
 use crate::format::RegionEntry;
@@ -52,8 +53,10 @@ impl Region {
 /// yet written out follows them, so the region's length is `written + tail.len()`.
 ///
 /// A thread appending to the region over and over may be lent a buffer of its own
-/// (see `fast_append`): its bytes follow the tail until they are collected into it, and
-/// the reservation always has room for all the buffer could hold.
+/// (see `fast_append`): its bytes follow the tail until they are collected, and the
+/// reservation always has room for all the buffer could hold. A collector holding only a
+/// shared lock (the tail is then empty) writes them to the file after `written` and counts
+/// them in `collected`, which the next holder of the write lock folds into `written`.
 #[derive(Debug)]
 pub(crate) struct RegionState {
     pub name: String,
@@ -62,8 +65,11 @@ pub(crate) struct RegionState {
     pub reserved: u64,
     pub written: u64,
     pub tail: Vec<u8>,
-    /// The receiving end of a buffer lent to one appending thread.
-    pub lent: Option<Consumer>,
+    /// Bytes in the file after `written`, collected under a shared lock.
+    pub collected: AtomicU64,
+    /// The receiving end of a buffer lent to one appending thread. Its mutex also keeps
+    /// `collected` from changing while held.
+    pub lent: Mutex<Option<Consumer>>,
     /// Set when the region is removed; stale handles then see an unknown region.
     pub removed: bool,
     /// Whether the region is in the list of regions changed since the last commit.
@@ -81,7 +87,8 @@ impl RegionState {
             reserved,
             written: 0,
             tail: Vec::new(),
-            lent: None,
+            collected: AtomicU64::new(0),
+            lent: Mutex::new(None),
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(0),
@@ -96,45 +103,52 @@ impl RegionState {
             reserved: entry.reserved,
             written: entry.len,
             tail: Vec::new(),
-            lent: None,
+            collected: AtomicU64::new(0),
+            lent: Mutex::new(None),
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(entry.len),
         }
     }
 
-    /// The region's length: the bytes in the file and those still in the tail.
+    /// The region's length: the bytes in the file and those still in the tail (not
+    /// those of a lent buffer not collected yet).
     #[inline]
     pub fn len(&self) -> u64 {
-        self.written + self.tail.len() as u64
+        self.written + self.collected.load(Ordering::Acquire) + self.tail.len() as u64
     }
 
-    /// Bytes a lent buffer holds that are not collected yet.
+    /// Fold the bytes collected under a shared lock into `written`.
     #[inline]
-    pub fn lent_pending(&self) -> usize {
-        self.lent.as_ref().map_or(0, |lent| lent.pending().len())
+    pub fn fold(&mut self) {
+        self.written += std::mem::take(self.collected.get_mut());
     }
 
     /// Room the reservation keeps beyond the length for a lent buffer: what it holds
     /// and what it may still take.
-    pub fn headroom(&self) -> u64 {
-        self.lent.as_ref().map_or(0, |lent| lent.reach() as u64)
-    }
-
-    /// Whether every byte of the region is in the data file.
     #[inline]
-    pub fn is_settled(&self) -> bool {
-        self.tail.is_empty() && self.lent_pending() == 0
+    pub fn headroom(&mut self) -> u64 {
+        self.lent
+            .get_mut()
+            .as_ref()
+            .map_or(0, |lent| lent.reach() as u64)
     }
 
     /// The metadata as callers see it: the length counts bytes still in memory, in the
     /// tail or a lent buffer (the reservation has room for them).
     pub fn snapshot(&self) -> Region {
+        let lent = self.lent.lock();
+        let pending = lent.as_ref().map_or(0, |lent| lent.pending().len());
+        self.snapshot_with_len(self.len() + pending as u64)
+    }
+
+    /// The metadata with a given length (a reader's, say).
+    pub fn snapshot_with_len(&self, len: u64) -> Region {
         Region {
             name: self.name.clone(),
             number: self.number,
             start: self.start,
-            len: self.len() + self.lent_pending() as u64,
+            len,
             reserved: self.reserved,
         }
     }

@@ -69,7 +69,7 @@ impl Database {
         };
         for (_, slot) in &slots {
             let region = slot.read_recursive();
-            stats.live_bytes += region.len() + region.lent_pending() as u64;
+            stats.live_bytes += region.snapshot().len();
             stats.reserved_bytes += region.reserved;
         }
         Ok(stats)

@@ -107,7 +107,7 @@ impl Inner {
                 return self.unknown(id);
             };
             if let Identifier::Number(number) = *id {
-                self.remember(number, slot);
+                self.remember(number, slot, false);
             }
             // Common case: a small append to a free region with room. Only `try_write` is
             // allowed under the table lock, and the append itself never blocks. A region
@@ -115,18 +115,22 @@ impl Inner {
             if data.len() < DIRECT_WRITE
                 && let Some(mut region) = slot.try_write()
                 && !region.removed
-                && region.lent.is_none()
+                && region.lent.get_mut().is_none()
+                && *region.collected.get_mut() == 0
             {
                 if buffer_quickly(&mut region, data) {
                     self.note_dirty(&region);
                     return Ok(());
                 }
-                if fits(&region, data.len()) {
+                if fits(&mut region, data.len()) {
                     return self.append_in_place(&mut region, data);
                 }
             }
             slot.clone()
         };
+        if let Identifier::Number(number) = *id {
+            self.remember(number, &slot, true);
+        }
         let mut region = slot.write();
         if region.removed {
             return self.unknown(id);
@@ -215,6 +219,8 @@ impl Inner {
     /// Make the region's reservation hold `new_len` bytes, and room for its lent buffer
     /// beyond them, moving it if needed.
     pub fn reserve(&self, region: &mut RegionState, new_len: u64) -> Result<()> {
+        // A move copies `written` bytes: they must be all of them.
+        region.fold();
         let new_len = new_len.saturating_add(region.headroom());
         if new_len <= region.reserved {
             return Ok(());
@@ -263,6 +269,7 @@ impl Inner {
 
     /// Write the region's in-memory tail to the data file.
     pub fn drain(&self, region: &mut RegionState) -> Result<()> {
+        region.fold();
         if region.tail.is_empty() {
             return Ok(());
         }
@@ -316,7 +323,7 @@ pub(crate) fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
 }
 
 #[inline]
-pub(crate) fn fits(region: &RegionState, n: usize) -> bool {
+pub(crate) fn fits(region: &mut RegionState, n: usize) -> bool {
     region
         .len()
         .checked_add(n as u64 + region.headroom())
