@@ -159,6 +159,42 @@ fn run(program: &str, args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
+/// A thread pinned to CPU 0 at normal priority that removes region 0 each time it is
+/// told to and says when it is done. `None` (with the reason printed) where pinning is
+/// not permitted.
+fn spawn_remover(
+    db: &Database,
+) -> Option<(mpsc::Sender<()>, mpsc::Receiver<()>, thread::JoinHandle<()>)> {
+    let (remove_tx, remove_rx) = mpsc::channel::<()>();
+    let (removed_tx, removed_rx) = mpsc::channel::<()>();
+    let (pinned_tx, pinned_rx) = mpsc::channel::<bool>();
+    let db = db.clone();
+    let remover = thread::spawn(move || {
+        let ok = run("taskset", &["-p", "-c", "0", &this_thread_id()]);
+        pinned_tx.send(ok).unwrap();
+        while remove_rx.recv().is_ok() {
+            db.remove_region(Identifier::Number(0)).unwrap();
+            removed_tx.send(()).unwrap();
+        }
+    });
+    if !pinned_rx.recv().unwrap() {
+        eprintln!("skipped: taskset failed");
+        return None;
+    }
+    Some((remove_tx, removed_rx, remover))
+}
+
+/// Pin the calling thread to CPU 0 with a real-time priority, so that it preempts the
+/// remover as soon as it wakes. False (with the reason printed) where not permitted.
+fn pin_to_cpu_0_at_real_time_priority() -> bool {
+    let me = this_thread_id();
+    let ok = run("taskset", &["-p", "-c", "0", &me]) && run("chrt", &["-f", "-p", "10", &me]);
+    if !ok {
+        eprintln!("skipped: cannot pin or raise the priority");
+    }
+    ok
+}
+
 /// `remove_region` must end the lent buffer before the number becomes free: otherwise a
 /// thread whose producer is for that number could see the region gone, create a new
 /// region (which gets the same number), append to it by number into the old, dying
@@ -171,31 +207,13 @@ fn run(program: &str, args: &[&str]) -> bool {
 fn an_append_to_a_new_region_is_not_lost_while_the_old_one_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
-    // The remover: pinned to CPU 0, normal priority.
-    let (remove_tx, remove_rx) = mpsc::channel::<()>();
-    let (removed_tx, removed_rx) = mpsc::channel::<()>();
-    let (pinned_tx, pinned_rx) = mpsc::channel::<bool>();
-    let remover = {
-        let db = db.clone();
-        thread::spawn(move || {
-            let ok = run("taskset", &["-p", "-c", "0", &this_thread_id()]);
-            pinned_tx.send(ok).unwrap();
-            while remove_rx.recv().is_ok() {
-                db.remove_region(Identifier::Number(0)).unwrap();
-                removed_tx.send(()).unwrap();
-            }
-        })
-    };
-    if !pinned_rx.recv().unwrap() {
-        eprintln!("skipped: taskset failed");
+    let Some((remove_tx, removed_rx, remover)) = spawn_remover(&db) else {
         return;
-    }
+    };
     let db2 = db.clone();
     let appender = thread::spawn(move || -> Option<String> {
         let db = db2;
-        let me = this_thread_id();
-        if !run("taskset", &["-p", "-c", "0", &me]) || !run("chrt", &["-f", "-p", "10", &me]) {
-            eprintln!("skipped: cannot pin or raise the priority");
+        if !pin_to_cpu_0_at_real_time_priority() {
             return None;
         }
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -267,30 +285,13 @@ fn an_append_to_a_new_region_is_not_lost_while_the_old_one_is_removed() {
 fn appends_flushed_after_a_number_is_reused_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
-    let (remove_tx, remove_rx) = mpsc::channel::<()>();
-    let (removed_tx, removed_rx) = mpsc::channel::<()>();
-    let (pinned_tx, pinned_rx) = mpsc::channel::<bool>();
-    let remover = {
-        let db = db.clone();
-        thread::spawn(move || {
-            let ok = run("taskset", &["-p", "-c", "0", &this_thread_id()]);
-            pinned_tx.send(ok).unwrap();
-            while remove_rx.recv().is_ok() {
-                db.remove_region(Identifier::Number(0)).unwrap();
-                removed_tx.send(()).unwrap();
-            }
-        })
-    };
-    if !pinned_rx.recv().unwrap() {
-        eprintln!("skipped: taskset failed");
+    let Some((remove_tx, removed_rx, remover)) = spawn_remover(&db) else {
         return;
-    }
+    };
     let db2 = db.clone();
     let appender = thread::spawn(move || -> Option<(u64, usize)> {
         let db = db2;
-        let me = this_thread_id();
-        if !run("taskset", &["-p", "-c", "0", &me]) || !run("chrt", &["-f", "-p", "10", &me]) {
-            eprintln!("skipped: cannot pin or raise the priority");
+        if !pin_to_cpu_0_at_real_time_priority() {
             return None;
         }
         let mut seed = 0x2545_f491_4f6c_dd1du64;
