@@ -7,9 +7,11 @@
 //!
 //! The region keeps the buffer's other half. Whoever next needs the region's bytes (a
 //! flush, a reader, another writer, or this thread once its buffer is full) first collects
-//! what the buffer holds into the tail, under the region's write lock, so the bytes keep
-//! their order. The reservation always has room for everything the buffer could hold, so
-//! a region's length never exceeds its reservation, even counting bytes not collected yet.
+//! what the buffer holds, so the bytes keep their order: into the tail under the region's
+//! write lock ([`Inner::collect`]), or, for a flush or a new reader, straight to the file
+//! under the shared lock ([`Inner::collect_shared`]), so that neither waits for readers.
+//! The reservation always has room for everything the buffer could hold, so a region's
+//! length never exceeds its reservation, even counting bytes not collected yet.
 //!
 //! The region gives a lent buffer up only when the region is removed, or once the
 //! producer is gone (its thread appended elsewhere or ended) and every byte is collected:
@@ -30,7 +32,7 @@ use crate::region::RegionState;
 use crate::write::{buffer_quickly, fits};
 
 /// Size of a buffer lent to an appending thread.
-pub(crate) const LENT_CAPACITY: usize = 64 * 1024;
+const LENT_CAPACITY: usize = 64 * 1024;
 /// Appends in a row to one region after which its thread is lent a buffer.
 const PROMOTE_AFTER: u32 = 16;
 
@@ -115,11 +117,13 @@ impl Inner {
             let recent = recent
                 .as_mut()
                 .filter(|r| r.database == self.id && r.number == number)?;
-            self.append_under_lock(recent, data)
+            self.append_with(recent, data)
         })
     }
 
-    fn append_under_lock(&self, recent: &mut Recent, data: &[u8]) -> Option<Result<()>> {
+    /// The body of [`append_recent_locked`](Self::append_recent_locked), once the
+    /// thread's entry is borrowed.
+    fn append_with(&self, recent: &mut Recent, data: &[u8]) -> Option<Result<()>> {
         // Only a `try_`: the long way waits, and knows what to report.
         let mut region = recent.slot.try_write()?;
         if region.removed {
@@ -237,13 +241,13 @@ impl Inner {
         let taken = pending.len();
         if taken > 0 {
             // Inside the reservation: it always has room for the lent buffer's bytes.
-            let end = region.written + region.collected.load(Ordering::Acquire);
+            let collected = region.collected.load(Ordering::Acquire);
             self.data
-                .write_all_at(pending, region.start + end)
+                .write_all_at(pending, region.start + region.written + collected)
                 .context(SysSnafu)?;
             region
                 .collected
-                .store(end - region.written + taken as u64, Ordering::Release);
+                .store(collected + taken as u64, Ordering::Release);
             consumer.consume(taken);
             self.note_dirty(region);
         }

@@ -116,7 +116,6 @@ impl Inner {
                 && let Some(mut region) = slot.try_write()
                 && !region.removed
                 && region.lent.get_mut().is_none()
-                && *region.collected.get_mut() == 0
             {
                 if buffer_quickly(&mut region, data) {
                     self.note_dirty(&region);
