@@ -40,6 +40,23 @@ fn spawn_writer(
     (go, finished, handle)
 }
 
+/// A region "log" and a writer thread that the region has lent a buffer (after 40
+/// appends in a row), with the writer's channels.
+fn lent_writer(
+    db: &Database,
+) -> (
+    usize,
+    mpsc::Sender<u64>,
+    mpsc::Receiver<()>,
+    thread::JoinHandle<()>,
+) {
+    let (number, _) = db.create_region_if_needed("log").unwrap();
+    let (go, finished, writer) = spawn_writer(db, number);
+    go.send(40).unwrap();
+    finished.recv().unwrap();
+    (number, go, finished, writer)
+}
+
 /// A thread holding a reader of a region flushes while another thread's lent buffer holds
 /// bytes for that region: the flush collects them under the shared lock and returns (it
 /// cannot wait for the write lock, which the caller's own reader keeps).
@@ -47,10 +64,7 @@ fn spawn_writer(
 fn flush_by_a_thread_holding_a_reader_returns() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
-    let (number, _) = db.create_region_if_needed("log").unwrap();
-    let (go, finished, _writer) = spawn_writer(&db, number);
-    go.send(40).unwrap(); // promoted: the writer now holds a lent buffer
-    finished.recv().unwrap();
+    let (number, go, _finished, _writer) = lent_writer(&db);
     let (result_tx, result_rx) = mpsc::channel();
     {
         let db = db.clone();
@@ -79,10 +93,7 @@ fn flush_by_a_thread_holding_a_reader_returns() {
 fn a_second_reader_on_the_same_thread_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
-    let (number, _) = db.create_region_if_needed("log").unwrap();
-    let (go, finished, _writer) = spawn_writer(&db, number);
-    go.send(40).unwrap();
-    finished.recv().unwrap();
+    let (number, go, _finished, _writer) = lent_writer(&db);
     let (result_tx, result_rx) = mpsc::channel();
     {
         let db = db.clone();
@@ -107,10 +118,7 @@ fn a_second_reader_on_the_same_thread_is_created() {
 fn a_flush_does_not_wait_for_a_reader_on_another_thread() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
-    let (number, _) = db.create_region_if_needed("log").unwrap();
-    let (go, finished, _writer) = spawn_writer(&db, number);
-    go.send(40).unwrap();
-    finished.recv().unwrap();
+    let (number, go, finished, _writer) = lent_writer(&db);
     let reader = db.create_region_reader(number.into()).unwrap();
     go.send(1).unwrap();
     finished.recv().unwrap(); // the append returned while the reader lives
@@ -136,10 +144,7 @@ fn a_flush_does_not_wait_for_a_reader_on_another_thread() {
 fn a_reader_reports_its_own_length() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
-    let (number, _) = db.create_region_if_needed("log").unwrap();
-    let (go, finished, _writer) = spawn_writer(&db, number);
-    go.send(40).unwrap();
-    finished.recv().unwrap();
+    let (number, go, finished, _writer) = lent_writer(&db);
     let reader = db.create_region_reader(number.into()).unwrap();
     go.send(1).unwrap();
     finished.recv().unwrap();
