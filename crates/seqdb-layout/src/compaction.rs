@@ -1,12 +1,12 @@
 //! Compaction: rounds of moves that pack the regions from the start of the
-//! file.
+//! space the layout manages.
 
 use crate::extent::tight_reserved;
 use crate::{Extent, Layout, Move, Placement, RegionKey};
 
 impl Layout {
     /// Whether the layout is compact: no holes, nothing pending, and the
-    /// regions packed from offset 0, each reserving exactly
+    /// regions packed from the layout's [base](Self::base), each reserving exactly
     /// `max(round_up(len), PAGE_SIZE)`. Constant time.
     pub fn is_compact(&self) -> bool {
         self.holes.is_empty() && self.pending.is_empty() && self.reserved_bytes == self.tight_bytes
@@ -57,7 +57,7 @@ impl Layout {
 
         let round = self.pending.next_seq();
         let mut moves = Vec::new();
-        let mut target = 0u64;
+        let mut target = self.base;
         for (_, _, key) in order {
             let Some(placement) = self.get(key) else {
                 continue;

@@ -77,6 +77,20 @@ pub enum LayoutError {
         second_start: u64,
     },
 
+    /// A region starting in the space at the start of the file that the
+    /// layout's owner keeps for itself (a header).
+    #[snafu(display(
+        "region {key}: starts at {start}, inside the first {base} bytes kept for the file's header"
+    ))]
+    BelowBase {
+        /// The region.
+        key: RegionKey,
+        /// Its start.
+        start: u64,
+        /// Where the space for regions begins.
+        base: u64,
+    },
+
     /// A region reaching past the end of the file.
     #[snafu(display("region {key}: reservation ends at {end}, past the file end {file_len}"))]
     PastFileEnd {

@@ -18,8 +18,11 @@ use crate::{
 /// Where every region of a data file lives, which space is free and which
 /// freed space still waits for a durable commit.
 ///
-/// Live reservations, free holes and pending extents tile `[0, file_end())`
-/// exactly; holes are coalesced and never touch the end of the file.
+/// Live reservations, free holes and pending extents tile
+/// `[base(), file_end())` exactly; holes are coalesced and never touch the
+/// end of the file. The first `base()` bytes (none unless the layout was made
+/// with [`with_base`](Self::with_base)) belong to the caller: no region is
+/// ever placed there.
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
     pub(crate) regions: BTreeMap<RegionKey, Placement>,
@@ -37,12 +40,33 @@ pub struct Layout {
     /// then sat at its own target.
     pub(crate) parked: BTreeMap<RegionKey, u64>,
     pub(crate) policy: GrowthPolicy,
+    /// Where the space the layout manages begins.
+    pub(crate) base: u64,
 }
 
 impl Layout {
     /// An empty layout with the default [`GrowthPolicy`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty layout of a file whose first `base` bytes belong to the caller
+    /// (a header, say): regions are placed at `base` or after it, and
+    /// compaction packs them from there. `base` is rounded up to a whole page.
+    pub fn with_base(base: u64) -> Self {
+        let base = round_up_to_page(base).unwrap_or(u64::MAX - (PAGE_SIZE - 1));
+        Self {
+            base,
+            file_end: base,
+            ..Self::default()
+        }
+    }
+
+    /// Where the space the layout manages begins: 0 unless the layout was
+    /// made by [`with_base`](Self::with_base) or
+    /// [`from_placements_above`](Self::from_placements_above).
+    pub fn base(&self) -> u64 {
+        self.base
     }
 
     /// An empty layout that grows regions by `policy`.

@@ -65,6 +65,7 @@ pub use layout::Layout;
 pub use pending::CommitTicket;
 pub use plan::{GrowPlan, Move, Punchable};
 pub use policy::GrowthPolicy;
+pub use restore::placement_violations;
 pub use stats::LayoutStats;
 
 /// Size of a page: the unit of every start and reservation.

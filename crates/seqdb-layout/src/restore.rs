@@ -1,11 +1,13 @@
-//! Rebuilding a layout from stored, untrusted placements.
+//! Rebuilding a layout from stored, untrusted placements, and listing what is
+//! wrong with them.
+//!
+//! One pass examines the placements ([`examine`]): [`Layout::from_placements`]
+//! stops at the first violation, [`placement_violations`] lists all of them,
+//! so a rebuild and an offline check can never disagree.
 
-use snafu::{OptionExt, ensure};
+use std::ops::ControlFlow;
 
-use crate::error::{
-    DuplicateRegionSnafu, EmptyReservationSnafu, LayoutError, LenExceedsReservedSnafu,
-    MisalignedReservedSnafu, MisalignedStartSnafu, OverflowSnafu, OverlapSnafu, PastFileEndSnafu,
-};
+use crate::error::LayoutError;
 use crate::extent::tight_reserved;
 use crate::{Extent, Layout, Placement, RegionKey, is_page_aligned};
 
@@ -19,81 +21,204 @@ impl Layout {
     /// key given twice, and two regions that overlap (the error names both).
     /// Gaps between regions become free holes; the layout ends at the end of
     /// its last region (space after it is not part of the layout). Nothing is
-    /// pending.
+    /// pending. When there are several violations, the first one found is
+    /// returned; [`placement_violations`] lists them all.
     pub fn from_placements(
         placements: impl IntoIterator<Item = (RegionKey, Placement)>,
         file_len: u64,
     ) -> Result<Self, LayoutError> {
-        let mut by_key: Vec<(RegionKey, Placement)> = placements.into_iter().collect();
-        for &(key, placement) in &by_key {
-            check_placement(key, placement, file_len)?;
-        }
-        by_key.sort_unstable_by_key(|&(key, _)| key);
-        if let Some(pair) = by_key.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            return DuplicateRegionSnafu { key: pair[0].0 }.fail();
-        }
-        let mut ordered: Vec<(u64, RegionKey, Placement)> = by_key
-            .iter()
-            .map(|&(key, placement)| (placement.start, key, placement))
-            .collect();
-        ordered.sort_unstable_by_key(|&(start, key, _)| (start, key));
+        Self::from_placements_above(0, placements, file_len)
+    }
 
-        let mut layout = Layout::new();
-        let mut previous: Option<(RegionKey, u64)> = None;
-        for &(start, key, placement) in &ordered {
-            let cursor = previous.map_or(0, |(_, end)| end);
-            if let Some((first, first_end)) = previous {
-                ensure!(
-                    start >= first_end,
-                    OverlapSnafu {
-                        first,
-                        second: key,
-                        first_end,
-                        second_start: start,
-                    }
-                );
-            }
-            if start > cursor {
-                layout.holes.insert(Extent::new(cursor, start - cursor));
-            }
-            layout.live_bytes += placement.len;
-            layout.reserved_bytes += placement.reserved;
-            layout.tight_bytes += tight_reserved(placement.len);
-            previous = Some((key, placement.start + placement.reserved));
+    /// Like [`from_placements`](Self::from_placements) for a layout whose
+    /// first `base` bytes belong to the caller (a file header, say): a region
+    /// starting below `base` is a violation ([`LayoutError::BelowBase`]), and
+    /// the rebuilt layout never hands that space out (see
+    /// [`with_base`](Self::with_base)).
+    pub fn from_placements_above(
+        base: u64,
+        placements: impl IntoIterator<Item = (RegionKey, Placement)>,
+        file_len: u64,
+    ) -> Result<Self, LayoutError> {
+        let mut first = None;
+        let examined = examine(base, placements, file_len, |violation| {
+            first = Some(violation);
+            ControlFlow::Break(())
+        });
+        if let Some(violation) = first {
+            return Err(violation);
         }
-        // Both inputs are sorted, so the maps are built in bulk rather than key by key.
-        layout.by_start = ordered
-            .iter()
-            .map(|&(start, key, _)| (start, key))
-            .collect();
-        layout.regions = by_key.into_iter().collect();
-        layout.file_end = previous.map_or(0, |(_, end)| end);
-        Ok(layout)
+        Ok(build(base, examined))
     }
 }
 
-/// The checks that concern one placement alone.
-fn check_placement(key: RegionKey, placement: Placement, file_len: u64) -> Result<(), LayoutError> {
+/// Every violation in `placements`, for a data file of `file_len` bytes
+/// whose first `base` bytes belong to the caller: the same rules as
+/// [`Layout::from_placements_above`], which fails with the first of them.
+///
+/// Placement rules come first (in input order), then keys given twice, then
+/// overlaps in the order of their starts; each overlapping region is named
+/// with the region reaching furthest before it. Costs `O(n log n)`.
+///
+/// ```
+/// use seqdb_layout::{LayoutError, PAGE_SIZE, Placement, placement_violations};
+///
+/// let at = |start, reserved, len| Placement { start, reserved, len };
+/// let violations = placement_violations(
+///     PAGE_SIZE,
+///     [(1, at(0, PAGE_SIZE, 0)), (2, at(PAGE_SIZE, 2 * PAGE_SIZE, 1)), (3, at(2 * PAGE_SIZE, PAGE_SIZE, 1))],
+///     u64::MAX,
+/// );
+/// assert_eq!(violations.len(), 2);
+/// assert!(matches!(violations[0], LayoutError::BelowBase { key: 1, .. }));
+/// assert!(matches!(violations[1], LayoutError::Overlap { first: 2, second: 3, .. }));
+/// ```
+pub fn placement_violations(
+    base: u64,
+    placements: impl IntoIterator<Item = (RegionKey, Placement)>,
+    file_len: u64,
+) -> Vec<LayoutError> {
+    let mut violations = Vec::new();
+    examine(base, placements, file_len, |violation| {
+        violations.push(violation);
+        ControlFlow::Continue(())
+    });
+    violations
+}
+
+/// The placements sorted by key and by start, as [`examine`] leaves them.
+struct Examined {
+    by_key: Vec<(RegionKey, Placement)>,
+    by_start: Vec<(u64, RegionKey, Placement)>,
+}
+
+/// Check every rule, reporting each violation to `report` until it breaks.
+/// Placements that break a rule of their own are left out of the overlap
+/// check (their extent may not even be addressable).
+fn examine(
+    base: u64,
+    placements: impl IntoIterator<Item = (RegionKey, Placement)>,
+    file_len: u64,
+    mut report: impl FnMut(LayoutError) -> ControlFlow<()>,
+) -> Examined {
+    let mut by_key: Vec<(RegionKey, Placement)> = placements.into_iter().collect();
+    let mut sound = Vec::with_capacity(by_key.len());
+    let mut stopped = false;
+    for &(key, placement) in &by_key {
+        let mut fine = true;
+        for violation in placement_rules(base, key, placement, file_len) {
+            fine = false;
+            if report(violation).is_break() {
+                stopped = true;
+                break;
+            }
+        }
+        if stopped {
+            break;
+        }
+        sound.push(fine);
+    }
+    if stopped {
+        return Examined {
+            by_key,
+            by_start: Vec::new(),
+        };
+    }
+    let mut by_start: Vec<(u64, RegionKey, Placement)> = by_key
+        .iter()
+        .zip(&sound)
+        .filter(|(_, fine)| **fine)
+        .map(|(&(key, placement), _)| (placement.start, key, placement))
+        .collect();
+    by_key.sort_unstable_by_key(|&(key, _)| key);
+    for pair in by_key.windows(2) {
+        if pair[0].0 == pair[1].0
+            && report(LayoutError::DuplicateRegion { key: pair[0].0 }).is_break()
+        {
+            return Examined {
+                by_key,
+                by_start: Vec::new(),
+            };
+        }
+    }
+    by_start.sort_unstable_by_key(|&(start, key, _)| (start, key));
+    // The extent reaching furthest so far: any later start before its end
+    // overlaps it.
+    let mut furthest: Option<(RegionKey, u64)> = None;
+    for &(start, key, placement) in &by_start {
+        if let Some((first, first_end)) = furthest
+            && start < first_end
+            && report(LayoutError::Overlap {
+                first,
+                second: key,
+                first_end,
+                second_start: start,
+            })
+            .is_break()
+        {
+            break;
+        }
+        let end = placement.end();
+        if furthest.is_none_or(|(_, first_end)| end > first_end) {
+            furthest = Some((key, end));
+        }
+    }
+    Examined { by_key, by_start }
+}
+
+/// The rules that concern one placement alone.
+fn placement_rules(
+    base: u64,
+    key: RegionKey,
+    placement: Placement,
+    file_len: u64,
+) -> impl Iterator<Item = LayoutError> {
     let Placement {
         start,
         reserved,
         len,
     } = placement;
-    ensure!(is_page_aligned(start), MisalignedStartSnafu { key, start });
-    ensure!(
-        is_page_aligned(reserved),
-        MisalignedReservedSnafu { key, reserved }
-    );
-    ensure!(reserved > 0, EmptyReservationSnafu { key, start });
-    ensure!(
-        len <= reserved,
-        LenExceedsReservedSnafu { key, len, reserved }
-    );
-    let end = start.checked_add(reserved).context(OverflowSnafu {
-        key,
-        start,
-        size: reserved,
-    })?;
-    ensure!(end <= file_len, PastFileEndSnafu { key, end, file_len });
-    Ok(())
+    let end = start.checked_add(reserved);
+    [
+        (!is_page_aligned(start)).then_some(LayoutError::MisalignedStart { key, start }),
+        (!is_page_aligned(reserved)).then_some(LayoutError::MisalignedReserved { key, reserved }),
+        (reserved == 0).then_some(LayoutError::EmptyReservation { key, start }),
+        (len > reserved).then_some(LayoutError::LenExceedsReserved { key, len, reserved }),
+        (start < base).then_some(LayoutError::BelowBase { key, start, base }),
+        match end {
+            None => Some(LayoutError::Overflow {
+                key,
+                start,
+                size: reserved,
+            }),
+            Some(end) if end > file_len => Some(LayoutError::PastFileEnd { key, end, file_len }),
+            Some(_) => None,
+        },
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The layout of placements that broke no rule.
+fn build(base: u64, examined: Examined) -> Layout {
+    let Examined { by_key, by_start } = examined;
+    let mut layout = Layout::with_base(base);
+    let mut cursor = layout.base;
+    for &(start, _, placement) in &by_start {
+        if start > cursor {
+            layout.holes.insert(Extent::new(cursor, start - cursor));
+        }
+        layout.live_bytes += placement.len;
+        layout.reserved_bytes += placement.reserved;
+        layout.tight_bytes += tight_reserved(placement.len);
+        cursor = placement.start + placement.reserved;
+    }
+    // Both inputs are sorted, so the maps are built in bulk rather than key by key.
+    layout.by_start = by_start
+        .iter()
+        .map(|&(start, key, _)| (start, key))
+        .collect();
+    layout.regions = by_key.into_iter().collect();
+    layout.file_end = cursor;
+    layout
 }

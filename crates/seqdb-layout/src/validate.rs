@@ -16,7 +16,7 @@ enum Kind {
 
 impl Layout {
     /// Checks every invariant: page alignment, `len <= reserved`, live
-    /// reservations, holes and pending extents tiling `[0, file_end())`
+    /// reservations, holes and pending extents tiling `[base(), file_end())`
     /// exactly, holes coalesced and not touching the end of the file, the
     /// indexes agreeing with each other and the totals agreeing with the
     /// extents. Costs `O(n log n)` in the number of extents.
@@ -52,7 +52,7 @@ impl Layout {
         extents.extend(self.pending.iter().map(|extent| (extent, Kind::Pending)));
         extents.sort_unstable();
 
-        let mut cursor = 0u64;
+        let mut cursor = self.base;
         let mut previous_kind = None;
         for (extent, kind) in extents {
             ensure!(

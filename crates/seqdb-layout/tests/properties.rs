@@ -9,7 +9,7 @@ use common::{Op, brute_force_best_fit, compact_fully, snapshot, tight};
 use quickcheck::{QuickCheck, TestResult};
 use seqdb_layout::{
     CommitTicket, Extent, GrowPlan, GrowthPolicy, Layout, LayoutError, PAGE_SIZE, Placement,
-    RegionKey, round_up_to_page,
+    RegionKey, placement_violations, round_up_to_page,
 };
 
 /// The layout under test plus the model's own record of pending space.
@@ -195,11 +195,15 @@ impl Model {
         pending.sort_unstable();
         assert_eq!(self.layout.pending().collect::<Vec<_>>(), pending);
         let stats = self.layout.stats();
+        let base = self.layout.base();
         assert_eq!(
             stats.reserved_bytes + stats.free_bytes + stats.pending_bytes,
-            stats.file_end
+            stats.file_end - base
         );
+        assert!(self.layout.holes().all(|hole| hole.start >= base));
+        assert!(self.layout.pending().all(|extent| extent.start >= base));
         for (_, placement) in self.layout.regions() {
+            assert!(placement.start >= base, "region below the base");
             assert_eq!(placement.start % PAGE_SIZE, 0);
             assert_eq!(placement.reserved % PAGE_SIZE, 0);
             assert!(placement.reserved >= PAGE_SIZE && placement.len <= placement.reserved);
@@ -208,7 +212,15 @@ impl Model {
 }
 
 fn run(ops: &[Op]) -> Model {
-    let mut model = Model::default();
+    run_above(0, ops)
+}
+
+/// Run `ops` on a layout whose first `base` bytes belong to the caller.
+fn run_above(base: u64, ops: &[Op]) -> Model {
+    let mut model = Model {
+        layout: Layout::with_base(base),
+        ..Model::default()
+    };
     for op in ops {
         model.apply(op);
         model.check();
@@ -287,6 +299,56 @@ fn from_placements_round_trips() {
         true
     }
     quickcheck().quickcheck(property as fn(Vec<Op>) -> bool);
+}
+
+#[test]
+fn a_base_offset_is_kept_free_through_everything() {
+    fn property(ops: Vec<Op>, pages: u8) -> bool {
+        let base = u64::from(pages % 4 + 1) * PAGE_SIZE;
+        let mut model = run_above(base, &ops);
+        let layout = &model.layout;
+        let restored = Layout::from_placements_above(base, layout.regions(), layout.file_end())
+            .expect("a valid layout restores");
+        restored.validate().expect("restored layout is valid");
+        assert!(restored.regions().eq(layout.regions()));
+        assert!(placement_violations(base, layout.regions(), layout.file_end()).is_empty());
+        let lengths: u64 = layout.regions().map(|(_, p)| tight(p.len)).sum();
+        drop(std::mem::take(&mut model.tickets));
+        compact_fully(&mut model.layout, |layout, _, _| {
+            layout.validate().expect("valid between rounds");
+        });
+        assert!(model.layout.is_compact());
+        assert_eq!(model.layout.file_end(), base + lengths);
+        true
+    }
+    quickcheck().quickcheck(property as fn(Vec<Op>, u8) -> bool);
+}
+
+#[test]
+fn the_listed_violations_start_with_the_one_from_placements_reports() {
+    fn property(raw: Vec<(u8, u64, u64, u64)>, file_len: u64, base: u8) -> bool {
+        let base = u64::from(base % 3) * PAGE_SIZE;
+        let placements: Vec<(RegionKey, Placement)> = raw
+            .into_iter()
+            .map(|(key, start, reserved, len)| {
+                (
+                    RegionKey::from(key % 16),
+                    Placement {
+                        start: (start % 64) * PAGE_SIZE + u64::from(start % 97 == 0),
+                        reserved: (reserved % 8) * PAGE_SIZE,
+                        len: len % (8 * PAGE_SIZE),
+                    },
+                )
+            })
+            .collect();
+        let file_len = file_len % (80 * PAGE_SIZE);
+        let listed = placement_violations(base, placements.iter().copied(), file_len);
+        match Layout::from_placements_above(base, placements, file_len) {
+            Ok(layout) => listed.is_empty() && layout.validate().is_ok(),
+            Err(first) => listed.first() == Some(&first),
+        }
+    }
+    quickcheck().quickcheck(property as fn(Vec<(u8, u64, u64, u64)>, u64, u8) -> bool);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Unit tests of the layout, one file per kind of decision.
 
+mod base;
 mod commit;
 mod compaction;
 mod grow;
