@@ -1,10 +1,11 @@
 //! An offline consistency check of a database's files.
 //!
-//! [`check`] reads the metadata log record by record and the data file's length, and
-//! reports everything that is wrong or suspicious in words, without changing a byte. It
-//! never panics on damaged input: every finding becomes a line of the report.
+//! [`check`] reads the files the way `open` does — the same replay of the metadata log,
+//! the same judgement of how it ends against the data file's header, the same
+//! validation of the regions — and reports every finding in words instead of stopping
+//! at the first, without changing a byte. It never panics on damaged input: every
+//! finding becomes a line of the report.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::path::Path;
@@ -12,20 +13,19 @@ use std::path::Path;
 use seqdb_sys::{FileOptions, Lock, LockedFile};
 
 use crate::database::DATA_FILE;
+use crate::diagnosis::{self, Finding};
 use crate::error::NotADirectorySnafu;
-use crate::format::{
-    self, Decoded, HEADER_LEN, Malformed, RECORD_ALIGN, RECORD_HEAD_LEN, RECORD_MAGIC, Record,
-    RecordKind, RegionEntry,
-};
+use crate::log_read::FileSource;
 use crate::meta_log::{META_FILE, META_TMP_FILE};
-use crate::{Database, Error, PAGE_SIZE, Result};
+use crate::replay::{self, LogScan};
+use crate::{Database, Error, Result, data_header, opening};
 
 /// What [`check`] found in a database.
 ///
-/// `problems` are damage: the database does not hold what its commits say, or `open`
-/// would refuse it or silently lose commits. `warnings` are harmless leftovers of a crash
-/// (a torn record at the end of the log, a half-written checkpoint file) that the next
-/// read-write open cleans up.
+/// `problems` are damage: the database does not hold what its commits say, `open`
+/// refuses it, or commits were lost. `warnings` are harmless leftovers of a crash (a torn
+/// record at the end of the log, a commit that reached the data file but not the log, a
+/// half-written checkpoint file) that the next read-write open cleans up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CheckReport {
@@ -88,11 +88,15 @@ fn plural(count: u64, noun: &str) -> String {
 
 /// Check the database in directory `path` without modifying it.
 ///
-/// Validates the metadata header, every record's checksum, kind and generation sequence,
-/// what follows the last valid record (a torn tail is a warning; valid records that `open`
-/// would skip are a problem), and the recovered state: region numbers, unique names,
-/// page-aligned non-overlapping reservations, lengths within reservations and within the
-/// data file. Finally it opens the database read-only to confirm that `open` agrees.
+/// Reads the metadata log in bounded pieces and replays it as `open` does: the header,
+/// every record's checksum, kind and generation sequence, and what follows the last
+/// valid record (a torn tail is a warning; valid records after a break are a problem).
+/// Compares the log's newest commit with the one the data file's header records (a log
+/// more than one commit behind was cut short), checks that the data file belongs to the
+/// database, and validates the recovered regions: numbers, unique names, page-aligned
+/// non-overlapping reservations after the data file's header, lengths within
+/// reservations and within the data file. Every finding names its file and offset.
+/// Finally it opens the database read-only to confirm that `open` agrees.
 ///
 /// The check holds a shared lock on the data file while it runs, like a read-only open,
 /// so it fails with [`Error::AlreadyOpen`] while a read-write handle has the database.
@@ -158,30 +162,43 @@ pub fn check(path: &Path) -> Result<CheckReport> {
     let meta = match LockedFile::open(&meta_path, &unlocked()) {
         Ok(file) => file,
         Err(_) if !meta_path.exists() => {
-            if data.is_some() && report.data_len == 0 {
-                report.warnings.push(format!(
-                    "the metadata file {} is missing; the data file is empty, so this is an \
-                     empty database whose metadata the next read-write open writes",
-                    meta_path.display()
-                ));
-            } else {
-                report.problems.push(format!(
-                    "the metadata file {} is missing, so the regions in the data file cannot \
-                     be found",
-                    meta_path.display()
-                ));
-            }
+            missing_metadata(path, data.as_ref(), &mut report)?;
             return Ok(report);
         }
         Err(source) => return Err(Error::Sys { source }),
     };
-    let bytes = meta.read_to_vec()?;
-    report.meta_len = bytes.len() as u64;
-
-    let Some(state) = check_log(&bytes, &mut report) else {
-        return Ok(report);
+    report.meta_len = meta.len()?;
+    let source = FileSource {
+        file: &meta,
+        len: report.meta_len,
     };
-    check_state(&state, data.is_some(), &mut report);
+    let scan = match replay::scan_log(&meta_path, &source, None) {
+        Ok(scan) => scan,
+        Err(error @ Error::Sys { .. }) => return Err(error),
+        Err(error) => {
+            report.problems.push(error.to_string());
+            return Ok(report);
+        }
+    };
+    report.records = scan.records;
+    report.generation = scan.state.generation;
+    if let Some(file) = &data {
+        judge(path, file, &scan, &mut report)?;
+    }
+
+    let next_number = scan.state.next_number;
+    let entries = scan.state.into_sorted();
+    report.regions = entries.len() as u64;
+    report.live_bytes = entries
+        .iter()
+        .fold(0u64, |sum, placed| sum.saturating_add(placed.entry.len));
+    if let Err(violations) = diagnosis::validate(&entries, next_number, report.data_len) {
+        report.problems.extend(
+            violations
+                .iter()
+                .map(|v| format!("{META_FILE} offset {}: {}", v.offset, v.reason)),
+        );
+    }
 
     if report.problems.is_empty() && data.is_some() {
         // A last word from `open` itself, so the check never calls healthy what open refuses.
@@ -199,306 +216,72 @@ fn unlocked() -> FileOptions {
     }
 }
 
-/// The state a log replays to.
-struct State {
-    regions: HashMap<u64, RegionEntry>,
-    next_number: u64,
+/// Judge the log against the data file's header, as `open` does.
+fn judge(path: &Path, data: &LockedFile, scan: &LogScan, report: &mut CheckReport) -> Result<()> {
+    let header = match opening::data_header(path, data, report.data_len, &scan.id) {
+        Ok(header) => header,
+        Err(error @ Error::Sys { .. }) => return Err(error),
+        Err(error) => {
+            report.problems.push(error.to_string());
+            return Ok(());
+        }
+    };
+    let judgement = diagnosis::judge(scan, &header);
+    report.problems.extend(judgement.damage.iter().map(line));
+    report.warnings.extend(judgement.warnings.iter().map(line));
+    Ok(())
 }
 
-/// Check the header and every record; returns the recovered state when there is one.
-fn check_log(bytes: &[u8], report: &mut CheckReport) -> Option<State> {
-    match format::decode_header(bytes) {
-        Ok(()) => {}
-        Err(Malformed::Foreign) => {
-            report.problems.push(format!(
-                "meta offset 0: the file does not start with the seqdb magic {:?}",
-                String::from_utf8_lossy(&format::MAGIC)
-            ));
-            return None;
+/// A finding as a line of the report.
+fn line(finding: &Finding) -> String {
+    format!(
+        "{} offset {}: {}",
+        finding.file, finding.offset, finding.reason
+    )
+}
+
+/// No metadata file: harmless when the data file holds nothing but a fresh header (an
+/// interrupted creation), a problem otherwise.
+fn missing_metadata(
+    path: &Path,
+    data: Option<&LockedFile>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let meta_path = path.join(META_FILE);
+    let fresh = match data {
+        Some(file) if report.data_len <= data_header::DATA_HEADER_LEN => {
+            let page = data_header::read_page(file, report.data_len)?;
+            match data_header::decode_page(&page) {
+                Ok(header) => header.generation == 0,
+                Err(data_header::BadDataHeader::Blank) => true,
+                Err(_) => false,
+            }
         }
-        Err(Malformed::Version(found)) => {
-            report.problems.push(format!(
-                "meta offset 0: format version {found}, but this build reads version {}",
-                format::VERSION
-            ));
-            return None;
-        }
-        Err(Malformed::BadHeader) => {
-            let reason = if bytes.len() < HEADER_LEN {
-                format!("the header is cut short at {} bytes", bytes.len())
-            } else {
-                "the header is damaged (checksum mismatch or unknown field values)".to_owned()
-            };
-            report.problems.push(format!("meta offset 0: {reason}"));
-            return None;
-        }
-    }
-    if let Some(gap) = bytes.get(HEADER_LEN..RECORD_ALIGN as usize)
-        && gap.iter().any(|&b| b != 0)
-    {
+        _ => false,
+    };
+    if fresh {
         report.warnings.push(format!(
-            "meta offsets {HEADER_LEN}..{RECORD_ALIGN}: padding after the header is not zero"
+            "the metadata file {} is missing; the data file holds no region, so this is a \
+             new database whose metadata the next read-write open writes",
+            meta_path.display()
         ));
-    }
-
-    let first_at = RECORD_ALIGN as usize;
-    let first = match inspect(bytes, first_at) {
-        Ok((record, len)) => (record, len),
-        Err(reason) => {
-            report.problems.push(format!(
-                "meta offset {first_at}: no valid checkpoint record ({reason}), so no commit \
-                 can be recovered"
-            ));
-            return None;
-        }
-    };
-    let (checkpoint, len) = first;
-    if checkpoint.kind != RecordKind::Checkpoint {
+    } else {
         report.problems.push(format!(
-            "meta offset {first_at}: the log starts with a delta record instead of a checkpoint"
-        ));
-        return None;
-    }
-    if !checkpoint.removed.is_empty() {
-        report.problems.push(format!(
-            "meta offset {first_at}: the checkpoint lists {} removed regions; a checkpoint \
-             lists none",
-            checkpoint.removed.len()
+            "the metadata file {} is missing, so the regions in the data file cannot be found",
+            meta_path.display()
         ));
     }
-    let mut state = State {
-        regions: HashMap::with_capacity(checkpoint.upserts.len()),
-        next_number: checkpoint.next_number,
-    };
-    for entry in checkpoint.upserts {
-        let number = entry.number;
-        if state.regions.insert(number, entry).is_some() {
-            report.problems.push(format!(
-                "meta offset {first_at}: region number {number} appears twice in the checkpoint"
-            ));
-        }
-    }
-    report.records = 1;
-    report.generation = checkpoint.generation;
-
-    let mut at = first_at + len;
-    let break_reason = loop {
-        if at >= bytes.len() {
-            break None;
-        }
-        match inspect(bytes, at) {
-            Ok((record, _)) if record.kind != RecordKind::Delta => {
-                break Some("a checkpoint record where a delta was expected".to_owned());
-            }
-            Ok((record, _)) if Some(record.generation) != report.generation.checked_add(1) => {
-                break Some(format!(
-                    "generation {} where {} was expected",
-                    record.generation,
-                    report.generation.wrapping_add(1)
-                ));
-            }
-            Ok((record, record_len)) => {
-                apply_delta(&mut state, record, report);
-                report.records += 1;
-                at += record_len;
-            }
-            Err(reason) => break Some(reason),
-        }
-    };
-    if let Some(reason) = break_reason {
-        check_after_log(bytes, at, &reason, report);
-    }
-    Some(state)
-}
-
-fn apply_delta(state: &mut State, record: Record, report: &mut CheckReport) {
-    for number in &record.removed {
-        state.regions.remove(number);
-    }
-    for entry in record.upserts {
-        state.regions.insert(entry.number, entry);
-    }
-    state.next_number = record.next_number;
-    report.generation = record.generation;
-}
-
-/// The log ends at `at` for `reason`: a torn tail, unless valid records follow.
-fn check_after_log(bytes: &[u8], at: usize, reason: &str, report: &mut CheckReport) {
-    let align = RECORD_ALIGN as usize;
-    let skipped: Vec<(usize, u64)> = (at..bytes.len())
-        .step_by(align)
-        .filter_map(|offset| {
-            inspect(bytes, offset)
-                .ok()
-                .map(|(r, _)| (offset, r.generation))
-        })
-        .collect();
-    if skipped.is_empty() {
-        report.warnings.push(format!(
-            "meta offset {at}: {} bytes after the last valid record are not a valid record \
-             ({reason}); this is a torn write from a crash, and the next read-write open \
-             discards it",
-            bytes.len() - at
-        ));
-        return;
-    }
-    let listed: Vec<String> = skipped
-        .iter()
-        .take(8)
-        .map(|(offset, generation)| format!("offset {offset} generation {generation}"))
-        .collect();
-    let more = skipped.len().saturating_sub(listed.len());
-    report.problems.push(format!(
-        "meta offset {at}: the log breaks ({reason}), but {} valid record(s) follow ({}{}); \
-         open stops at the break and ignores them, so the commits they hold are lost",
-        skipped.len(),
-        listed.join(", "),
-        if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        }
-    ));
-}
-
-/// Decode the record at `at`, or say why there is none.
-fn inspect(bytes: &[u8], at: usize) -> std::result::Result<(Record, usize), String> {
-    let rest = bytes.get(at..).unwrap_or_default();
-    if rest.len() < RECORD_HEAD_LEN {
-        return Err(format!(
-            "{} bytes, fewer than a record head's {RECORD_HEAD_LEN}",
-            rest.len()
-        ));
-    }
-    if le_u32(rest, 0) != RECORD_MAGIC {
-        let page = &rest[..rest.len().min(RECORD_ALIGN as usize)];
-        return Err(if page.iter().all(|&b| b == 0) {
-            "zeros where a record should start".to_owned()
-        } else {
-            "no record magic".to_owned()
-        });
-    }
-    let body_len = le_u32(rest, 4) as usize;
-    let Some(body) = rest.get(RECORD_HEAD_LEN..RECORD_HEAD_LEN.saturating_add(body_len)) else {
-        return Err(format!(
-            "the record claims {body_len} body bytes but only {} follow",
-            rest.len() - RECORD_HEAD_LEN
-        ));
-    };
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&rest[4..8]);
-    hasher.update(body);
-    let computed = hasher.finalize();
-    let stored = le_u32(rest, 8);
-    if computed != stored {
-        return Err(format!(
-            "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
-        ));
-    }
-    match format::decode_record(rest) {
-        Decoded::Record(record, len) => Ok((record, len)),
-        Decoded::End => Err("the checksum matches but the body does not parse".to_owned()),
-    }
-}
-
-fn le_u32(bytes: &[u8], at: usize) -> u32 {
-    let mut word = [0u8; 4];
-    if let Some(slice) = bytes.get(at..at + 4) {
-        word.copy_from_slice(slice);
-    }
-    u32::from_le_bytes(word)
-}
-
-/// Check the recovered regions against each other and against the data file.
-fn check_state(state: &State, have_data: bool, report: &mut CheckReport) {
-    let mut entries: Vec<&RegionEntry> = state.regions.values().collect();
-    entries.sort_unstable_by_key(|e| e.number);
-    report.regions = entries.len() as u64;
-    report.live_bytes = entries
-        .iter()
-        .fold(0u64, |sum, e| sum.saturating_add(e.len));
-    let problems = &mut report.problems;
-
-    let mut names = HashSet::with_capacity(entries.len());
-    for entry in &entries {
-        let name = &entry.name;
-        if !names.insert(name.as_str()) {
-            problems.push(format!("two regions are named {name:?}"));
-        }
-        if entry.number >= state.next_number {
-            problems.push(format!(
-                "region {name:?} has number {}, but the log says every number is below {}",
-                entry.number, state.next_number
-            ));
-        }
-        if entry.start % PAGE_SIZE != 0 {
-            problems.push(format!(
-                "region {name:?} starts at {}, which is not a multiple of the page size {PAGE_SIZE}",
-                entry.start
-            ));
-        }
-        if entry.reserved % PAGE_SIZE != 0 {
-            problems.push(format!(
-                "region {name:?} reserves {} bytes, which is not a multiple of the page size \
-                 {PAGE_SIZE}",
-                entry.reserved
-            ));
-        }
-        if entry.len > entry.reserved {
-            problems.push(format!(
-                "region {name:?} holds {} bytes but reserves only {}",
-                entry.len, entry.reserved
-            ));
-        }
-        match entry.start.checked_add(entry.reserved.max(entry.len)) {
-            None => problems.push(format!(
-                "region {name:?} ends past the largest file offset ({} + {})",
-                entry.start, entry.reserved
-            )),
-            Some(_) if have_data && entry.start + entry.len > report.data_len => {
-                problems.push(format!(
-                    "region {name:?} ends at {} but the data file holds {} bytes",
-                    entry.start + entry.len,
-                    report.data_len
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-
-    let mut extents: Vec<(u64, u64, &str)> = entries
-        .iter()
-        .filter(|e| e.reserved > 0)
-        .filter_map(|e| Some((e.start, e.start.checked_add(e.reserved)?, e.name.as_str())))
-        .collect();
-    extents.sort_unstable();
-    let mut reported = 0;
-    // The extent reaching furthest so far: any later start before its end overlaps it.
-    let mut furthest: Option<(u64, u64, &str)> = None;
-    for &(start, end, name) in &extents {
-        if let Some((start_a, end_a, a)) = furthest
-            && start < end_a
-        {
-            reported += 1;
-            if reported <= 16 {
-                problems.push(format!(
-                    "regions {a:?} ({start_a}..{end_a}) and {name:?} ({start}..{end}) overlap"
-                ));
-            }
-        }
-        if furthest.is_none_or(|(_, end_a, _)| end > end_a) {
-            furthest = Some((start, end, name));
-        }
-    }
-    if reported > 16 {
-        problems.push(format!("{} more overlapping pairs", reported - 16));
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{encode_header, encode_record};
+    use crate::data_header::{DATA_HEADER_LEN, encode_page};
+    use crate::format::{
+        FIRST_RECORD, META_HEADER_LEN, RECORD_ALIGN, Record, RecordKind, RegionEntry,
+        encode_meta_header, encode_record,
+    };
     use std::path::PathBuf;
 
     fn build(dir: &Path) {
@@ -528,21 +311,27 @@ mod tests {
         }
     }
 
+    const ID: [u8; 16] = *b"check-test-id...";
+
     /// Write a metadata file holding one checkpoint with `entries` and a data file of
-    /// `data_len` zero bytes.
+    /// `data_len` bytes (a header, then zeros).
     fn handmade(dir: &Path, entries: Vec<RegionEntry>, data_len: u64) {
-        let mut bytes = vec![0u8; RECORD_ALIGN as usize];
-        bytes[..HEADER_LEN].copy_from_slice(&encode_header());
-        bytes.extend(encode_record(&Record {
-            generation: 4,
-            kind: RecordKind::Checkpoint,
-            next_number: 10,
-            removed: Vec::new(),
-            upserts: entries,
-        }));
+        let mut bytes = vec![0u8; FIRST_RECORD as usize];
+        bytes[..META_HEADER_LEN].copy_from_slice(&encode_meta_header(&ID));
+        bytes.extend(
+            encode_record(&Record {
+                generation: 4,
+                kind: RecordKind::Checkpoint,
+                next_number: 10,
+                removed: Vec::new(),
+                upserts: entries,
+            })
+            .unwrap(),
+        );
         fs::write(meta(dir), bytes).unwrap();
-        let data = fs::File::create(dir.join(DATA_FILE)).unwrap();
-        data.set_len(data_len).unwrap();
+        let mut data = encode_page(&ID, 4);
+        data.resize(data_len.max(DATA_HEADER_LEN) as usize, 0);
+        fs::write(dir.join(DATA_FILE), data).unwrap();
     }
 
     fn mentions(report: &CheckReport, needle: &str) -> bool {
@@ -588,6 +377,7 @@ mod tests {
         fs::write(meta(dir.path()), &bytes).unwrap();
         let report = check(dir.path()).unwrap();
         assert!(mentions(&report, "header is damaged"), "{report}");
+        assert!(mentions(&report, "at offset 0"), "{report}");
     }
 
     #[test]
@@ -596,7 +386,7 @@ mod tests {
         build(dir.path());
         fs::write(meta(dir.path()), b"SQLite format 3\0 and more").unwrap();
         let report = check(dir.path()).unwrap();
-        assert!(mentions(&report, "magic"), "{report}");
+        assert!(mentions(&report, "not a seqdb metadata file"), "{report}");
     }
 
     #[test]
@@ -605,41 +395,47 @@ mod tests {
         build(dir.path());
         let mut bytes = fs::read(meta(dir.path())).unwrap();
         // Second record: the first delta. Later deltas stay valid but unreachable.
-        let at = 2 * RECORD_ALIGN as usize + RECORD_HEAD_LEN + 3;
+        let at = 2 * RECORD_ALIGN as usize + 16 + 3;
         bytes[at] ^= 1;
         fs::write(meta(dir.path()), &bytes).unwrap();
         let report = check(dir.path()).unwrap();
         assert!(!report.is_healthy());
+        assert!(mentions(&report, "meta offset 8192"), "{report}");
         assert!(mentions(&report, "checksum mismatch"), "{report}");
         assert!(mentions(&report, "3 valid record(s) follow"), "{report}");
+        assert!(mentions(&report, "commit(s) are missing"), "{report}");
         assert_eq!(report.records, 1);
+        // Open refuses exactly this, naming the same offset.
+        let error = Database::open_read_only(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, Error::Corrupt { offset: 8192, .. }),
+            "{error}"
+        );
     }
 
     #[test]
-    fn a_torn_tail_is_only_a_warning() {
+    fn a_cut_log_is_a_problem_and_a_torn_tail_only_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         build(dir.path());
-        let mut bytes = fs::read(meta(dir.path())).unwrap();
+        let bytes = fs::read(meta(dir.path())).unwrap();
         let len = bytes.len();
-        // Half a record: a valid head whose body never made it to disk.
-        let mut torn = encode_record(&Record {
-            generation: 99,
-            kind: RecordKind::Delta,
-            next_number: 3,
-            removed: vec![0],
-            upserts: Vec::new(),
-        });
-        torn.truncate(20);
-        bytes.extend_from_slice(&torn);
-        fs::write(meta(dir.path()), &bytes).unwrap();
+        // The last record half written: what a crash leaves.
+        fs::write(meta(dir.path()), &bytes[..len - 4096 + 30]).unwrap();
         let report = check(dir.path()).unwrap();
         assert!(report.is_healthy(), "{report}");
-        assert_eq!(report.warnings.len(), 1, "{report}");
         assert!(
-            report.warnings[0].contains(&format!("meta offset {len}")),
+            report.warnings[0].contains(&format!("meta offset {}", len - 4096)),
             "{report}"
         );
         assert!(report.warnings[0].contains("torn write"), "{report}");
+        // Two records gone: a crash cannot do that.
+        fs::write(meta(dir.path()), &bytes[..len - 2 * 4096]).unwrap();
+        let report = check(dir.path()).unwrap();
+        assert!(mentions(&report, "1 commit(s) are missing"), "{report}");
+        assert!(
+            mentions(&report, &format!("meta offset {}", len - 2 * 4096)),
+            "{report}"
+        );
     }
 
     #[test]
@@ -647,13 +443,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         build(dir.path());
         let mut bytes = fs::read(meta(dir.path())).unwrap();
-        bytes.extend(encode_record(&Record {
-            generation: 1000,
-            kind: RecordKind::Delta,
-            next_number: 3,
-            removed: Vec::new(),
-            upserts: Vec::new(),
-        }));
+        bytes.extend(
+            encode_record(&Record {
+                generation: 1000,
+                kind: RecordKind::Delta,
+                next_number: 3,
+                removed: Vec::new(),
+                upserts: Vec::new(),
+            })
+            .unwrap(),
+        );
         fs::write(meta(dir.path()), &bytes).unwrap();
         let report = check(dir.path()).unwrap();
         assert!(mentions(&report, "generation 1000 where"), "{report}");
@@ -665,43 +464,28 @@ mod tests {
         handmade(
             dir.path(),
             vec![
-                entry(0, "a", 0, 8192, 100),
-                entry(1, "b", 4096, 4096, 10),
-                entry(2, "c", 8193, 0, 0),
-                entry(3, "d", 16_384, 4096, 5000),
-                entry(4, "e", 20_480, 4096, 4096),
-                entry(11, "f", 12_288, 4096, 0),
+                entry(0, "a", 4096, 8192, 100),
+                entry(1, "b", 8192, 4096, 10),
+                entry(2, "c", 12_289, 4096, 0),
+                entry(3, "d", 20_480, 4096, 5000),
+                entry(4, "e", 24_576, 4096, 4096),
+                entry(5, "h", 0, 4096, 0),
             ],
-            22_000,
+            26_000,
         );
         let report = check(dir.path()).unwrap();
-        assert!(
-            mentions(
-                &report,
-                r#"regions "a" (0..8192) and "b" (4096..8192) overlap"#
-            ),
-            "{report}"
-        );
-        assert!(
-            mentions(&report, r#"region "c" starts at 8193"#),
-            "{report}"
-        );
-        assert!(
-            mentions(
-                &report,
-                r#"region "d" holds 5000 bytes but reserves only 4096"#
-            ),
-            "{report}"
-        );
-        assert!(
-            mentions(
-                &report,
-                r#"region "e" ends at 24576 but the data file holds 22000"#
-            ),
-            "{report}"
-        );
-        assert!(mentions(&report, r#"region "f" has number 11"#), "{report}");
-        assert_eq!(report.problems.len(), 5, "{report}");
+        let expected = [
+            r#"region "b": regions 0 and 1 overlap"#,
+            r#"region "c": region 2: start 12289 is not page-aligned"#,
+            r#"region "d": region 3: length 5000 exceeds"#,
+            r#"region "e" ends at 24576 + 4096 but the data file holds 26000"#,
+            r#"region "h": region 5: starts at 0, inside the first 4096 bytes"#,
+        ];
+        for needle in expected {
+            assert!(mentions(&report, needle), "{needle}: {report}");
+        }
+        assert_eq!(report.problems.len(), expected.len(), "{report}");
+        assert!(mentions(&report, "meta offset 4096"), "{report}");
     }
 
     #[test]
@@ -710,10 +494,10 @@ mod tests {
         handmade(
             dir.path(),
             vec![
-                entry(0, "same", 0, 4096, 1),
-                entry(1, "same", 4096, 4096, 1),
+                entry(0, "same", 4096, 4096, 1),
+                entry(1, "same", 8192, 4096, 1),
             ],
-            8192,
+            12_288,
         );
         let report = check(dir.path()).unwrap();
         assert!(
@@ -737,6 +521,22 @@ mod tests {
             mentions(&report, "but the data file holds 4096 bytes"),
             "{report}"
         );
+    }
+
+    #[test]
+    fn zeroed_and_foreign_data_files_are_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        let data = dir.path().join(DATA_FILE);
+        let original = fs::read(&data).unwrap();
+        fs::write(&data, vec![0u8; original.len()]).unwrap();
+        let report = check(dir.path()).unwrap();
+        assert!(mentions(&report, "has no header"), "{report}");
+        let other = tempfile::tempdir().unwrap();
+        build(other.path());
+        fs::copy(other.path().join(DATA_FILE), &data).unwrap();
+        let report = check(dir.path()).unwrap();
+        assert!(mentions(&report, "belongs to another database"), "{report}");
     }
 
     #[test]
@@ -785,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn random_damage_never_panics() {
+    fn check_and_open_agree_on_random_damage() {
         let dir = tempfile::tempdir().unwrap();
         build(dir.path());
         let original = fs::read(meta(dir.path())).unwrap();
@@ -807,10 +607,14 @@ mod tests {
             }
             fs::write(meta(dir.path()), &bytes).unwrap();
             let report = check(dir.path()).unwrap();
-            // Whatever check calls healthy, open must accept.
-            if report.is_healthy() {
-                Database::open_read_only(dir.path()).unwrap();
-            }
+            let opened = Database::open_read_only(dir.path());
+            // Whatever check calls healthy, open accepts; whatever it calls damaged,
+            // open refuses.
+            assert_eq!(
+                report.is_healthy(),
+                opened.is_ok(),
+                "round {round}: {report} / {opened:?}"
+            );
         }
     }
 }

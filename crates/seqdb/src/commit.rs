@@ -20,6 +20,7 @@ use snafu::ResultExt;
 use crate::database::{Inner, Slot};
 use crate::error::SysSnafu;
 use crate::format::{Record, RecordKind, RegionEntry};
+use crate::meta_log::next_generation;
 use crate::region::RegionState;
 use crate::{Database, Result};
 
@@ -70,16 +71,23 @@ impl Inner {
         let result = self
             .snapshot(&captured, checkpoint)
             .and_then(|(upserts, removed_since)| {
-                self.data.sync_data().context(SysSnafu)?;
                 // A captured region removed since the capture: its move may be among the
                 // frees this commit releases, so the commit must record its removal too.
                 let mut removed = captured.removed.clone();
                 removed.extend(removed_since);
-                if upserts.is_empty() && removed.is_empty() && !checkpoint {
+                let empty = upserts.is_empty() && removed.is_empty() && !checkpoint;
+                let generation = next_generation(&self.path, commit.generation)?;
+                if !empty {
+                    // Before the sync: the data file then names this commit before the
+                    // log can hold it (see `data_header`).
+                    self.stamp_commit(generation)?;
+                }
+                self.data.sync_data().context(SysSnafu)?;
+                if empty {
                     return Ok(upserts);
                 }
                 let record = Record {
-                    generation: commit.generation.wrapping_add(1),
+                    generation,
                     kind: if checkpoint {
                         RecordKind::Checkpoint
                     } else {
@@ -96,7 +104,7 @@ impl Inner {
                         log.append(&record)?;
                     }
                 }
-                commit.generation = commit.generation.wrapping_add(1);
+                commit.generation = generation;
                 Ok(record.upserts)
             });
         match result {

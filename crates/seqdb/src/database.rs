@@ -19,25 +19,25 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Mutex, RwLock};
 use snafu::ResultExt;
 
-use seqdb_layout::{Layout, Placement};
+use seqdb_layout::Layout;
 use seqdb_sys::{DataFile, FileOptions, Lock, LockedFile, SyncObserver};
 
+use crate::diagnosis::Validated;
 use crate::error::{
-    CorruptSnafu, DirectorySnafu, LayoutSnafu, MissingMetadataSnafu, NameTooLongSnafu,
-    NotADirectorySnafu, PoisonedSnafu, ReadOnlySnafu, RegionExistsSnafu, SysSnafu,
-    TooManyRegionsSnafu, UnknownRegionSnafu,
+    CorruptSnafu, DirectorySnafu, LayoutSnafu, NameTooLongSnafu, NotADirectorySnafu, PoisonedSnafu,
+    ReadOnlySnafu, RegionExistsSnafu, SysSnafu, TooManyRegionsSnafu, UnknownRegionSnafu,
 };
-use crate::format::{self, MAX_NAME_LEN, Record, RecordKind};
-use crate::meta_log::{META_FILE, META_TMP_FILE, MetaLog, Recovered};
+pub(crate) use crate::format::MAX_REGION_NUMBER;
+use crate::format::{DatabaseId, MAX_NAME_LEN};
+use crate::meta_log::{META_FILE, MetaLog};
+use crate::opening::{self, Opened};
+use crate::recovery::RecoveryReport;
 use crate::region::RegionState;
+use crate::replay::Placed;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
 
 /// Source of [`Inner::id`].
 static NEXT_DATABASE_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Region numbers stay below this bound (a larger one in a file is corruption): it caps
-/// what a damaged or crafted metadata file can make `open` allocate.
-pub(crate) const MAX_REGION_NUMBER: u64 = 1 << 24;
 
 /// Name of the data file inside the database directory.
 pub(crate) const DATA_FILE: &str = "data";
@@ -69,6 +69,10 @@ pub(crate) struct Inner {
     pub poisoned: OnceLock<String>,
     /// Unique among the databases this process opened (appends cache regions by it).
     pub id: u64,
+    /// The database's id in the headers of its files.
+    pub file_id: DatabaseId,
+    /// What recovery did, when the open recovered past damage.
+    pub recovery: Option<RecoveryReport>,
 }
 
 /// Which regions exist, by number and by name, and where they live.
@@ -175,13 +179,16 @@ impl Database {
             seqdb_sys::sync_dir(path, observer.as_ref()).context(SysSnafu)?;
         }
         let data_len = file.len().context(SysSnafu)?;
-        let (log, recovered) = open_metadata(path, &data_path, data_len, read_only, observer)?;
-        let table = build_table(
-            path,
-            recovered.regions.into_values(),
-            recovered.next_number,
-            data_len,
-        )?;
+        let Opened {
+            log,
+            entries,
+            validated,
+            next_number,
+            generation,
+            file_id,
+            recovery,
+        } = opening::open_files(path, &file, data_len, options)?;
+        let table = build_table(path, entries, validated, next_number)?;
         let data = DataFile::new(file).context(SysSnafu)?;
         Ok(Database {
             inner: Arc::new(Inner {
@@ -189,17 +196,22 @@ impl Database {
                 read_only,
                 data,
                 table: RwLock::new(table),
-                commit: Mutex::new(Commit {
-                    log,
-                    generation: recovered.generation,
-                }),
+                commit: Mutex::new(Commit { log, generation }),
                 dirty: Mutex::new(Vec::new()),
                 lent: Mutex::new(Vec::new()),
                 buffered: AtomicU64::new(0),
                 poisoned: OnceLock::new(),
                 id: NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed),
+                file_id,
+                recovery,
             }),
         })
+    }
+
+    /// What the open that made this handle did to recover past damage, when it was
+    /// asked to ([`OpenOptions::recover`]) and found some; `None` otherwise.
+    pub fn recovery_report(&self) -> Option<&RecoveryReport> {
+        self.inner.recovery.as_ref()
     }
 
     /// The database directory.
@@ -432,119 +444,36 @@ fn prepare_directory(path: &Path, read_only: bool, observer: Option<&SyncObserve
     }
 }
 
-/// Read the metadata log, or start one for a new database.
-fn open_metadata(
-    dir: &Path,
-    data_path: &Path,
-    data_len: u64,
-    read_only: bool,
-    observer: Option<SyncObserver>,
-) -> Result<(Option<MetaLog>, Recovered)> {
-    let meta_path = dir.join(META_FILE);
-    if !read_only {
-        match fs::remove_file(dir.join(META_TMP_FILE)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::Directory {
-                    path: dir.to_owned(),
-                    source,
-                });
-            }
-        }
-    }
-    if meta_path.exists() {
-        return MetaLog::open(dir, !read_only, observer);
-    }
-    if data_len > 0 {
-        return MissingMetadataSnafu {
-            data: data_path,
-            meta: meta_path,
-        }
-        .fail();
-    }
-    if read_only {
-        return Ok((None, Recovered::default()));
-    }
-    let empty = Record {
-        generation: 0,
-        kind: RecordKind::Checkpoint,
-        next_number: 0,
-        removed: Vec::new(),
-        upserts: Vec::new(),
-    };
-    let log = MetaLog::create(dir, &empty, observer)?;
-    Ok((Some(log), Recovered::default()))
-}
-
-/// Rebuild the region table from recovered entries, checking everything a damaged or
-/// foreign file could get wrong.
+/// Build the region table from validated entries (ordered by number).
 fn build_table(
     path: &Path,
-    entries: impl ExactSizeIterator<Item = format::RegionEntry>,
+    entries: Vec<Placed>,
+    validated: Validated,
     next_number: u64,
-    data_len: u64,
 ) -> Result<Table> {
-    let meta_path = path.join(META_FILE);
-    let corrupt = |reason: String| -> Result<Table> {
-        CorruptSnafu {
-            path: &meta_path,
-            offset: 0u64,
-            reason,
-        }
-        .fail()
-    };
     let next = match usize::try_from(next_number) {
         Ok(next) if next_number <= MAX_REGION_NUMBER => next,
-        _ => return corrupt(format!("region number bound {next_number} is too large")),
+        _ => {
+            return CorruptSnafu {
+                path: path.join(META_FILE),
+                offset: 0u64,
+                reason: format!("region number bound {next_number} is too large"),
+            }
+            .fail();
+        }
     };
-    let mut slots: Vec<Option<Slot>> = Vec::new();
-    if slots.try_reserve_exact(next).is_err() {
-        return corrupt(format!("no memory for {next_number} region numbers"));
+    let mut slots: Vec<Option<Slot>> = Vec::with_capacity(next);
+    for placed in entries {
+        let number = placed.entry.number as usize;
+        slots.resize_with(number, || None);
+        slots.push(Some(Arc::new(RwLock::new(RegionState::from_entry(
+            placed.entry,
+            number,
+        )))));
     }
     slots.resize_with(next, || None);
-    let mut by_name = HashMap::with_capacity(entries.len());
-    let mut placements = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let number = entry.number as usize;
-        if entry.number >= next_number {
-            return corrupt(format!(
-                "region {:?} has number {} but numbers end at {next_number}",
-                entry.name, entry.number
-            ));
-        }
-        match entry.start.checked_add(entry.len) {
-            Some(_) if entry.len == 0 => {}
-            Some(end) if end <= data_len => {}
-            _ => {
-                return corrupt(format!(
-                    "region {:?} ends at {} + {} but the data file holds {data_len} bytes",
-                    entry.name, entry.start, entry.len
-                ));
-            }
-        }
-        if by_name.insert(entry.name.clone(), number).is_some() {
-            return corrupt(format!("two regions are named {:?}", entry.name));
-        }
-        placements.push((
-            entry.number,
-            Placement {
-                start: entry.start,
-                reserved: entry.reserved,
-                len: entry.len,
-            },
-        ));
-        slots[number] = Some(Arc::new(RwLock::new(RegionState::from_entry(
-            entry, number,
-        ))));
-    }
     let free = (0..next).filter(|&n| slots[n].is_none()).collect();
-    let layout =
-        Layout::from_placements(placements, u64::MAX).map_err(|source| Error::Corrupt {
-            path: meta_path.clone(),
-            offset: 0,
-            reason: source.to_string(),
-        })?;
+    let Validated { by_name, layout } = validated;
     Ok(Table {
         slots,
         free,

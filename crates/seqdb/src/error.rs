@@ -43,25 +43,59 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The metadata file is not a seqdb metadata file.
-    #[snafu(display("{} is not a seqdb metadata file", path.display()))]
+    /// The metadata or data file is not a seqdb file of that kind.
+    #[snafu(display("{} is not a seqdb {kind} file", path.display()))]
     ForeignFile {
-        /// The metadata file.
+        /// The file.
         path: PathBuf,
+        /// Which of the database's files it should be: `"metadata"` or `"data"`.
+        kind: &'static str,
     },
 
-    /// The metadata file was written by a format version this build does not read.
+    /// The metadata or data file was written by a format version this build does not
+    /// read. The message says how to carry the data over.
     #[snafu(display(
-        "{} has format version {found}; this build reads version {supported}",
-        path.display()
+        "{} has format version {found}; this build reads version {supported}. {}",
+        path.display(),
+        crate::error::carry_over(*found, *supported)
     ))]
     UnsupportedVersion {
-        /// The metadata file.
+        /// The file.
         path: PathBuf,
         /// The version found in the file.
         found: u32,
         /// The version this build reads and writes.
         supported: u32,
+    },
+
+    /// The metadata file is longer than any log this build writes, so it is not one.
+    #[snafu(display(
+        "{} is corrupt at offset {max}: it is {len} bytes long, longer than any metadata \
+         log this build writes ({max} bytes)",
+        path.display()
+    ))]
+    MetaTooLarge {
+        /// The metadata file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The longest log this build writes.
+        max: u64,
+    },
+
+    /// A commit record would be longer than any reader takes back, so it is not written.
+    #[snafu(display(
+        "a commit record of {body_len} bytes for {} is longer than the {max} bytes a \
+         record may hold",
+        path.display()
+    ))]
+    RecordTooLarge {
+        /// The metadata file.
+        path: PathBuf,
+        /// The record body's length.
+        body_len: u64,
+        /// The longest body a record may have.
+        max: u64,
     },
 
     /// The metadata holds no valid commit, or contradicts itself or the data file.
@@ -106,8 +140,11 @@ pub enum Error {
         name: String,
     },
 
-    /// The name cannot be stored (longer than 65,535 bytes).
-    #[snafu(display("region name of {len} bytes is longer than the 65535 bytes allowed"))]
+    /// The name cannot be stored (longer than 1,024 bytes).
+    #[snafu(display(
+        "region name of {len} bytes is longer than the {} bytes allowed",
+        crate::format::MAX_NAME_LEN
+    ))]
     NameTooLong {
         /// The name's length in bytes.
         len: usize,
@@ -211,6 +248,18 @@ pub enum Error {
         /// What the allocator reported.
         source: seqdb_layout::LayoutError,
     },
+}
+
+/// How to carry a database of format `found` over to this build's `supported` one.
+pub(crate) fn carry_over(found: u32, supported: u32) -> &'static str {
+    if found < supported {
+        "Formats are not upgraded in place: read every region with the seqdb build that \
+         wrote the database (for example its `seqdb ls` and `seqdb cat`) and write them \
+         into a new database with this build (`seqdb put`)"
+    } else {
+        "It was written by a newer seqdb build: open it with that build, or copy its \
+         regions into a database this build made"
+    }
 }
 
 impl Error {

@@ -1,24 +1,55 @@
-//! The metadata file's byte format: header, commit records, and their checksums.
+//! The metadata file's byte format: header, commit records, and the bounds every value
+//! in them must respect.
 //!
-//! Everything here is pure: bytes in, values out. `docs/FORMAT.md` describes the same
+//! Everything here is pure: bytes in, values out. A record body is parsed from any
+//! [`BodyBytes`], so the same parser reads a record held in memory and one streamed
+//! from a file in bounded pieces (`log_read`). `docs/FORMAT.md` describes the same
 //! layout for people; the tests below pin it.
+
+use std::fmt;
 
 use crate::PAGE_SIZE;
 
-/// First eight bytes of every metadata file.
-pub(crate) const MAGIC: [u8; 8] = *b"SEQDBMET";
 /// The format version this build writes and accepts.
-pub(crate) const VERSION: u32 = 1;
-/// Size of the file header in bytes; records start at the next page.
-pub(crate) const HEADER_LEN: usize = 24;
+pub(crate) const VERSION: u32 = 2;
+/// First eight bytes of every metadata file.
+pub(crate) const META_MAGIC: [u8; 8] = *b"SEQDBMET";
+/// Size of the metadata file's header in bytes; records start at the next page.
+pub(crate) const META_HEADER_LEN: usize = 40;
 /// Every record starts on a page boundary, so a torn write never touches an older record.
 pub(crate) const RECORD_ALIGN: u64 = PAGE_SIZE;
-/// Marks the start of a record ("SQDR" in little-endian byte order).
-pub(crate) const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"SQDR");
-/// Bytes before a record's body: magic, body length, checksum.
-pub(crate) const RECORD_HEAD_LEN: usize = 12;
+/// Where the first record (the checkpoint) starts.
+pub(crate) const FIRST_RECORD: u64 = RECORD_ALIGN;
+/// Marks the start of a record.
+pub(crate) const RECORD_MAGIC: [u8; 4] = *b"SQDR";
+/// Bytes before a record's body: magic, body length (`u64`), checksum.
+pub(crate) const RECORD_HEAD_LEN: usize = 16;
 /// Longest region name in bytes.
-pub(crate) const MAX_NAME_LEN: usize = u16::MAX as usize;
+pub(crate) const MAX_NAME_LEN: usize = 1024;
+/// Region numbers stay below this bound (a larger one in a file is corruption): it caps
+/// what a damaged or crafted metadata file can make `open` allocate.
+pub(crate) const MAX_REGION_NUMBER: u64 = 1 << 24;
+/// The largest generation a record may carry: far beyond any real database's count of
+/// commits, and far enough below `u64::MAX` that the next one never wraps.
+pub(crate) const MAX_GENERATION: u64 = (1 << 63) - 1;
+/// Body bytes before the removed numbers: generation, kind, number bound, two counts.
+const BODY_FIXED_LEN: u64 = 8 + 1 + 8 + 4 + 4;
+/// Bytes of a region entry besides its name.
+const ENTRY_FIXED_LEN: u64 = 8 + 8 + 8 + 8 + 2;
+/// The longest body this build writes: every region removed and every region written
+/// with the longest name.
+pub(crate) const MAX_BODY_LEN: u64 = BODY_FIXED_LEN
+    + MAX_REGION_NUMBER * 8
+    + MAX_REGION_NUMBER * (ENTRY_FIXED_LEN + MAX_NAME_LEN as u64);
+/// The most bytes one record occupies, padding included.
+pub(crate) const MAX_RECORD_SPAN: u64 =
+    (RECORD_HEAD_LEN as u64 + MAX_BODY_LEN).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+/// The longest metadata file this build writes: the header page, a checkpoint, deltas
+/// up to twice a checkpoint (the log is then rewritten), and one more delta.
+pub(crate) const MAX_META_LEN: u64 = FIRST_RECORD + 4 * MAX_RECORD_SPAN;
+
+/// The unique id of a database, in the headers of both of its files.
+pub(crate) type DatabaseId = [u8; 16];
 
 /// Whether a record replaces the whole state or changes part of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +77,15 @@ impl RecordKind {
     }
 }
 
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecordKind::Checkpoint => "checkpoint",
+            RecordKind::Delta => "delta",
+        })
+    }
+}
+
 /// One region as a commit records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RegionEntry {
@@ -69,64 +109,115 @@ pub(crate) struct Record {
     pub upserts: Vec<RegionEntry>,
 }
 
-/// Why bytes could not be read as a header or record.
+/// Why a metadata header cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Malformed {
+pub(crate) enum BadHeader {
     /// The file does not start with the metadata magic.
     Foreign,
-    /// The header is damaged (checksum mismatch or too short).
-    BadHeader,
-    /// The file was written by another format version.
+    /// The header is intact but written by another format version.
     Version(u32),
+    /// The header is damaged; the reason says how.
+    Damaged(&'static str),
 }
 
-/// The header of a new metadata file.
-pub(crate) fn encode_header() -> [u8; HEADER_LEN] {
-    let mut out = [0u8; HEADER_LEN];
-    out[..8].copy_from_slice(&MAGIC);
+/// The header of a new metadata file of database `id`.
+pub(crate) fn encode_meta_header(id: &DatabaseId) -> [u8; META_HEADER_LEN] {
+    let mut out = [0u8; META_HEADER_LEN];
+    out[..8].copy_from_slice(&META_MAGIC);
     out[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    out[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
-    // bytes 16..20 are reserved flags, zero in version 1
-    let crc = crc32fast::hash(&out[..20]);
-    out[20..24].copy_from_slice(&crc.to_le_bytes());
+    out[12..16].copy_from_slice(&(META_HEADER_LEN as u32).to_le_bytes());
+    // bytes 16..20 are flags, zero in version 2
+    out[20..36].copy_from_slice(id);
+    let crc = crc32fast::hash(&out[..36]);
+    out[36..40].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// Check a metadata file's header.
-pub(crate) fn decode_header(bytes: &[u8]) -> Result<(), Malformed> {
-    if bytes.len() < MAGIC.len() || bytes[..8] != MAGIC {
-        return Err(Malformed::Foreign);
+/// Check a metadata file's header (the start of the file) and return its database id.
+///
+/// The header's length field says where its checksum is, so an intact header of
+/// another version is told apart from a damaged one: the first is
+/// [`BadHeader::Version`], the second [`BadHeader::Damaged`].
+pub(crate) fn decode_meta_header(bytes: &[u8]) -> Result<DatabaseId, BadHeader> {
+    intact_header(bytes, &META_MAGIC, 20, PAGE_SIZE as usize)?;
+    if u32_at(bytes, 12) as usize != META_HEADER_LEN {
+        return Err(BadHeader::Damaged(
+            "the header length does not match its version",
+        ));
     }
-    if bytes.len() < HEADER_LEN {
-        return Err(Malformed::BadHeader);
+    if u32_at(bytes, 16) != 0 {
+        return Err(BadHeader::Damaged("unknown header flags are set"));
     }
-    let crc = u32_at(bytes, 20);
-    if crc32fast::hash(&bytes[..20]) != crc {
-        return Err(Malformed::BadHeader);
-    }
-    let version = u32_at(bytes, 8);
-    if version != VERSION {
-        return Err(Malformed::Version(version));
-    }
-    if u32_at(bytes, 12) as usize != HEADER_LEN || u32_at(bytes, 16) != 0 {
-        return Err(Malformed::BadHeader);
-    }
-    Ok(())
+    let mut id = DatabaseId::default();
+    id.copy_from_slice(&bytes[20..36]);
+    Ok(id)
 }
 
-/// Encode a record, padded with zeros to a whole number of pages.
-pub(crate) fn encode_record(record: &Record) -> Vec<u8> {
-    let names: usize = record.upserts.iter().map(|e| e.name.len()).sum();
-    let body_len = 8 + 1 + 8 + 4 + record.removed.len() * 8 + 4 + record.upserts.len() * 34 + names;
-    let mut out = Vec::with_capacity(round_to_record(RECORD_HEAD_LEN + body_len));
-    out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
+/// Check the framing shared by the headers of both files: `magic`, then a version and
+/// the header's length (`u32`s at 8 and 12), and a CRC-32 of everything before it in
+/// the header's last four bytes; the version must be [`VERSION`].
+pub(crate) fn intact_header(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    min_len: usize,
+    max_len: usize,
+) -> Result<(), BadHeader> {
+    if bytes.len() < magic.len() || bytes[..magic.len()] != magic[..] {
+        return Err(BadHeader::Foreign);
+    }
+    if bytes.len() < 16 {
+        return Err(BadHeader::Damaged("the header is cut short"));
+    }
+    let len = u32_at(bytes, 12) as usize;
+    if !(min_len + 4..=max_len).contains(&len) {
+        return Err(BadHeader::Damaged("the header length is out of range"));
+    }
+    if bytes.len() < len {
+        return Err(BadHeader::Damaged("the header is cut short"));
+    }
+    if crc32fast::hash(&bytes[..len - 4]) != u32_at(bytes, len - 4) {
+        return Err(BadHeader::Damaged("the header's checksum does not match"));
+    }
+    match u32_at(bytes, 8) {
+        VERSION => Ok(()),
+        other => Err(BadHeader::Version(other)),
+    }
+}
+
+/// A record that cannot be written because no reader could take it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooLarge {
+    /// The body length the record would have.
+    pub body_len: u64,
+}
+
+/// Encode a record, padded with zeros to a whole number of pages. Removed numbers are
+/// written once each, in order (removing a number twice is removing it once).
+pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, TooLarge> {
+    let mut removed = record.removed.clone();
+    removed.sort_unstable();
+    removed.dedup();
+    let names: u64 = record.upserts.iter().map(|e| e.name.len() as u64).sum();
+    let body_len = BODY_FIXED_LEN
+        + removed.len() as u64 * 8
+        + record.upserts.len() as u64 * ENTRY_FIXED_LEN
+        + names;
+    let fits = body_len <= MAX_BODY_LEN
+        && record.upserts.iter().all(|e| e.name.len() <= MAX_NAME_LEN)
+        && record.generation <= MAX_GENERATION;
+    if !fits {
+        return Err(TooLarge { body_len });
+    }
+    let total = RECORD_HEAD_LEN + body_len as usize;
+    let mut out = Vec::with_capacity(round_to_record(total as u64) as usize);
+    out.extend_from_slice(&RECORD_MAGIC);
+    out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(&[0; 4]); // checksum, filled below
     out.extend_from_slice(&record.generation.to_le_bytes());
     out.push(record.kind.code());
     out.extend_from_slice(&record.next_number.to_le_bytes());
-    out.extend_from_slice(&(record.removed.len() as u32).to_le_bytes());
-    for number in &record.removed {
+    out.extend_from_slice(&(removed.len() as u32).to_le_bytes());
+    for number in &removed {
         out.extend_from_slice(&number.to_le_bytes());
     }
     out.extend_from_slice(&(record.upserts.len() as u32).to_le_bytes());
@@ -138,120 +229,242 @@ pub(crate) fn encode_record(record: &Record) -> Vec<u8> {
         out.extend_from_slice(&(entry.name.len() as u16).to_le_bytes());
         out.extend_from_slice(entry.name.as_bytes());
     }
-    debug_assert_eq!(out.len(), RECORD_HEAD_LEN + body_len);
-    let crc = record_crc(&out[4..8], &out[RECORD_HEAD_LEN..]);
-    out[8..12].copy_from_slice(&crc.to_le_bytes());
-    out.resize(round_to_record(out.len()), 0);
-    out
-}
-
-fn record_crc(len_bytes: &[u8], body: &[u8]) -> u32 {
+    debug_assert_eq!(out.len(), total);
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(len_bytes);
-    hasher.update(body);
-    hasher.finalize()
+    hasher.update(&out[4..12]);
+    hasher.update(&out[RECORD_HEAD_LEN..]);
+    out[12..16].copy_from_slice(&hasher.finalize().to_le_bytes());
+    out.resize(round_to_record(total as u64) as usize, 0);
+    Ok(out)
 }
 
 /// Round a byte count up to whole record pages.
-pub(crate) fn round_to_record(len: usize) -> usize {
-    let align = RECORD_ALIGN as usize;
-    len.div_ceil(align) * align
+pub(crate) fn round_to_record(len: u64) -> u64 {
+    len.div_ceil(RECORD_ALIGN) * RECORD_ALIGN
 }
 
-/// What [`decode_record`] found at an offset.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Decoded {
-    /// A valid record and the number of bytes it occupies (with padding).
-    Record(Record, usize),
-    /// No valid record here: the end of the log, a torn write, or damage.
-    End,
+/// A record's head: where its body ends and what its checksum must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub body_len: u64,
+    pub crc: u32,
 }
 
-/// Decode the record that starts at the beginning of `bytes`.
-///
-/// Anything that is not a complete record with a matching checksum is [`Decoded::End`]:
-/// a crash can only leave a torn record at the end of the log.
-pub(crate) fn decode_record(bytes: &[u8]) -> Decoded {
-    if bytes.len() < RECORD_HEAD_LEN || u32_at(bytes, 0) != RECORD_MAGIC {
-        return Decoded::End;
-    }
-    let body_len = u32_at(bytes, 4) as usize;
-    let Some(body) = bytes.get(RECORD_HEAD_LEN..RECORD_HEAD_LEN + body_len) else {
-        return Decoded::End;
-    };
-    if record_crc(&bytes[4..8], body) != u32_at(bytes, 8) {
-        return Decoded::End;
-    }
-    match parse_body(body) {
-        Some(record) => Decoded::Record(record, round_to_record(RECORD_HEAD_LEN + body_len)),
-        None => Decoded::End,
-    }
+/// What the first [`RECORD_HEAD_LEN`] bytes at a record's offset say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadRead {
+    /// A record head (its length not checked yet).
+    Head(Head),
+    /// Zeros where a record should start.
+    Zeros,
+    /// Something else than a record.
+    NoMagic,
 }
 
-fn parse_body(body: &[u8]) -> Option<Record> {
-    let mut cur = Cursor { bytes: body, at: 0 };
-    let generation = cur.u64()?;
-    let kind = RecordKind::from_code(cur.u8()?)?;
-    let next_number = cur.u64()?;
-    let removed_count = cur.u32()? as usize;
-    let mut removed = Vec::with_capacity(removed_count.min(body.len() / 8));
-    for _ in 0..removed_count {
-        removed.push(cur.u64()?);
+/// Read a record head from exactly [`RECORD_HEAD_LEN`] bytes.
+pub(crate) fn decode_head(bytes: &[u8; RECORD_HEAD_LEN]) -> HeadRead {
+    if bytes[..4] != RECORD_MAGIC {
+        return if bytes.iter().all(|&b| b == 0) {
+            HeadRead::Zeros
+        } else {
+            HeadRead::NoMagic
+        };
     }
-    let upsert_count = cur.u32()? as usize;
-    let mut upserts = Vec::with_capacity(upsert_count.min(body.len() / 34));
-    for _ in 0..upsert_count {
-        let number = cur.u64()?;
-        let start = cur.u64()?;
-        let reserved = cur.u64()?;
-        let len = cur.u64()?;
-        let name_len = cur.u16()? as usize;
-        let name = String::from_utf8(cur.take(name_len)?.to_vec()).ok()?;
-        upserts.push(RegionEntry {
-            number,
-            start,
-            reserved,
-            len,
-            name,
-        });
-    }
-    (cur.at == body.len()).then_some(Record {
-        generation,
-        kind,
-        next_number,
-        removed,
-        upserts,
+    HeadRead::Head(Head {
+        body_len: u64_at(bytes, 4),
+        crc: u32_at(bytes, 12),
     })
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// A checksum over a record's length field and body, as [`encode_record`] computes it.
+pub(crate) fn record_hasher(head: &[u8; RECORD_HEAD_LEN]) -> crc32fast::Hasher {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head[4..12]);
+    hasher
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let slice = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(slice)
+/// The bytes of one record body, handed out in order; an I/O failure is `E`.
+pub(crate) trait BodyBytes {
+    /// The error reading the bytes may give.
+    type Error;
+    /// The next `n` bytes, or `None` when fewer than `n` are left.
+    fn take(&mut self, n: usize) -> Result<Option<&[u8]>, Self::Error>;
+    /// How many bytes are left.
+    fn remaining(&self) -> u64;
+}
+
+/// A body held in memory.
+#[cfg(test)]
+pub(crate) struct SliceBytes<'a>(pub &'a [u8]);
+
+#[cfg(test)]
+impl BodyBytes for SliceBytes<'_> {
+    type Error = std::convert::Infallible;
+
+    fn take(&mut self, n: usize) -> Result<Option<&[u8]>, Self::Error> {
+        if self.0.len() < n {
+            return Ok(None);
+        }
+        let (taken, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(Some(taken))
     }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32_at(b, 0))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+
+    fn remaining(&self) -> u64 {
+        self.0.len() as u64
     }
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+/// Parse a record body. The outer error is the byte source's; the inner one says why
+/// the body is not a record this build writes (every bound is checked before anything
+/// is allocated by it). The caller checks the checksum.
+pub(crate) fn parse_body<B: BodyBytes>(bytes: &mut B) -> Result<Result<Record, String>, B::Error> {
+    let mut body = Body { bytes };
+    body.record()
+}
+
+/// Parsing state: field readers that turn a short body into a reason.
+struct Body<'b, B> {
+    bytes: &'b mut B,
+}
+
+/// Inside [`Body`]: a field's bytes, or why there are none.
+type Field<T, E> = Result<Result<T, String>, E>;
+
+macro_rules! field {
+    ($e:expr) => {
+        match $e? {
+            Ok(value) => value,
+            Err(reason) => return Ok(Err(reason)),
+        }
+    };
+}
+
+macro_rules! ensure_body {
+    ($cond:expr, $($reason:tt)+) => {
+        if !$cond {
+            return Ok(Err(format!($($reason)+)));
+        }
+    };
+}
+
+impl<B: BodyBytes> Body<'_, B> {
+    fn take<const N: usize>(&mut self, what: &str) -> Field<[u8; N], B::Error> {
+        Ok(match self.bytes.take(N)? {
+            Some(bytes) => {
+                let mut out = [0u8; N];
+                out.copy_from_slice(bytes);
+                Ok(out)
+            }
+            None => Err(format!("the body ends inside {what}")),
+        })
+    }
+
+    fn u64(&mut self, what: &str) -> Field<u64, B::Error> {
+        Ok(self.take::<8>(what)?.map(u64::from_le_bytes))
+    }
+
+    fn u32(&mut self, what: &str) -> Field<u32, B::Error> {
+        Ok(self.take::<4>(what)?.map(u32::from_le_bytes))
+    }
+
+    fn count(&mut self, what: &str) -> Field<u64, B::Error> {
+        let count = u64::from(field!(self.u32(what)));
+        ensure_body!(
+            count <= MAX_REGION_NUMBER,
+            "{what} of {count} is more than the {MAX_REGION_NUMBER} regions a database holds"
+        );
+        Ok(Ok(count))
+    }
+
+    fn record(&mut self) -> Field<Record, B::Error> {
+        let generation = field!(self.u64("the generation"));
+        ensure_body!(
+            generation <= MAX_GENERATION,
+            "generation {generation} is beyond the largest this build writes ({MAX_GENERATION})"
+        );
+        let [code] = field!(self.take::<1>("the record kind"));
+        let Some(kind) = RecordKind::from_code(code) else {
+            return Ok(Err(format!("unknown record kind {code}")));
+        };
+        let next_number = field!(self.u64("the region number bound"));
+        ensure_body!(
+            next_number <= MAX_REGION_NUMBER,
+            "region number bound {next_number} is above the largest, {MAX_REGION_NUMBER}"
+        );
+        let removed_count = field!(self.count("a removed count"));
+        ensure_body!(
+            kind == RecordKind::Delta || removed_count == 0,
+            "a checkpoint lists {removed_count} removed regions"
+        );
+        let room = self.bytes.remaining();
+        let mut removed = Vec::with_capacity(removed_count.min(room / 8) as usize);
+        for _ in 0..removed_count {
+            let number = field!(self.u64("a removed number"));
+            ensure_body!(
+                number < next_number,
+                "removed region number {number} is not below the record's bound {next_number}"
+            );
+            removed.push(number);
+        }
+        let upsert_count = field!(self.count("an entry count"));
+        let room = self.bytes.remaining();
+        let mut upserts = Vec::with_capacity(upsert_count.min(room / ENTRY_FIXED_LEN) as usize);
+        for _ in 0..upsert_count {
+            upserts.push(field!(self.entry(next_number)));
+        }
+        let left = self.bytes.remaining();
+        ensure_body!(left == 0, "{left} bytes follow the last entry");
+        Ok(Ok(Record {
+            generation,
+            kind,
+            next_number,
+            removed,
+            upserts,
+        }))
+    }
+
+    fn entry(&mut self, next_number: u64) -> Field<RegionEntry, B::Error> {
+        let fixed = field!(self.take::<34>("a region entry"));
+        let number = u64_at(&fixed, 0);
+        ensure_body!(
+            number < next_number,
+            "region number {number} is not below the record's bound {next_number}"
+        );
+        let name_len = u16::from_le_bytes([fixed[32], fixed[33]]) as usize;
+        ensure_body!(
+            name_len <= MAX_NAME_LEN,
+            "region {number} has a name of {name_len} bytes; names are at most {MAX_NAME_LEN}"
+        );
+        let name = match self.bytes.take(name_len)? {
+            None => return Ok(Err(format!("the body ends inside region {number}'s name"))),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(name) => name.to_owned(),
+                Err(_) => return Ok(Err(format!("region {number}'s name is not UTF-8"))),
+            },
+        };
+        Ok(Ok(RegionEntry {
+            number,
+            start: u64_at(&fixed, 8),
+            reserved: u64_at(&fixed, 16),
+            len: u64_at(&fixed, 24),
+            name,
+        }))
+    }
+}
+
+/// The little-endian `u32` at `at` (the caller has checked the length).
+pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+/// The little-endian `u64` at `at` (the caller has checked the length).
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
 }
 
 #[cfg(test)]
@@ -259,7 +472,7 @@ mod tests {
     use super::*;
     use quickcheck::{QuickCheck, TestResult};
 
-    fn sample() -> Record {
+    pub(crate) fn sample() -> Record {
         Record {
             generation: 7,
             kind: RecordKind::Delta,
@@ -275,50 +488,101 @@ mod tests {
         }
     }
 
+    /// Decode a whole record held in memory: its body must be complete and its
+    /// checksum must match.
+    fn decode(bytes: &[u8]) -> Option<Result<Record, String>> {
+        let head: &[u8; RECORD_HEAD_LEN] = bytes.get(..RECORD_HEAD_LEN)?.try_into().ok()?;
+        let HeadRead::Head(Head { body_len, crc }) = decode_head(head) else {
+            return None;
+        };
+        let body = bytes.get(RECORD_HEAD_LEN..RECORD_HEAD_LEN + usize::try_from(body_len).ok()?)?;
+        let mut hasher = record_hasher(head);
+        hasher.update(body);
+        if hasher.finalize() != crc {
+            return None;
+        }
+        let Ok(parsed) = parse_body(&mut SliceBytes(body));
+        Some(parsed)
+    }
+
+    const USED: usize = RECORD_HEAD_LEN + 25 + 8 + 34 + 6;
+
     #[test]
-    fn header_round_trips_and_rejects_others() {
-        let header = encode_header();
-        assert_eq!(decode_header(&header), Ok(()));
+    fn header_round_trips_and_tells_versions_from_damage() {
+        let id = *b"0123456789abcdef";
+        let header = encode_meta_header(&id);
+        assert_eq!(decode_meta_header(&header), Ok(id));
         assert_eq!(
-            decode_header(b"SQLite format 3\0xxxxxxxxx"),
-            Err(Malformed::Foreign)
+            decode_meta_header(b"SQLite format 3\0xxxxxxxxx"),
+            Err(BadHeader::Foreign)
         );
         let mut newer = header;
-        newer[8] = 2;
-        let crc = crc32fast::hash(&newer[..20]);
-        newer[20..24].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_header(&newer), Err(Malformed::Version(2)));
+        newer[8] = 3;
+        let crc = crc32fast::hash(&newer[..36]);
+        newer[36..40].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_meta_header(&newer), Err(BadHeader::Version(3)));
         let mut flipped = header;
-        flipped[12] ^= 1;
-        assert_eq!(decode_header(&flipped), Err(Malformed::BadHeader));
+        flipped[25] ^= 1;
+        assert!(matches!(
+            decode_meta_header(&flipped),
+            Err(BadHeader::Damaged(_))
+        ));
+        // A version 1 header (24 bytes, checksum at 20) is intact, of version 1.
+        let mut old = [0u8; 24];
+        old[..8].copy_from_slice(&META_MAGIC);
+        old[8..12].copy_from_slice(&1u32.to_le_bytes());
+        old[12..16].copy_from_slice(&24u32.to_le_bytes());
+        let crc = crc32fast::hash(&old[..20]);
+        old[20..24].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_meta_header(&old), Err(BadHeader::Version(1)));
+        for cut in 0..META_HEADER_LEN {
+            assert!(decode_meta_header(&header[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]
     fn record_round_trips_page_aligned() {
-        let bytes = encode_record(&sample());
+        let bytes = encode_record(&sample()).unwrap();
         assert_eq!(bytes.len() % RECORD_ALIGN as usize, 0);
-        assert_eq!(
-            decode_record(&bytes),
-            Decoded::Record(sample(), bytes.len())
-        );
+        assert_eq!(decode(&bytes), Some(Ok(sample())));
     }
 
     #[test]
-    fn every_prefix_of_a_record_is_the_end() {
-        let bytes = encode_record(&sample());
-        let used = RECORD_HEAD_LEN + 8 + 1 + 8 + 4 + 8 + 4 + 34 + 6;
-        for cut in 0..used {
-            assert_eq!(decode_record(&bytes[..cut]), Decoded::End, "prefix {cut}");
+    fn removed_numbers_are_written_once() {
+        let mut record = sample();
+        record.removed = vec![2, 1, 2, 0, 1];
+        record.upserts.clear();
+        let bytes = encode_record(&record).unwrap();
+        let Some(Ok(decoded)) = decode(&bytes) else {
+            panic!("decodes")
+        };
+        assert_eq!(decoded.removed, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn records_no_reader_takes_back_are_refused() {
+        let mut record = sample();
+        record.upserts[0].name = "n".repeat(MAX_NAME_LEN + 1);
+        assert!(encode_record(&record).is_err());
+        let mut record = sample();
+        record.generation = MAX_GENERATION + 1;
+        assert!(encode_record(&record).is_err());
+    }
+
+    #[test]
+    fn every_prefix_of_a_record_is_incomplete() {
+        let bytes = encode_record(&sample()).unwrap();
+        for cut in 0..USED {
+            assert_eq!(decode(&bytes[..cut]), None, "prefix {cut}");
         }
     }
 
     #[test]
     fn any_single_bit_flip_is_detected() {
         fn prop(position: usize, bit: u8) -> TestResult {
-            let mut bytes = encode_record(&sample());
-            let used = RECORD_HEAD_LEN + 8 + 1 + 8 + 4 + 8 + 4 + 34 + 6;
-            bytes[position % used] ^= 1 << (bit % 8);
-            TestResult::from_bool(decode_record(&bytes) == Decoded::End)
+            let mut bytes = encode_record(&sample()).unwrap();
+            bytes[position % USED] ^= 1 << (bit % 8);
+            TestResult::from_bool(decode(&bytes).is_none())
         }
         QuickCheck::new()
             .tests(2000)
@@ -326,14 +590,82 @@ mod tests {
     }
 
     #[test]
+    fn hostile_bodies_are_refused_with_a_reason() {
+        let reason = |record: Record| {
+            let body = &encode_unchecked(&record);
+            let Ok(parsed) = parse_body(&mut SliceBytes(body));
+            parsed.expect_err("refused")
+        };
+        let mut r = sample();
+        r.generation = u64::MAX;
+        assert!(reason(r).contains("generation"));
+        let mut r = sample();
+        r.next_number = MAX_REGION_NUMBER + 1;
+        assert!(reason(r).contains("bound"));
+        let mut r = sample();
+        r.upserts[0].number = 3;
+        assert!(reason(r).contains("region number 3 is not below"));
+        let mut r = sample();
+        r.removed[0] = 9;
+        assert!(reason(r).contains("removed region number 9"));
+        let mut r = sample();
+        r.kind = RecordKind::Checkpoint;
+        assert!(reason(r).contains("checkpoint lists 1 removed"));
+        let mut r = sample();
+        r.upserts[0].name = "n".repeat(MAX_NAME_LEN + 1);
+        assert!(reason(r).contains("1025 bytes"));
+        let mut body = encode_unchecked(&sample());
+        body.push(0);
+        let Ok(parsed) = parse_body(&mut SliceBytes(&body));
+        assert!(parsed.unwrap_err().contains("1 bytes follow"));
+        let mut body = encode_unchecked(&sample());
+        body[17..21].copy_from_slice(&u32::MAX.to_le_bytes());
+        let Ok(parsed) = parse_body(&mut SliceBytes(&body));
+        assert!(parsed.unwrap_err().contains("removed count"));
+        let mut body = encode_unchecked(&sample());
+        let at = body.len() - 6;
+        body[at] = 0xff;
+        let Ok(parsed) = parse_body(&mut SliceBytes(&body));
+        assert!(parsed.unwrap_err().contains("not UTF-8"));
+    }
+
+    /// The body of `record` as written, without any check.
+    fn encode_unchecked(record: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&record.generation.to_le_bytes());
+        out.push(record.kind.code());
+        out.extend_from_slice(&record.next_number.to_le_bytes());
+        out.extend_from_slice(&(record.removed.len() as u32).to_le_bytes());
+        for n in &record.removed {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(&(record.upserts.len() as u32).to_le_bytes());
+        for e in &record.upserts {
+            for v in [e.number, e.start, e.reserved, e.len] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+            out.extend_from_slice(e.name.as_bytes());
+        }
+        out
+    }
+
+    #[test]
     fn random_bytes_never_panic() {
         fn prop(bytes: Vec<u8>) -> bool {
-            let _ = decode_header(&bytes);
-            let _ = decode_record(&bytes);
+            let _ = decode_meta_header(&bytes);
+            let _ = decode(&bytes);
+            let Ok(_) = parse_body(&mut SliceBytes(&bytes));
             true
         }
         QuickCheck::new()
             .tests(2000)
             .quickcheck(prop as fn(Vec<u8>) -> bool);
     }
+
+    // A checkpoint of every region with the longest names fits the body bound, and the
+    // longest log is far below 2 TiB.
+    const _: () = assert!(MAX_BODY_LEN < 1 << 35);
+    const _: () = assert!(MAX_META_LEN < 1 << 37);
+    const _: () = assert!(MAX_META_LEN.is_multiple_of(RECORD_ALIGN));
 }

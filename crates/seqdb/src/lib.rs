@@ -66,18 +66,23 @@
 
 mod check;
 mod commit;
+mod data_header;
 mod database;
+mod diagnosis;
 mod error;
 mod fast_append;
 mod format;
 mod identifier;
 mod io;
+mod log_read;
 mod maintenance;
 mod meta_log;
-mod number_map;
+mod opening;
 mod options;
 mod reader;
+mod recovery;
 mod region;
+mod replay;
 mod stats;
 mod write;
 
@@ -88,6 +93,7 @@ pub use identifier::Identifier;
 pub use io::{RegionCursor, RegionWriter};
 pub use options::OpenOptions;
 pub use reader::Reader;
+pub use recovery::RecoveryReport;
 pub use region::Region;
 pub use seqdb_layout::PAGE_SIZE;
 pub use seqdb_sys::{SyncEvent, SyncKind, SyncObserver};

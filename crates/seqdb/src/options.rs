@@ -1,4 +1,5 @@
-//! How to open a database: read-write or read-only, and an optional sync observer.
+//! How to open a database: read-write or read-only, recovering past damage or not, and
+//! an optional sync observer.
 
 use std::fmt;
 use std::path::Path;
@@ -17,7 +18,9 @@ use crate::{Database, Result};
 #[derive(Clone, Default)]
 pub struct OpenOptions {
     pub(crate) read_only: bool,
+    pub(crate) recover: bool,
     pub(crate) observer: Option<SyncObserver>,
+    pub(crate) checkpoint_after: Option<u64>,
 }
 
 impl OpenOptions {
@@ -33,11 +36,40 @@ impl OpenOptions {
         self
     }
 
+    /// Recover past damage instead of refusing it.
+    ///
+    /// Without it, `open` returns the newest commit when the files look exactly as a
+    /// crash may leave them (the last record torn, or not written yet), and otherwise
+    /// fails with [`Error::Corrupt`](crate::Error::Corrupt) naming the file and offset.
+    /// With it, damage to the metadata log is got past by keeping the newest commit
+    /// that is still whole: the log is cut where it breaks (valid records after the
+    /// break are dropped), a log cut short is kept as it is, and a data file older than
+    /// its log rolls the log back to the data file's commit. The data file's header is
+    /// then rewritten to that commit. What was found and done is in
+    /// [`Database::recovery_report`](crate::Database::recovery_report); a read-only open changes nothing and reports what
+    /// it would do.
+    ///
+    /// A data file that is not this database's (zeroed, random, another database's) and
+    /// regions that do not fit their files are refused even so.
+    pub fn recover(mut self, recover: bool) -> Self {
+        self.recover = recover;
+        self
+    }
+
     /// Call `observer` after every sync barrier (data file, metadata file, directory).
     /// Crash tests use it to capture the files as a power cut at that moment would leave
     /// them.
     pub fn sync_observer(mut self, observer: SyncObserver) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Rewrite the metadata log as one checkpoint once its deltas pass both `bytes` and
+    /// twice the last checkpoint (by default `bytes` is 1 MiB). Tests use small values to
+    /// make rewrites frequent; the log's bound does not depend on it.
+    #[doc(hidden)]
+    pub fn checkpoint_after(mut self, bytes: u64) -> Self {
+        self.checkpoint_after = Some(bytes);
         self
     }
 
@@ -51,6 +83,7 @@ impl fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenOptions")
             .field("read_only", &self.read_only)
+            .field("recover", &self.recover)
             .field("observer", &self.observer.is_some())
             .finish()
     }

@@ -261,9 +261,9 @@ fn foreign_and_future_metadata_are_refused() {
         Err(Error::ForeignFile { .. })
     ));
     let mut newer = original.clone();
-    newer[8] = 9; // version
-    let crc = crc32(&newer[..20]);
-    newer[20..24].copy_from_slice(&crc.to_le_bytes());
+    newer[8] = 9; // version; the header's checksum (at 36) covers bytes 0..36
+    let crc = crc32(&newer[..36]);
+    newer[36..40].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&meta, &newer).unwrap();
     assert!(matches!(
         Database::open(dir.path()),
@@ -350,10 +350,12 @@ fn compact_then_reopen_keeps_every_region_and_shrinks_the_file() {
     db.compact().unwrap();
     let stats = db.stats().unwrap();
     assert_eq!(stats.holes, 0);
-    let expected_len: u64 = want
-        .iter()
-        .map(|(_, d)| (d.len() as u64).div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE)
-        .sum();
+    // The data file's header page, then the regions packed.
+    let expected_len: u64 = PAGE_SIZE
+        + want
+            .iter()
+            .map(|(_, d)| (d.len() as u64).div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE)
+            .sum::<u64>();
     assert_eq!(db.file_len().unwrap(), expected_len);
     let db = reopen(db);
     assert_eq!(db.file_len().unwrap(), expected_len);

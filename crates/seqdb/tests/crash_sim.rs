@@ -123,6 +123,9 @@ struct Config {
     flush_percent: u64,
     /// Bytes of live data above which the workload shrinks instead of growing.
     max_live: usize,
+    /// Deltas the metadata log holds before it is rewritten (the engine's default if
+    /// `None`).
+    checkpoint_after: Option<u64>,
 }
 
 struct Workload {
@@ -195,10 +198,11 @@ impl Workload {
     }
 
     fn open(&mut self) {
-        let db = OpenOptions::new()
-            .sync_observer(self.observer.clone())
-            .open(&self.dir)
-            .unwrap();
+        let mut options = OpenOptions::new().sync_observer(self.observer.clone());
+        if let Some(bytes) = self.config.checkpoint_after {
+            options = options.checkpoint_after(bytes);
+        }
+        let db = options.open(&self.dir).unwrap();
         assert_eq!(db.stats().unwrap().generation, self.last_gen, "reopen");
         self.db = Some(db);
     }
@@ -1095,6 +1099,7 @@ fn crash_images_of_mixed_workload_recover_last_commit() {
                 commits: 150,
                 flush_percent: 12,
                 max_live: 600 << 10,
+                checkpoint_after: None,
             }
         } else {
             Config {
@@ -1102,6 +1107,7 @@ fn crash_images_of_mixed_workload_recover_last_commit() {
                 commits: 120,
                 flush_percent: 8,
                 max_live: 300 << 10,
+                checkpoint_after: None,
             }
         };
         total += simulate(seed, config, 3000, 8);
@@ -1109,20 +1115,22 @@ fn crash_images_of_mixed_workload_recover_last_commit() {
     println!("crash images checked: {total}");
 }
 
-/// Regions with names of tens of kilobytes, so that the metadata log outgrows its
-/// checkpoint every few commits and is rewritten through `meta.tmp` and a rename.
+/// Regions with names of about a kilobyte and a small rewrite threshold, so that the
+/// metadata log outgrows its checkpoint every few commits and is rewritten through
+/// `meta.tmp` and a rename.
 #[test]
 fn crash_images_across_checkpoint_rewrites_recover_last_commit() {
     let mut total = 0;
     for seed in seeds(2000, 3) {
         let names = (0..6)
-            .map(|i| format!("{i}-{}", "n".repeat(50_000 + i * 2000)))
+            .map(|i| format!("{i}-{}", "n".repeat(900 + i * 20)))
             .collect();
         let config = Config {
             names,
             commits: 80,
             flush_percent: 30,
             max_live: 200 << 10,
+            checkpoint_after: Some(40 << 10),
         };
         total += simulate(seed, config, 3000, 8);
     }

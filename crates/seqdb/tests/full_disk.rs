@@ -283,7 +283,7 @@ fn prepare_pending(db: &Database, seed: u64) -> (State, State) {
         }
     }
     for i in 6..9 {
-        let name = format!("new-{i}-{}", "n".repeat(3000));
+        let name = format!("new-{i}-{}", "n".repeat(1000));
         db.create_region_if_needed(&name).unwrap();
         db.write_all_to_region(name.as_str().into(), &[i as u8; 100])
             .unwrap();
@@ -322,7 +322,7 @@ fn appends_and_creates_until_the_disk_is_full() {
     };
     let root = mount.path();
     let mut scenarios = 0;
-    for (seed, name_len, create_every) in [(1, 8, 40), (2, 2000, 3), (3, 60_000, 7)] {
+    for (seed, name_len, create_every) in [(1, 8, 40), (2, 500, 3), (3, 1024, 1)] {
         let report = appends_until_full(root, seed, name_len, create_every);
         println!("{report}");
         scenarios += 1;

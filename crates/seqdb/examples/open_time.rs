@@ -1,0 +1,62 @@
+//! How long `open` takes as the number of regions grows: for each count, a database of
+//! that many regions of 100 bytes (named like the W5 benchmark's) is built once, then
+//! opened read-write several times; the median is printed, and the time per region.
+//!
+//! `cargo run --release -p seqdb --example open_time [-- COUNT...]` (default: 10,000,
+//! 100,000, 300,000 and 1,000,000 regions). With `SEQDB_OPEN_TIME_DIR` set, the
+//! databases are kept in `<dir>/<count>` and reused by later runs, so a profiler can
+//! watch the opens alone; `SEQDB_OPEN_TIME_REPEAT` sets the number of opens (7).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use seqdb::{Database, Result};
+
+fn main() -> Result<()> {
+    let mut counts: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if counts.is_empty() {
+        counts = vec![10_000, 100_000, 300_000, 1_000_000];
+    }
+    let keep = std::env::var_os("SEQDB_OPEN_TIME_DIR").map(PathBuf::from);
+    let repeat: usize = std::env::var("SEQDB_OPEN_TIME_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(7);
+    for count in counts {
+        let temp = tempfile::tempdir().map_err(|source| seqdb::Error::Directory {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let path = match &keep {
+            Some(dir) => dir.join(count.to_string()),
+            None => temp.path().to_owned(),
+        };
+        if !path.join("meta").exists() {
+            let database = Database::open(&path)?;
+            for i in 0..count {
+                let (number, _) = database.create_region_if_needed(&format!("r{i:06}"))?;
+                database.write_all_to_region(number.into(), &[i as u8; 100])?;
+            }
+            database.flush()?;
+        }
+        let mut times = Vec::new();
+        for _ in 0..repeat.max(1) {
+            let start = Instant::now();
+            let database = Database::open(&path)?;
+            times.push(start.elapsed().as_secs_f64());
+            assert_eq!(database.regions().len(), count);
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        println!(
+            "{count:>9} regions: open {:>9.2} ms (median of {}), {:.0} ns per region",
+            median * 1e3,
+            times.len(),
+            median * 1e9 / count as f64
+        );
+    }
+    Ok(())
+}

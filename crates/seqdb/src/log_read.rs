@@ -1,0 +1,365 @@
+//! Reading metadata records from a file in bounded pieces.
+//!
+//! A record's body is streamed through a buffer of at most [`CHUNK`] bytes while its
+//! checksum is computed and its fields are parsed, so neither a huge file nor a head
+//! claiming a huge body makes the reader allocate more than the bytes really there
+//! (and never more than one record's worth). [`read_record`] says exactly why there is
+//! no record at an offset: the replay decides from that whether the log ends in a torn
+//! write or in damage.
+
+use std::fmt;
+
+use snafu::ResultExt;
+
+use seqdb_sys::LockedFile;
+
+use crate::error::SysSnafu;
+use crate::format::{
+    self, BodyBytes, HeadRead, MAX_BODY_LEN, RECORD_HEAD_LEN, Record, round_to_record,
+};
+use crate::{Error, Result};
+
+/// The largest piece of a file read at once.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// Bytes that can be read at any offset: the metadata file, or bytes in memory (tests).
+pub(crate) trait Source {
+    /// Length in bytes.
+    fn len(&self) -> u64;
+    /// Fill `buf` from `offset`; the range lies within [`len`](Self::len).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+}
+
+/// A locked file and the length it had when reading began.
+pub(crate) struct FileSource<'a> {
+    pub file: &'a LockedFile,
+    pub len: u64,
+}
+
+impl Source for FileSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file.read_exact_at(buf, offset).context(SysSnafu)
+    }
+}
+
+impl Source for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let start = offset as usize;
+        buf.copy_from_slice(&self[start..start + buf.len()]);
+        Ok(())
+    }
+}
+
+/// What [`read_record`] found at an offset.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// A complete record with a matching checksum, and the bytes it occupies (with
+    /// its padding).
+    Record(Record, u64),
+    /// No record: why.
+    End(RecordEnd),
+}
+
+/// Why there is no valid record at an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RecordEnd {
+    /// The file ends exactly there.
+    EndOfFile,
+    /// The file ends before the record does.
+    Cut {
+        /// Bytes the record needs from its offset.
+        needed: u64,
+        /// Bytes the file holds from there.
+        available: u64,
+    },
+    /// Zeros where a record head should be.
+    Zeros,
+    /// Something else than a record head.
+    NoMagic,
+    /// The head claims a longer body than any record this build writes.
+    TooLong {
+        /// The body length claimed.
+        claimed: u64,
+    },
+    /// The checksum does not match the bytes.
+    Checksum {
+        /// The checksum in the head.
+        stored: u32,
+        /// The checksum of the bytes.
+        computed: u32,
+    },
+    /// The checksum matches, but the body is not a record this build writes.
+    Malformed(String),
+    /// A valid record that does not continue the log: another kind than expected.
+    Kind {
+        /// The kind found.
+        found: format::RecordKind,
+    },
+    /// A valid delta whose generation does not follow the previous record's.
+    Generation {
+        /// The generation found.
+        found: u64,
+        /// The generation the log needed next.
+        expected: u64,
+    },
+    /// A valid record that the replay was asked to stop before (a rollback).
+    Beyond {
+        /// The newest generation the replay was asked to keep.
+        kept: u64,
+    },
+}
+
+impl RecordEnd {
+    /// Whether the record's checksum matched: a torn write cannot leave such a record,
+    /// so at the end of the log it is damage, not a crash.
+    pub fn is_checksummed(&self) -> bool {
+        matches!(
+            self,
+            RecordEnd::Malformed(_)
+                | RecordEnd::Kind { .. }
+                | RecordEnd::Generation { .. }
+                | RecordEnd::Beyond { .. }
+        )
+    }
+}
+
+impl fmt::Display for RecordEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordEnd::EndOfFile => write!(f, "the file ends"),
+            RecordEnd::Cut { needed, available } => write!(
+                f,
+                "the record needs {needed} bytes but the file holds only {available} from there"
+            ),
+            RecordEnd::Zeros => write!(f, "zeros where a record should start"),
+            RecordEnd::NoMagic => write!(f, "no record magic"),
+            RecordEnd::TooLong { claimed } => write!(
+                f,
+                "the head claims a body of {claimed} bytes, more than any record holds \
+                 ({MAX_BODY_LEN})"
+            ),
+            RecordEnd::Checksum { stored, computed } => write!(
+                f,
+                "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            RecordEnd::Malformed(reason) => {
+                write!(f, "the checksum matches but the body is invalid: {reason}")
+            }
+            RecordEnd::Kind { found } => write!(f, "a {found} record where a delta was expected"),
+            RecordEnd::Generation { found, expected } => {
+                write!(f, "generation {found} where {expected} was expected")
+            }
+            RecordEnd::Beyond { kept } => {
+                write!(f, "a commit newer than generation {kept}, which is kept")
+            }
+        }
+    }
+}
+
+/// Read the record at `offset` (a page boundary).
+///
+/// The body is read in pieces of at most [`CHUNK`] bytes; only I/O failures are
+/// errors, anything wrong with the bytes is a [`RecordEnd`].
+pub(crate) fn read_record<S: Source + ?Sized>(source: &S, offset: u64) -> Result<Read> {
+    let len = source.len();
+    let available = len.saturating_sub(offset);
+    if available == 0 {
+        return Ok(Read::End(RecordEnd::EndOfFile));
+    }
+    if available < RECORD_HEAD_LEN as u64 {
+        let mut bytes = vec![0u8; available as usize];
+        source.read_at(&mut bytes, offset)?;
+        let end = if bytes.iter().all(|&b| b == 0) {
+            RecordEnd::Zeros
+        } else if !format::RECORD_MAGIC.starts_with(&bytes[..bytes.len().min(4)]) {
+            RecordEnd::NoMagic
+        } else {
+            RecordEnd::Cut {
+                needed: RECORD_HEAD_LEN as u64,
+                available,
+            }
+        };
+        return Ok(Read::End(end));
+    }
+    let mut head = [0u8; RECORD_HEAD_LEN];
+    source.read_at(&mut head, offset)?;
+    let head_read = format::decode_head(&head);
+    let head_fields = match head_read {
+        HeadRead::Head(fields) => fields,
+        HeadRead::Zeros => return Ok(Read::End(RecordEnd::Zeros)),
+        HeadRead::NoMagic => return Ok(Read::End(RecordEnd::NoMagic)),
+    };
+    let body_len = head_fields.body_len;
+    if body_len > MAX_BODY_LEN {
+        return Ok(Read::End(RecordEnd::TooLong { claimed: body_len }));
+    }
+    let needed = RECORD_HEAD_LEN as u64 + body_len;
+    if needed > available {
+        return Ok(Read::End(RecordEnd::Cut { needed, available }));
+    }
+    let mut body = StreamedBody::new(
+        source,
+        offset + RECORD_HEAD_LEN as u64,
+        body_len,
+        format::record_hasher(&head),
+    );
+    let parsed = format::parse_body(&mut body)?;
+    let computed = body.finish()?;
+    if computed != head_fields.crc {
+        return Ok(Read::End(RecordEnd::Checksum {
+            stored: head_fields.crc,
+            computed,
+        }));
+    }
+    Ok(match parsed {
+        Ok(record) => Read::Record(record, round_to_record(needed)),
+        Err(reason) => Read::End(RecordEnd::Malformed(reason)),
+    })
+}
+
+/// A record body read from a [`Source`] in pieces, checksummed as it is read.
+struct StreamedBody<'a, S: ?Sized> {
+    source: &'a S,
+    /// Offset of the first byte not read into `buf` yet.
+    next: u64,
+    /// Body bytes not read into `buf` yet.
+    left: u64,
+    buf: Vec<u8>,
+    /// First byte of `buf` not handed out yet.
+    at: usize,
+    hasher: crc32fast::Hasher,
+}
+
+impl<'a, S: Source + ?Sized> StreamedBody<'a, S> {
+    fn new(source: &'a S, offset: u64, len: u64, hasher: crc32fast::Hasher) -> Self {
+        StreamedBody {
+            source,
+            next: offset,
+            left: len,
+            buf: Vec::with_capacity(len.min(CHUNK as u64) as usize),
+            at: 0,
+            hasher,
+        }
+    }
+
+    /// Read more of the body so that at least `need` bytes are buffered (or all that
+    /// is left, if fewer).
+    fn refill(&mut self, need: usize) -> Result<()> {
+        self.buf.drain(..self.at);
+        self.at = 0;
+        let have = self.buf.len();
+        let wanted = need.max(CHUNK).saturating_sub(have) as u64;
+        let read = wanted.min(self.left) as usize;
+        self.buf.resize(have + read, 0);
+        self.source.read_at(&mut self.buf[have..], self.next)?;
+        self.hasher.update(&self.buf[have..]);
+        self.next += read as u64;
+        self.left -= read as u64;
+        Ok(())
+    }
+
+    /// Read whatever the parser left, and return the checksum of the whole body.
+    fn finish(mut self) -> Result<u32> {
+        while self.left > 0 {
+            self.at = self.buf.len();
+            self.refill(CHUNK)?;
+        }
+        Ok(self.hasher.finalize())
+    }
+}
+
+impl<S: Source + ?Sized> BodyBytes for StreamedBody<'_, S> {
+    type Error = Error;
+
+    fn take(&mut self, n: usize) -> Result<Option<&[u8]>> {
+        if self.buf.len() - self.at < n {
+            if self.remaining() < n as u64 {
+                return Ok(None);
+            }
+            self.refill(n)?;
+        }
+        let taken = &self.buf[self.at..self.at + n];
+        self.at += n;
+        Ok(Some(taken))
+    }
+
+    fn remaining(&self) -> u64 {
+        (self.buf.len() - self.at) as u64 + self.left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{RecordKind, RegionEntry, encode_record};
+
+    fn record(entries: usize, name_len: usize) -> Record {
+        Record {
+            generation: 3,
+            kind: RecordKind::Checkpoint,
+            next_number: entries as u64,
+            removed: Vec::new(),
+            upserts: (0..entries as u64)
+                .map(|number| RegionEntry {
+                    number,
+                    start: 4096 * (number + 1),
+                    reserved: 4096,
+                    len: number,
+                    name: format!("{number:0>name_len$}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_record_larger_than_a_chunk_is_read_in_pieces() {
+        let original = record(40_000, 40);
+        let mut bytes = vec![0u8; 4096];
+        bytes.extend(encode_record(&original).unwrap());
+        assert!(bytes.len() > 2 * CHUNK);
+        match read_record(bytes.as_slice(), 4096).unwrap() {
+            Read::Record(record, span) => {
+                assert_eq!(record, original);
+                assert_eq!(span, bytes.len() as u64 - 4096);
+            }
+            Read::End(end) => panic!("{end}"),
+        }
+    }
+
+    #[test]
+    fn every_way_of_not_being_a_record_is_named() {
+        let good = encode_record(&record(3, 5)).unwrap();
+        let at = |bytes: &[u8]| match read_record(bytes, 0).unwrap() {
+            Read::Record(..) => panic!("a record"),
+            Read::End(end) => end,
+        };
+        assert_eq!(at(&[]), RecordEnd::EndOfFile);
+        assert_eq!(at(&[0; 100]), RecordEnd::Zeros);
+        assert_eq!(at(&[0; 5]), RecordEnd::Zeros);
+        assert_eq!(
+            at(b"SQ"),
+            RecordEnd::Cut {
+                needed: 16,
+                available: 2
+            }
+        );
+        assert_eq!(at(&[7; 100]), RecordEnd::NoMagic);
+        assert!(matches!(at(&good[..40]), RecordEnd::Cut { .. }));
+        let mut flipped = good.clone();
+        flipped[30] ^= 1;
+        assert!(matches!(at(&flipped), RecordEnd::Checksum { .. }));
+        let mut long = good.clone();
+        long[4..12].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(at(&long), RecordEnd::TooLong { claimed: u64::MAX });
+        assert!(!RecordEnd::Zeros.is_checksummed());
+        assert!(RecordEnd::Malformed(String::new()).is_checksummed());
+    }
+}

@@ -1,0 +1,508 @@
+//! The one replay of the metadata log, shared by `open` and `check`.
+//!
+//! [`scan_log`] checks the header, applies the checkpoint and every delta that
+//! continues it, and stops at the first record that does not: the [`LogEnd`] says where
+//! and why. It then looks at everything after that point for valid records
+//! ([`After`]): a crash can only tear the last record, so a valid record after the end
+//! means the log was damaged, not torn. Judging what all this means is `diagnosis`'s
+//! job; this module only reports.
+
+use std::path::Path;
+
+use crate::Result;
+use crate::error::{CorruptSnafu, ForeignFileSnafu, MetaTooLargeSnafu, UnsupportedVersionSnafu};
+use crate::format::{
+    self, BadHeader, DatabaseId, FIRST_RECORD, MAX_META_LEN, RECORD_ALIGN, Record, RecordKind,
+    RegionEntry, VERSION,
+};
+use crate::log_read::{self, CHUNK, Read, RecordEnd, Source};
+
+/// No region has this number (in [`Replayed`]'s index).
+const NONE: u32 = u32::MAX;
+
+/// A region entry and the offset of the record that wrote it (errors name it).
+#[derive(Debug, Clone)]
+pub(crate) struct Placed {
+    pub entry: RegionEntry,
+    pub origin: u64,
+}
+
+/// The regions a prefix of the log describes.
+///
+/// Entries are kept densely and found through an index by number, which is at most
+/// [`MAX_REGION_NUMBER`](format::MAX_REGION_NUMBER) long: crafted numbers cannot make
+/// it probe, and every number is checked against that bound before it is used.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    entries: Vec<Placed>,
+    /// By region number: the entry's position in `entries`, or [`NONE`].
+    index: Vec<u32>,
+    /// The lowest number never used.
+    pub next_number: u64,
+    /// The newest applied commit's generation.
+    pub generation: u64,
+}
+
+impl Replayed {
+    /// The state a checkpoint describes; a number listed twice is an error.
+    fn from_checkpoint(record: Record, origin: u64) -> std::result::Result<Self, String> {
+        let mut state = Replayed {
+            entries: Vec::with_capacity(record.upserts.len()),
+            index: vec![NONE; record.next_number as usize],
+            next_number: record.next_number,
+            generation: record.generation,
+        };
+        for entry in record.upserts {
+            let slot = &mut state.index[entry.number as usize];
+            if *slot != NONE {
+                return Err(format!(
+                    "region number {} appears twice in the checkpoint",
+                    entry.number
+                ));
+            }
+            *slot = state.entries.len() as u32;
+            state.entries.push(Placed { entry, origin });
+        }
+        Ok(state)
+    }
+
+    /// Apply a delta: remove its numbers, then insert or replace its entries. The
+    /// decoder has checked every number against the record's bound.
+    fn apply(&mut self, record: Record, origin: u64) {
+        let bound = record.next_number as usize;
+        if self.index.len() < bound {
+            self.index.resize(bound, NONE);
+        }
+        for number in record.removed {
+            let at = std::mem::replace(&mut self.index[number as usize], NONE);
+            if at == NONE {
+                continue;
+            }
+            self.entries.swap_remove(at as usize);
+            if let Some(moved) = self.entries.get(at as usize) {
+                self.index[moved.entry.number as usize] = at;
+            }
+        }
+        for entry in record.upserts {
+            let number = entry.number as usize;
+            match self.index[number] {
+                NONE => {
+                    self.index[number] = self.entries.len() as u32;
+                    self.entries.push(Placed { entry, origin });
+                }
+                at => self.entries[at as usize] = Placed { entry, origin },
+            }
+        }
+        self.next_number = record.next_number;
+        self.generation = record.generation;
+    }
+
+    /// The entries ordered by number.
+    pub fn into_sorted(mut self) -> Vec<Placed> {
+        // Mostly in order already (a checkpoint lists regions by number), which the
+        // sort notices.
+        self.entries
+            .sort_unstable_by_key(|placed| placed.entry.number);
+        self.entries
+    }
+}
+
+/// Where the replay stopped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogEnd {
+    /// Offset of the first byte not part of the replayed log (a page boundary).
+    pub offset: u64,
+    /// Why no further record was applied.
+    pub reason: RecordEnd,
+}
+
+/// A valid record found after the end of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub offset: u64,
+    pub generation: u64,
+    pub kind: RecordKind,
+}
+
+/// What lies after the end of the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct After {
+    /// Valid records, in file order.
+    pub records: Vec<Found>,
+    /// Where the search stopped having spent its budget (a crafted file full of
+    /// record heads), if it did: nothing after that offset was examined.
+    pub unexamined: Option<u64>,
+}
+
+/// The log as read: its header's database id, the replayed state, and how it ends.
+#[derive(Debug)]
+pub(crate) struct LogScan {
+    pub id: DatabaseId,
+    pub state: Replayed,
+    /// Records applied (the checkpoint and the deltas).
+    pub records: u64,
+    /// Bytes of the checkpoint record, padding included.
+    pub checkpoint_len: u64,
+    pub end: LogEnd,
+    pub after: After,
+    /// Length of the metadata file.
+    pub file_len: u64,
+}
+
+/// Read and replay the metadata log of `source` (the file at `path`).
+///
+/// With `keep_up_to`, the replay stops before the first delta newer than that
+/// generation (a rollback; the records left out are then listed in [`After`]).
+/// Errors are what leaves no state at all: an I/O failure, a file longer than any log
+/// this build writes, a foreign, damaged or other-version header, or no valid
+/// checkpoint.
+pub(crate) fn scan_log<S: Source + ?Sized>(
+    path: &Path,
+    source: &S,
+    keep_up_to: Option<u64>,
+) -> Result<LogScan> {
+    let file_len = source.len();
+    snafu::ensure!(
+        file_len <= MAX_META_LEN,
+        MetaTooLargeSnafu {
+            path,
+            len: file_len,
+            max: MAX_META_LEN,
+        }
+    );
+    let mut header = vec![0u8; file_len.min(FIRST_RECORD) as usize];
+    source.read_at(&mut header, 0)?;
+    let id = match format::decode_meta_header(&header) {
+        Ok(id) => id,
+        Err(BadHeader::Foreign) => {
+            return ForeignFileSnafu {
+                path,
+                kind: "metadata",
+            }
+            .fail();
+        }
+        Err(BadHeader::Version(found)) => {
+            return UnsupportedVersionSnafu {
+                path,
+                found,
+                supported: VERSION,
+            }
+            .fail();
+        }
+        Err(BadHeader::Damaged(reason)) => {
+            return CorruptSnafu {
+                path,
+                offset: 0u64,
+                reason: format!("the header is damaged: {reason}"),
+            }
+            .fail();
+        }
+    };
+    let no_checkpoint = |reason: String| {
+        CorruptSnafu {
+            path,
+            offset: FIRST_RECORD,
+            reason,
+        }
+        .fail()
+    };
+    let (first, checkpoint_len) = match log_read::read_record(source, FIRST_RECORD)? {
+        Read::Record(record, span) => (record, span),
+        Read::End(end) => {
+            return no_checkpoint(format!(
+                "no valid checkpoint record ({end}), so no commit can be recovered"
+            ));
+        }
+    };
+    if first.kind != RecordKind::Checkpoint {
+        return no_checkpoint("the log starts with a delta record instead of a checkpoint".into());
+    }
+    let mut state = match Replayed::from_checkpoint(first, FIRST_RECORD) {
+        Ok(state) => state,
+        Err(reason) => return no_checkpoint(reason),
+    };
+    let mut records = 1;
+    let mut offset = FIRST_RECORD + checkpoint_len;
+    let reason = loop {
+        let (record, span) = match log_read::read_record(source, offset)? {
+            Read::Record(record, span) => (record, span),
+            Read::End(end) => break end,
+        };
+        let expected = state.generation + 1;
+        if record.kind != RecordKind::Delta {
+            break RecordEnd::Kind { found: record.kind };
+        }
+        if record.generation != expected {
+            break RecordEnd::Generation {
+                found: record.generation,
+                expected,
+            };
+        }
+        if let Some(kept) = keep_up_to
+            && record.generation > kept
+        {
+            break RecordEnd::Beyond { kept };
+        }
+        state.apply(record, offset);
+        records += 1;
+        offset += span;
+    };
+    let after = if reason == RecordEnd::EndOfFile {
+        After::default()
+    } else {
+        search_after(source, offset, reason.is_checksummed())?
+    };
+    Ok(LogScan {
+        id,
+        state,
+        records,
+        checkpoint_len,
+        end: LogEnd { offset, reason },
+        after,
+        file_len,
+    })
+}
+
+/// Look for valid records at the page boundaries after `end` (the end of the log), and
+/// at `end` itself when the record there had a valid checksum (it is then listed, if
+/// it is a record at all).
+///
+/// The file is read in pieces; only pages that start with a record magic are decoded,
+/// and the bytes spent decoding them are bounded by twice the bytes searched (plus a
+/// little), so a file crafted full of record heads costs linear time: past the budget,
+/// the search stops and says where.
+pub(crate) fn search_after<S: Source + ?Sized>(
+    source: &S,
+    end: u64,
+    include_end: bool,
+) -> Result<After> {
+    let len = source.len();
+    let mut after = After::default();
+    let mut budget = 2 * len.saturating_sub(end) + CHUNK as u64;
+    let mut page = end + RECORD_ALIGN;
+    if include_end && let Read::Record(record, span) = log_read::read_record(source, end)? {
+        after.records.push(Found {
+            offset: end,
+            generation: record.generation,
+            kind: record.kind,
+        });
+        page = end + span;
+    }
+    let mut piece = vec![0u8; CHUNK];
+    while page < len {
+        let take = (len - page).min(CHUNK as u64) as usize;
+        source.read_at(&mut piece[..take], page)?;
+        let mut next = page + take as u64;
+        let mut at = 0usize;
+        while at < take {
+            let here = page + at as u64;
+            if piece[at..take].starts_with(&format::RECORD_MAGIC) {
+                // A record claiming more than the file holds is refused unread.
+                let claimed = record_span_claimed(&piece[at..take]);
+                let cost = if claimed <= len - here { claimed } else { 0 };
+                if cost > budget {
+                    after.unexamined = Some(here);
+                    return Ok(after);
+                }
+                budget -= cost;
+                if let Read::Record(record, span) = log_read::read_record(source, here)? {
+                    after.records.push(Found {
+                        offset: here,
+                        generation: record.generation,
+                        kind: record.kind,
+                    });
+                    // Continue after the record: its own pages are not searched.
+                    next = here + span;
+                    break;
+                }
+            }
+            at += RECORD_ALIGN as usize;
+        }
+        page = next;
+    }
+    Ok(after)
+}
+
+/// What decoding the record whose head starts `bytes` may read at most: its claimed
+/// length when the head is whole, else one page.
+fn record_span_claimed(bytes: &[u8]) -> u64 {
+    match bytes.get(..format::RECORD_HEAD_LEN) {
+        Some(head) => format::round_to_record(
+            (format::RECORD_HEAD_LEN as u64)
+                .saturating_add(format::u64_at(head, 4).min(format::MAX_BODY_LEN)),
+        ),
+        None => RECORD_ALIGN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{encode_meta_header, encode_record};
+
+    const ID: DatabaseId = *b"replay-test-id..";
+
+    fn entry(number: u64, name: &str) -> RegionEntry {
+        RegionEntry {
+            number,
+            start: 4096 * (number + 1),
+            reserved: 4096,
+            len: 10,
+            name: name.to_owned(),
+        }
+    }
+
+    fn checkpoint(generation: u64, entries: Vec<RegionEntry>) -> Record {
+        Record {
+            generation,
+            kind: RecordKind::Checkpoint,
+            next_number: 8,
+            removed: Vec::new(),
+            upserts: entries,
+        }
+    }
+
+    fn delta(generation: u64, removed: Vec<u64>, entries: Vec<RegionEntry>) -> Record {
+        Record {
+            generation,
+            kind: RecordKind::Delta,
+            next_number: 8,
+            removed,
+            upserts: entries,
+        }
+    }
+
+    fn file(records: &[Record]) -> (Vec<u8>, Vec<u64>) {
+        let mut bytes = vec![0u8; FIRST_RECORD as usize];
+        bytes[..format::META_HEADER_LEN].copy_from_slice(&encode_meta_header(&ID));
+        let mut offsets = Vec::new();
+        for record in records {
+            offsets.push(bytes.len() as u64);
+            bytes.extend(encode_record(record).unwrap());
+        }
+        (bytes, offsets)
+    }
+
+    fn log() -> (Vec<u8>, Vec<u64>) {
+        file(&[
+            checkpoint(1, vec![entry(0, "a"), entry(1, "b")]),
+            delta(2, vec![0], vec![entry(2, "c")]),
+            delta(3, vec![], vec![entry(1, "b2")]),
+            delta(4, vec![2], vec![entry(0, "a again")]),
+        ])
+    }
+
+    fn names(scan: LogScan) -> Vec<String> {
+        scan.state
+            .into_sorted()
+            .into_iter()
+            .map(|p| p.entry.name)
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_log_replays_to_its_newest_commit() {
+        let (bytes, offsets) = log();
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+        assert_eq!(scan.id, ID);
+        assert_eq!((scan.records, scan.state.generation), (4, 4));
+        assert_eq!(scan.end.reason, RecordEnd::EndOfFile);
+        assert_eq!(scan.after, After::default());
+        let sorted = scan.state.into_sorted();
+        assert_eq!(sorted[0].origin, offsets[3]);
+        assert_eq!(sorted[1].origin, offsets[2]);
+        let (bytes, _) = log();
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+        assert_eq!(names(scan), ["a again", "b2"]);
+    }
+
+    #[test]
+    fn a_torn_last_record_ends_the_log_with_nothing_after() {
+        let (bytes, offsets) = log();
+        let cut = &bytes[..offsets[3] as usize + 30];
+        let scan = scan_log(Path::new("meta"), cut, None).unwrap();
+        assert_eq!(scan.state.generation, 3);
+        assert_eq!(scan.end.offset, offsets[3]);
+        assert!(matches!(scan.end.reason, RecordEnd::Cut { .. }));
+        assert_eq!(scan.after, After::default());
+    }
+
+    #[test]
+    fn a_damaged_record_before_valid_ones_is_reported_with_them() {
+        let (mut bytes, offsets) = log();
+        bytes[offsets[1] as usize + 20] ^= 1;
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+        assert_eq!(scan.state.generation, 1);
+        assert_eq!(scan.end.offset, offsets[1]);
+        assert!(matches!(scan.end.reason, RecordEnd::Checksum { .. }));
+        let found: Vec<(u64, u64)> = scan
+            .after
+            .records
+            .iter()
+            .map(|f| (f.offset, f.generation))
+            .collect();
+        assert_eq!(found, [(offsets[2], 3), (offsets[3], 4)]);
+    }
+
+    #[test]
+    fn a_rollback_keeps_the_commits_up_to_a_generation() {
+        let (bytes, offsets) = log();
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), Some(2)).unwrap();
+        assert_eq!(scan.state.generation, 2);
+        assert_eq!(scan.end.reason, RecordEnd::Beyond { kept: 2 });
+        assert_eq!(scan.after.records.len(), 2);
+        assert_eq!(scan.after.records[0].offset, offsets[2]);
+    }
+
+    #[test]
+    fn a_checksummed_record_that_does_not_continue_ends_the_log() {
+        let (mut bytes, _) = log();
+        bytes.extend(encode_record(&delta(9, vec![], vec![])).unwrap());
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+        assert_eq!(
+            scan.end.reason,
+            RecordEnd::Generation {
+                found: 9,
+                expected: 5
+            }
+        );
+        assert!(scan.end.reason.is_checksummed());
+        assert_eq!(scan.after.records.len(), 1);
+    }
+
+    #[test]
+    fn a_file_full_of_record_heads_is_searched_in_linear_time() {
+        let (mut bytes, _) = log();
+        let end = bytes.len();
+        // 2,000 pages, each a head claiming a body to the end of the file.
+        let pages = 2000;
+        bytes.resize(end + pages * RECORD_ALIGN as usize, 0);
+        for page in 0..pages {
+            let at = end + page * RECORD_ALIGN as usize;
+            let claim = (bytes.len() - at - 16) as u64;
+            bytes[at..at + 4].copy_from_slice(&format::RECORD_MAGIC);
+            bytes[at + 4..at + 12].copy_from_slice(&claim.to_le_bytes());
+        }
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+        assert_eq!(scan.state.generation, 4);
+        assert!(scan.after.records.is_empty());
+        assert!(scan.after.unexamined.is_some(), "the budget ran out");
+    }
+
+    #[test]
+    fn headers_and_checkpoints_that_leave_no_state_are_errors() {
+        let (bytes, offsets) = log();
+        let scan = |bytes: &[u8]| scan_log(Path::new("meta"), bytes, None).unwrap_err();
+        assert!(matches!(scan(&[]), crate::Error::ForeignFile { .. }));
+        assert!(matches!(
+            scan(&bytes[..offsets[0] as usize + 10]),
+            crate::Error::Corrupt { offset: 4096, .. }
+        ));
+        let mut twice = file(&[checkpoint(1, vec![entry(0, "a"), entry(0, "b")])]).0;
+        assert!(scan(&twice).to_string().contains("appears twice"));
+        twice[7] ^= 1;
+        assert!(matches!(scan(&twice), crate::Error::ForeignFile { .. }));
+        let (deltas, _) = file(&[delta(1, vec![], vec![])]);
+        assert!(scan(&deltas).to_string().contains("starts with a delta"));
+    }
+}
