@@ -50,12 +50,14 @@ fn main() -> Result<()> {
             assert_eq!(database.regions().len(), count);
         }
         times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
+        let (fastest, median) = (times[0], times[times.len() / 2]);
         println!(
-            "{count:>9} regions: open {:>9.2} ms (median of {}), {:.0} ns per region",
+            "{count:>9} regions: open {:>9.2} ms median, {:>9.2} ms fastest of {}; {:.0} ns \
+             per region (fastest)",
             median * 1e3,
+            fastest * 1e3,
             times.len(),
-            median * 1e9 / count as f64
+            fastest * 1e9 / count as f64
         );
     }
     Ok(())

@@ -9,7 +9,7 @@
 //! 4. Compaction takes every region's write lock with `try_`, or none.
 //! 5. The commit lock is taken before any region or table lock.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ use crate::error::{
 pub(crate) use crate::format::MAX_REGION_NUMBER;
 use crate::format::{DatabaseId, MAX_NAME_LEN};
 use crate::meta_log::{META_FILE, MetaLog};
+use crate::name_index::NameIndex;
 use crate::opening::{self, Opened};
 use crate::recovery::RecoveryReport;
 use crate::region::RegionState;
@@ -81,7 +82,7 @@ pub(crate) struct Table {
     pub slots: Vec<Option<Slot>>,
     /// Free numbers below `slots.len()`; the lowest is given to the next new region.
     pub free: BTreeSet<usize>,
-    pub by_name: HashMap<String, usize>,
+    pub by_name: NameIndex,
     pub layout: Layout,
     /// Regions removed since the last commit's snapshot.
     pub removed: Vec<u64>,
@@ -96,7 +97,7 @@ pub(crate) struct Commit {
 impl Table {
     pub fn slot(&self, id: &Identifier) -> Option<&Slot> {
         match id {
-            Identifier::Name(name) => self.slots.get(*self.by_name.get(name)?)?.as_ref(),
+            Identifier::Name(name) => self.slots.get(self.by_name.get(name)?)?.as_ref(),
             Identifier::Number(n) => self.slots.get(*n)?.as_ref(),
         }
     }

@@ -7,7 +7,6 @@
 //! and the way `OpenOptions::recover` would get past it. [`validate`] checks the
 //! replayed regions against each other and the data file, listing every violation.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use seqdb_layout::{Layout, LayoutError, Placement, placement_violations};
@@ -16,6 +15,7 @@ use crate::data_header::{self, DATA_HEADER_LEN, DataHeader};
 use crate::database::DATA_FILE;
 use crate::log_read::RecordEnd;
 use crate::meta_log::META_FILE;
+use crate::name_index::NameIndex;
 use crate::replay::{LogScan, Placed};
 
 /// One thing found wrong (or worth a word) in a database's files.
@@ -214,7 +214,7 @@ pub(crate) struct Violation {
 /// A state that passed [`validate`]: its names and its rebuilt allocator.
 #[derive(Debug)]
 pub(crate) struct Validated {
-    pub by_name: HashMap<String, usize>,
+    pub by_name: NameIndex,
     pub layout: Layout,
 }
 
@@ -229,7 +229,28 @@ pub(crate) fn validate(
     data_len: u64,
 ) -> Result<Validated, Vec<Violation>> {
     let mut violations = Vec::new();
-    let mut by_name: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+    let (by_name, duplicates) = NameIndex::build(
+        entries
+            .iter()
+            .map(|placed| (placed.entry.number, placed.entry.name.as_str())),
+    );
+    let placed = |number: u64| {
+        entries
+            .binary_search_by_key(&number, |placed| placed.entry.number)
+            .ok()
+            .map(|at| &entries[at])
+    };
+    for (number, first) in duplicates {
+        if let Some(Placed { entry, origin }) = placed(number) {
+            violations.push(Violation {
+                offset: *origin,
+                reason: format!(
+                    "two regions are named {:?} (numbers {first} and {number})",
+                    entry.name
+                ),
+            });
+        }
+    }
     for Placed { entry, origin } in entries {
         let name = &entry.name;
         if entry.number >= next_number {
@@ -237,15 +258,6 @@ pub(crate) fn validate(
                 offset: *origin,
                 reason: format!(
                     "region {name:?} has number {} but numbers end at {next_number}",
-                    entry.number
-                ),
-            });
-        }
-        if let Some(other) = by_name.insert(name.clone(), entry.number as usize) {
-            violations.push(Violation {
-                offset: *origin,
-                reason: format!(
-                    "two regions are named {name:?} (numbers {other} and {})",
                     entry.number
                 ),
             });
@@ -282,12 +294,6 @@ pub(crate) fn validate(
     {
         return Ok(Validated { by_name, layout });
     }
-    let placed = |number: u64| {
-        entries
-            .binary_search_by_key(&number, |placed| placed.entry.number)
-            .ok()
-            .map(|at| &entries[at])
-    };
     for error in placement_violations(DATA_HEADER_LEN, placements(), u64::MAX) {
         let key = violation_key(&error);
         let (offset, name) = match key.and_then(placed) {
@@ -343,7 +349,7 @@ mod tests {
             placed(2, "b", 3 * 4096, 8192, 5000),
         ];
         let validated = validate(&entries, 3, 5 * 4096).unwrap();
-        assert_eq!(validated.by_name.len(), 2);
+        assert_eq!(validated.by_name.get("b"), Some(2));
         assert_eq!(validated.layout.holes().count(), 1);
     }
 

@@ -77,6 +77,7 @@ mod io;
 mod log_read;
 mod maintenance;
 mod meta_log;
+mod name_index;
 mod opening;
 mod options;
 mod reader;
