@@ -9,7 +9,7 @@
 //! 4. Compaction takes every region's write lock with `try_`, or none.
 //! 5. The commit lock is taken before any region or table lock.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,7 @@ use crate::error::{
 };
 pub(crate) use crate::format::MAX_REGION_NUMBER;
 use crate::format::{DatabaseId, MAX_NAME_LEN};
+use crate::free_numbers::FreeNumbers;
 use crate::meta_log::{META_FILE, MetaLog};
 use crate::name_index::NameIndex;
 use crate::opening::{self, Opened};
@@ -81,7 +82,7 @@ pub(crate) struct Table {
     /// Regions by number; `None` where a number is free.
     pub slots: Vec<Option<Slot>>,
     /// Free numbers below `slots.len()`; the lowest is given to the next new region.
-    pub free: BTreeSet<usize>,
+    pub free: FreeNumbers,
     pub by_name: NameIndex,
     pub layout: Layout,
     /// Regions removed since the last commit's snapshot.
@@ -118,7 +119,7 @@ impl Table {
 
     /// The number the next new region gets.
     fn next_free(&self) -> usize {
-        self.free.first().copied().unwrap_or(self.slots.len())
+        self.free.first().unwrap_or(self.slots.len())
     }
 }
 
@@ -254,7 +255,7 @@ impl Database {
         if number == table.slots.len() {
             table.slots.push(slot);
         } else {
-            table.free.remove(&number);
+            table.free.remove(number);
             table.slots[number] = slot;
         }
         table.by_name.insert(name.to_owned(), number);
@@ -473,7 +474,7 @@ fn build_table(
         )))));
     }
     slots.resize_with(next, || None);
-    let free = (0..next).filter(|&n| slots[n].is_none()).collect();
+    let free = FreeNumbers::from_numbers((0..next).filter(|&n| slots[n].is_none()));
     let Validated { by_name, layout } = validated;
     Ok(Table {
         slots,

@@ -172,7 +172,7 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
             format!(
                 "{} bytes after the last valid record are not a valid record ({}); this is \
                  a torn write from a crash, and the next read-write open discards it",
-                scan.file_len - end.offset,
+                scan.file_len.saturating_sub(end.offset),
                 end.reason
             ),
             Repair::None,

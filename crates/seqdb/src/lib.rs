@@ -72,6 +72,7 @@ mod diagnosis;
 mod error;
 mod fast_append;
 mod format;
+mod free_numbers;
 mod identifier;
 mod io;
 mod log_read;

@@ -2,11 +2,11 @@
 //!
 //! A general hash map built by inserting a million names writes its buckets in random
 //! order; once the table outgrows the processor's caches every insert misses, and open
-//! time grows faster than the number of regions. This index keeps names by number (a
-//! copy made in number order) and a compact open-addressing table of 8-byte slots
-//! (a tag from the name's hash and the number). [`NameIndex::build`] hashes the names in
-//! number order, sorts the slots by home position with a radix sort, and fills the
-//! table from front to back: every pass reads and writes memory in order.
+//! time grows faster than the number of regions. This index keeps the names densely
+//! (copied in number order) and a compact open-addressing table of 8-byte slots: a tag
+//! from the name's hash and the name's position. [`NameIndex::build`] hashes the names
+//! in order, sorts the tags with a radix sort, and fills the table from front to back:
+//! every pass reads and writes memory in order.
 //!
 //! The hash is the standard library's keyed SipHash (a random key per index), so names
 //! chosen to collide cannot be crafted; probing is linear, deletion shifts entries back.
@@ -14,16 +14,17 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
-/// A slot: the high 32 bits of the name's hash, and the region number (or [`EMPTY`]).
+/// A slot: the high 32 bits of the name's hash, and where the name is in `entries` (or
+/// [`EMPTY`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slot {
     tag: u32,
-    number: u32,
+    at: u32,
 }
 
 const EMPTY: Slot = Slot {
     tag: 0,
-    number: u32::MAX,
+    at: u32::MAX,
 };
 
 /// The smallest table.
@@ -36,9 +37,8 @@ pub(crate) struct NameIndex {
     slots: Vec<Slot>,
     /// `32 - log2(slots.len())`: a tag's home is its top bits.
     shift: u32,
-    /// Names by region number.
-    names: Vec<Option<Box<str>>>,
-    len: usize,
+    /// Every name and its region's number.
+    entries: Vec<(Box<str>, u32)>,
 }
 
 impl Default for NameIndex {
@@ -54,40 +54,61 @@ impl NameIndex {
             hasher: RandomState::new(),
             slots: vec![EMPTY; slots],
             shift: 32 - slots.trailing_zeros(),
-            names: Vec::new(),
-            len: 0,
+            entries: Vec::new(),
         }
     }
 
-    /// Index `regions` (number and name, ordered by number). Returns the index and
-    /// every name given more than once, as (number, number that had it first); the
-    /// later number is left out of the index.
+    /// Index `regions` (number and name). Returns the index and every name given more
+    /// than once, as (number, number that had it first); the later number is left out.
     pub fn build<'a>(
-        regions: impl ExactSizeIterator<Item = (u64, &'a str)>,
+        regions: impl ExactSizeIterator<Item = (u64, &'a str)> + Clone,
     ) -> (Self, Vec<(u64, u64)>) {
         let mut index = Self::with_slots(2 * regions.len());
-        let mut tagged = Vec::with_capacity(regions.len());
-        for (number, name) in regions {
-            let number = number as usize;
-            if index.names.len() <= number {
-                index.names.resize_with(number + 1, || None);
-            }
-            tagged.push(Slot {
+        let mut tagged: Vec<Slot> = regions
+            .clone()
+            .enumerate()
+            .map(|(at, (_, name))| Slot {
                 tag: index.tag(name),
-                number: number as u32,
-            });
-            index.names[number] = Some(name.into());
-        }
+                at: at as u32,
+            })
+            .collect();
         radix_sort_by_tag(&mut tagged);
+        // Equal names have equal tags, so they sit side by side now; a run of equal
+        // tags (almost always a single name) is sorted by name to find them.
+        let given: Vec<(u64, &str)> = regions.collect();
+        let mut duplicate = vec![false; given.len()];
         let mut duplicates = Vec::new();
+        for run in tagged
+            .chunk_by(|a, b| a.tag == b.tag)
+            .filter(|run| run.len() > 1)
+        {
+            let mut named: Vec<(&str, usize)> = run
+                .iter()
+                .map(|slot| (given[slot.at as usize].1, slot.at as usize))
+                .collect();
+            named.sort_unstable();
+            for same in named.chunk_by(|a, b| a.0 == b.0) {
+                // The first in the order given keeps the name.
+                let keep = same[0].1;
+                for &(_, drop) in &same[1..] {
+                    duplicate[drop] = true;
+                    duplicates.push((given[drop].0, given[keep].0));
+                }
+            }
+        }
+        // Positions in `entries` of the names kept, in the order given.
+        let mut position = vec![u32::MAX; given.len()];
+        index.entries.reserve(given.len() - duplicates.len());
+        for (i, &(number, name)) in given.iter().enumerate() {
+            if !duplicate[i] {
+                position[i] = index.entries.len() as u32;
+                index.entries.push((name.into(), number as u32));
+            }
+        }
         for slot in tagged {
-            let number = slot.number as usize;
-            let Some(name) = index.names[number].take() else {
-                continue;
-            };
-            match index.place(slot, &name) {
-                Ok(()) => index.names[number] = Some(name),
-                Err(first) => duplicates.push((number as u64, first as u64)),
+            let at = position[slot.at as usize];
+            if at != u32::MAX {
+                index.place(Slot { tag: slot.tag, at });
             }
         }
         (index, duplicates)
@@ -95,18 +116,8 @@ impl NameIndex {
 
     /// The number of the region named `name`.
     pub fn get(&self, name: &str) -> Option<usize> {
-        let tag = self.tag(name);
-        let mut at = self.home(tag);
-        loop {
-            let slot = self.slots[at];
-            if slot == EMPTY {
-                return None;
-            }
-            if slot.tag == tag && self.name_of(slot) == Some(name) {
-                return Some(slot.number as usize);
-            }
-            at = self.next(at);
-        }
+        let at = self.find(name, self.tag(name))?;
+        Some(self.entries[self.slots[at].at as usize].1 as usize)
     }
 
     /// Whether a region is named `name`.
@@ -117,87 +128,94 @@ impl NameIndex {
     /// Name region `number` `name`; returns the number already named so instead, if
     /// there is one (nothing is changed then).
     pub fn insert(&mut self, name: String, number: usize) -> Option<usize> {
-        if (self.len + 1) * 8 > self.slots.len() * 5 {
+        let tag = self.tag(&name);
+        if let Some(at) = self.find(&name, tag) {
+            return Some(self.entries[self.slots[at].at as usize].1 as usize);
+        }
+        if (self.entries.len() + 1) * 8 > self.slots.len() * 5 {
             self.grow(2 * self.slots.len());
         }
-        let slot = Slot {
-            tag: self.tag(&name),
-            number: number as u32,
-        };
-        if let Err(first) = self.place(slot, &name) {
-            return Some(first);
-        }
-        if self.names.len() <= number {
-            self.names.resize_with(number + 1, || None);
-        }
-        self.names[number] = Some(name.into_boxed_str());
+        self.place(Slot {
+            tag,
+            at: self.entries.len() as u32,
+        });
+        self.entries.push((name.into_boxed_str(), number as u32));
         None
     }
 
     /// Forget the name `name`; returns the number it named.
     pub fn remove(&mut self, name: &str) -> Option<usize> {
-        let tag = self.tag(name);
-        let mut hole = self.home(tag);
-        loop {
-            let slot = self.slots[hole];
-            if slot == EMPTY {
-                return None;
+        let hole = self.find(name, self.tag(name))?;
+        let at = self.slots[hole].at as usize;
+        self.unplace(hole);
+        let (_, number) = self.entries.swap_remove(at);
+        if let Some((moved, _)) = self.entries.get(at) {
+            // The last entry moved into the removed one's place: point its slot there.
+            let old = self.entries.len() as u32;
+            let mut probe = self.home(self.tag(moved));
+            while self.slots[probe].at != old {
+                probe = self.next(probe);
             }
-            if slot.tag == tag && self.name_of(slot) == Some(name) {
-                break;
-            }
-            hole = self.next(hole);
+            self.slots[probe].at = at as u32;
         }
-        let number = self.slots[hole].number as usize;
-        self.names[number] = None;
-        self.len -= 1;
-        // Shift back the entries after the hole that may not stay behind it.
-        let mut at = hole;
-        loop {
-            at = self.next(at);
-            let slot = self.slots[at];
-            if slot == EMPTY {
-                break;
-            }
-            let home = self.home(slot.tag);
-            let stays = if hole <= at {
-                hole < home && home <= at
-            } else {
-                hole < home || home <= at
-            };
-            if !stays {
-                self.slots[hole] = slot;
-                hole = at;
-            }
-        }
-        self.slots[hole] = EMPTY;
-        Some(number)
+        Some(number as usize)
     }
 
     /// Make room for `additional` more names without growing the table.
     pub fn reserve(&mut self, additional: usize) {
-        let wanted = (self.len + additional) * 8 / 5 + 1;
+        let wanted = (self.entries.len() + additional) * 8 / 5 + 1;
         if wanted > self.slots.len() {
             self.grow(wanted);
         }
+        self.entries.reserve(additional);
     }
 
-    /// Put `slot` (for `name`) in the first free slot from its home; the number already
-    /// named `name` if there is one.
-    fn place(&mut self, slot: Slot, name: &str) -> Result<(), usize> {
-        let mut at = self.home(slot.tag);
+    /// The slot of `name` (whose tag is `tag`).
+    fn find(&self, name: &str, tag: u32) -> Option<usize> {
+        let mut probe = self.home(tag);
         loop {
-            let there = self.slots[at];
-            if there == EMPTY {
-                self.slots[at] = slot;
-                self.len += 1;
-                return Ok(());
+            let slot = self.slots[probe];
+            if slot == EMPTY {
+                return None;
             }
-            if there.tag == slot.tag && self.name_of(there) == Some(name) {
-                return Err(there.number as usize);
+            if slot.tag == tag && *self.entries[slot.at as usize].0 == *name {
+                return Some(probe);
             }
-            at = self.next(at);
+            probe = self.next(probe);
         }
+    }
+
+    /// Put `slot` in the first free slot from its home.
+    fn place(&mut self, slot: Slot) {
+        let mut probe = self.home(slot.tag);
+        while self.slots[probe] != EMPTY {
+            probe = self.next(probe);
+        }
+        self.slots[probe] = slot;
+    }
+
+    /// Empty the slot at `hole`, shifting back the slots after it that may not stay
+    /// behind it.
+    fn unplace(&mut self, mut hole: usize) {
+        let mut probe = hole;
+        loop {
+            probe = self.next(probe);
+            let slot = self.slots[probe];
+            if slot == EMPTY {
+                break;
+            }
+            let home = self.home(slot.tag);
+            let stays = if hole <= probe {
+                hole < home && home <= probe
+            } else {
+                hole < home || home <= probe
+            };
+            if !stays {
+                self.slots[hole] = slot;
+                hole = probe;
+            }
+        }
+        self.slots[hole] = EMPTY;
     }
 
     /// Rebuild the table with at least `slots` slots.
@@ -206,20 +224,10 @@ impl NameIndex {
         let bigger = Self::with_slots(slots);
         self.slots = bigger.slots;
         self.shift = bigger.shift;
-        self.len = 0;
         radix_sort_by_tag(&mut tagged);
         for slot in tagged {
-            let mut at = self.home(slot.tag);
-            while self.slots[at] != EMPTY {
-                at = self.next(at);
-            }
-            self.slots[at] = slot;
-            self.len += 1;
+            self.place(slot);
         }
-    }
-
-    fn name_of(&self, slot: Slot) -> Option<&str> {
-        self.names.get(slot.number as usize)?.as_deref()
     }
 
     fn tag(&self, name: &str) -> u32 {
@@ -227,12 +235,11 @@ impl NameIndex {
     }
 
     fn home(&self, tag: u32) -> usize {
-        // `shift` is 32 for the one-slot table that never exists; tables have 16 or more.
         (tag >> self.shift) as usize
     }
 
-    fn next(&self, at: usize) -> usize {
-        (at + 1) & (self.slots.len() - 1)
+    fn next(&self, probe: usize) -> usize {
+        (probe + 1) & (self.slots.len() - 1)
     }
 }
 
@@ -279,13 +286,33 @@ mod tests {
             .map(|(i, n)| (2 * i as u64, n.as_str()))
             .collect();
         regions.push((20_000, "r000007"));
-        let (index, duplicates) = NameIndex::build(regions.into_iter());
-        assert_eq!(duplicates, vec![(20_000, 14)]);
+        regions.push((20_001, "r000007"));
+        let (index, duplicates) = NameIndex::build(regions.iter().copied());
+        assert_eq!(duplicates, vec![(20_000, 14), (20_001, 14)]);
         for (i, name) in names.iter().enumerate() {
             assert_eq!(index.get(name), Some(2 * i));
         }
         assert_eq!(index.get("missing"), None);
-        assert_eq!(index.len, 5000);
+        assert_eq!(index.entries.len(), 5000);
+    }
+
+    #[test]
+    fn a_region_numbered_near_the_bound_costs_no_more_than_one() {
+        let (index, _) = NameIndex::build([(1u64 << 24, "top")].into_iter());
+        assert_eq!(index.get("top"), Some(1 << 24));
+        assert_eq!(index.entries.len(), 1);
+        assert!(index.slots.len() <= MIN_SLOTS);
+    }
+
+    #[test]
+    fn many_copies_of_one_name_cost_linear_time() {
+        let regions: Vec<(u64, &str)> = (0..200_000).map(|n| (n, "same")).collect();
+        let start = std::time::Instant::now();
+        let (index, duplicates) = NameIndex::build(regions.iter().copied());
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(duplicates.len(), 199_999);
+        assert!(duplicates.iter().all(|&(_, first)| first == 0));
+        assert_eq!(index.get("same"), Some(0));
     }
 
     #[derive(Debug, Clone)]
@@ -309,29 +336,21 @@ mod tests {
     fn behaves_as_a_map() {
         fn prop(start: Vec<u8>, ops: Vec<Op>) -> bool {
             let mut model: HashMap<String, usize> = HashMap::new();
-            let mut by_number: HashMap<usize, String> = HashMap::new();
             let names: Vec<String> = start.iter().map(|b| format!("n{b}")).collect();
             let mut regions = Vec::new();
             for (i, name) in names.iter().enumerate() {
-                if !model.contains_key(name) {
-                    model.insert(name.clone(), i);
-                    by_number.insert(i, name.clone());
-                }
+                model.entry(name.clone()).or_insert(i);
                 regions.push((i as u64, name.as_str()));
             }
-            let (mut index, _) = NameIndex::build(regions.into_iter());
+            let (mut index, _) = NameIndex::build(regions.iter().copied());
             for op in ops {
                 match op {
                     Op::Insert(name, number) => {
                         let name = format!("n{name}");
                         let number = 1000 + usize::from(number);
-                        if by_number.contains_key(&number) {
-                            continue;
-                        }
                         let expected = model.get(&name).copied();
                         if expected.is_none() {
                             model.insert(name.clone(), number);
-                            by_number.insert(number, name.clone());
                         }
                         if index.insert(name, number) != expected {
                             return false;
@@ -339,25 +358,20 @@ mod tests {
                     }
                     Op::Remove(name) => {
                         let name = format!("n{name}");
-                        let expected = model.remove(&name);
-                        if let Some(number) = expected {
-                            by_number.remove(&number);
-                        }
-                        if index.remove(&name) != expected {
+                        if index.remove(&name) != model.remove(&name) {
                             return false;
                         }
                     }
                     Op::Reserve(n) => index.reserve(usize::from(n) * 10),
                 }
-                if index.len != model.len() {
+                if index.entries.len() != model.len() {
                     return false;
                 }
             }
-            model.iter().all(|(name, &n)| index.get(name) == Some(n))
-                && (0..=255).all(|b| {
-                    let name = format!("n{b}");
-                    index.get(&name) == model.get(&name).copied()
-                })
+            (0..=255).all(|b| {
+                let name = format!("n{b}");
+                index.get(&name) == model.get(&name).copied()
+            })
         }
         QuickCheck::new()
             .tests(500)

@@ -262,7 +262,7 @@ fn recover(
             .collect(),
         generation: scan.state.generation,
         cut_at: (scan.file_len > end).then_some(end),
-        cut_bytes: scan.file_len - end,
+        cut_bytes: scan.file_len.saturating_sub(end),
         dropped: scan
             .after
             .records

@@ -234,14 +234,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The metadata format of `docs/FORMAT.md`, re-implemented from the document alone so
-/// that tests can write records the engine never would, and check the document.
+/// The file formats of `docs/FORMAT.md`, re-implemented from the document alone so
+/// that tests can write records the engine never would, check the document, and say
+/// what a reader following it must do with any pair of files.
 pub mod format {
     pub const PAGE: usize = 4096;
-    pub const HEADER_LEN: usize = 24;
-    pub const RECORD_HEAD: usize = 12;
+    pub const VERSION: u32 = 2;
+    pub const HEADER_LEN: usize = 40;
+    pub const RECORD_HEAD: usize = 16;
     pub const KIND_CHECKPOINT: u8 = 1;
     pub const KIND_DELTA: u8 = 2;
+    pub const MAX_NAME: usize = 1024;
+    pub const MAX_NUMBER: u64 = 1 << 24;
+    pub const MAX_GENERATION: u64 = (1 << 63) - 1;
+    pub const MAX_BODY: u64 = 25 + MAX_NUMBER * 8 + MAX_NUMBER * (34 + MAX_NAME as u64);
+    pub const MAX_META: u64 =
+        PAGE as u64 + 4 * (RECORD_HEAD as u64 + MAX_BODY).div_ceil(PAGE as u64) * PAGE as u64;
+    pub const SLOTS: [usize; 2] = [0, 512];
+    pub const SLOT_LEN: usize = 48;
 
     /// A region entry as stored; the name is raw bytes so tests can store invalid UTF-8.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,16 +277,97 @@ pub mod format {
         crc32fast::hash(bytes)
     }
 
-    /// Header with the given version and flags, and a correct checksum.
-    pub fn header(version: u32, flags: u32) -> Vec<u8> {
+    fn u32_at(bytes: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+    }
+
+    fn u64_at(bytes: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+    }
+
+    /// Metadata header with the given version, flags and database id, and a correct
+    /// checksum.
+    pub fn header(version: u32, flags: u32, id: &[u8; 16]) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN);
         out.extend_from_slice(b"SEQDBMET");
         out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&(HEADER_LEN as u32).to_le_bytes());
         out.extend_from_slice(&flags.to_le_bytes());
+        out.extend_from_slice(id);
         let sum = crc(&out);
         out.extend_from_slice(&sum.to_le_bytes());
         out
+    }
+
+    /// The database id in a metadata header (no checks).
+    pub fn meta_id(meta: &[u8]) -> [u8; 16] {
+        meta[20..36].try_into().unwrap()
+    }
+
+    /// One slot of the data file's header.
+    pub fn slot(id: &[u8; 16], generation: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SLOT_LEN);
+        out.extend_from_slice(b"SEQDBDAT");
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(SLOT_LEN as u32).to_le_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(&generation.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        let sum = crc(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// `data` with both slots saying `generation`.
+    pub fn restamped(data: &[u8], id: &[u8; 16], generation: u64) -> Vec<u8> {
+        let mut data = data.to_vec();
+        if data.len() < PAGE {
+            data.resize(PAGE, 0);
+        }
+        for at in SLOTS {
+            data[at..at + SLOT_LEN].copy_from_slice(&slot(id, generation));
+        }
+        data
+    }
+
+    /// `data` with the slot of `generation` (slot `generation % 2`) saying it.
+    pub fn stamped(data: &[u8], id: &[u8; 16], generation: u64) -> Vec<u8> {
+        let mut data = data.to_vec();
+        let at = SLOTS[(generation % 2) as usize];
+        data[at..at + SLOT_LEN].copy_from_slice(&slot(id, generation));
+        data
+    }
+
+    /// What the data file's header says: its id and newest generation, or `None`
+    /// when neither slot is valid (or the slots name different databases).
+    pub fn data_header(data: &[u8]) -> Option<([u8; 16], u64)> {
+        let mut best: Option<([u8; 16], u64)> = None;
+        for at in SLOTS {
+            let Some(s) = data.get(at..at + SLOT_LEN) else {
+                continue;
+            };
+            if &s[..8] == b"SEQDBDAT" && u32_at(s, 8) != VERSION && crc(&s[..44]) == u32_at(s, 44) {
+                // An intact slot of another version: the file is not for this reader.
+                return None;
+            }
+            if &s[..8] != b"SEQDBDAT"
+                || u32_at(s, 8) != VERSION
+                || u32_at(s, 12) != SLOT_LEN as u32
+                || u32_at(s, 40) != 0
+                || crc(&s[..44]) != u32_at(s, 44)
+                || u64_at(s, 32) > MAX_GENERATION
+            {
+                continue;
+            }
+            let id: [u8; 16] = s[16..32].try_into().unwrap();
+            let generation = u64_at(s, 32);
+            best = match best {
+                None => Some((id, generation)),
+                Some((other, _)) if other != id => return None,
+                Some((_, g)) => Some((id, g.max(generation))),
+            };
+        }
+        best
     }
 
     pub fn body(record: &Record) -> Vec<u8> {
@@ -302,7 +393,7 @@ pub mod format {
 
     /// A record around an arbitrary body (its checksum correct), padded to whole pages.
     pub fn frame(body: &[u8]) -> Vec<u8> {
-        let len = (body.len() as u32).to_le_bytes();
+        let len = (body.len() as u64).to_le_bytes();
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&len);
         hasher.update(body);
@@ -319,9 +410,9 @@ pub mod format {
         frame(&body(record))
     }
 
-    /// A whole metadata file: header page, then the records in order.
-    pub fn file(records: &[Vec<u8>]) -> Vec<u8> {
-        let mut out = header(1, 0);
+    /// A whole metadata file of database `id`: header page, then the records in order.
+    pub fn file(id: &[u8; 16], records: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = header(VERSION, 0, id);
         out.resize(PAGE, 0);
         for r in records {
             out.extend_from_slice(r);
@@ -340,58 +431,116 @@ pub mod format {
         pub record: Record,
     }
 
-    /// Decode the records of a metadata file, following the reading rules of the document:
-    /// the log ends at the first record that is incomplete, fails its checksum, or does not
-    /// continue the generations. `None` when the header is invalid.
-    pub fn decode(file: &[u8]) -> Option<Vec<Located>> {
-        if file.len() < HEADER_LEN || &file[..8] != b"SEQDBMET" {
-            return None;
-        }
-        if crc(&file[..20]) != u32::from_le_bytes(file[20..24].try_into().unwrap())
-            || file[8..12] != 1u32.to_le_bytes()
-            || file[12..16] != 24u32.to_le_bytes()
-            || file[16..20] != [0; 4]
+    /// What is at a record's offset, as the document's reading rules classify it.
+    #[derive(Debug, Clone)]
+    pub enum At {
+        /// A complete record with a matching checksum and a body within the bounds.
+        Valid(Located),
+        /// A complete record with a matching checksum whose body breaks a rule.
+        Invalid,
+        /// Anything else: the end of the file, or a torn record.
+        Torn,
+    }
+
+    /// How a metadata file's log ends.
+    #[derive(Debug, Clone)]
+    pub struct Log {
+        /// The records of the log, checkpoint first.
+        pub records: Vec<Located>,
+        /// Offset just after the last record of the log.
+        pub end: usize,
+        /// Whether the log ends in a valid record that does not continue it, or one
+        /// whose checksum matches but whose body breaks a rule.
+        pub ends_in_damage: bool,
+        /// Offsets of valid records after the end.
+        pub after: Vec<usize>,
+    }
+
+    /// Read the log of a metadata file, following the reading rules of the document.
+    /// `None` when the header is not a version 2 header, the file is longer than any log,
+    /// or there is no valid checkpoint.
+    pub fn read_log(file: &[u8]) -> Option<Log> {
+        if file.len() < HEADER_LEN
+            || &file[..8] != b"SEQDBMET"
+            || crc(&file[..36]) != u32_at(file, 36)
+            || u32_at(file, 8) != VERSION
+            || u32_at(file, 12) != HEADER_LEN as u32
+            || u32_at(file, 16) != 0
+            || file.len() as u64 > MAX_META
         {
             return None;
         }
-        let mut out: Vec<Located> = Vec::new();
-        let mut at = PAGE;
-        while let Some(located) = decode_at(file, at) {
-            let expected_kind = if out.is_empty() {
-                KIND_CHECKPOINT
-            } else {
-                KIND_DELTA
-            };
-            if located.record.kind != expected_kind {
-                break;
-            }
-            if let Some(prev) = out.last()
-                && located.record.generation != prev.record.generation + 1
-            {
-                break;
-            }
-            at += located.span;
-            out.push(located);
+        let At::Valid(first) = decode_at(file, PAGE) else {
+            return None;
+        };
+        if first.record.kind != KIND_CHECKPOINT || !distinct(&first.record) {
+            return None;
         }
-        Some(out)
+        let mut at = PAGE + first.span;
+        let mut records = vec![first];
+        let ends_in_damage = loop {
+            match decode_at(file, at) {
+                At::Valid(next) => {
+                    let previous = records.last().unwrap().record.generation;
+                    if next.record.kind != KIND_DELTA || next.record.generation != previous + 1 {
+                        break true;
+                    }
+                    at += next.span;
+                    records.push(next);
+                }
+                At::Invalid => break true,
+                At::Torn => break false,
+            }
+        };
+        let after = (at + PAGE..file.len())
+            .step_by(PAGE)
+            .filter(|&o| matches!(decode_at(file, o), At::Valid(_)))
+            .collect();
+        Some(Log {
+            records,
+            end: at,
+            ends_in_damage,
+            after,
+        })
     }
 
-    fn decode_at(file: &[u8], at: usize) -> Option<Located> {
-        let head = file.get(at..at + RECORD_HEAD)?;
+    /// Decode the records of a metadata file's log (see [`read_log`]).
+    pub fn decode(file: &[u8]) -> Option<Vec<Located>> {
+        read_log(file).map(|log| log.records)
+    }
+
+    /// Whether a checkpoint lists each number once.
+    fn distinct(record: &Record) -> bool {
+        let mut numbers: Vec<u64> = record.entries.iter().map(|e| e.number).collect();
+        numbers.sort_unstable();
+        numbers.windows(2).all(|w| w[0] != w[1])
+    }
+
+    pub fn decode_at(file: &[u8], at: usize) -> At {
+        let Some(head) = file.get(at..at + RECORD_HEAD) else {
+            return At::Torn;
+        };
         if &head[..4] != b"SQDR" {
-            return None;
+            return At::Torn;
         }
-        let body_len = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
-        let body = file.get(at + RECORD_HEAD..at + RECORD_HEAD + body_len)?;
+        let body_len = u64_at(head, 4);
+        if body_len > MAX_BODY {
+            return At::Torn;
+        }
+        let Some(body) = file.get(at + RECORD_HEAD..at + RECORD_HEAD + body_len as usize) else {
+            return At::Torn;
+        };
         let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&head[4..8]);
+        hasher.update(&head[4..12]);
         hasher.update(body);
-        if hasher.finalize() != u32::from_le_bytes(head[8..12].try_into().unwrap()) {
-            return None;
+        if hasher.finalize() != u32_at(head, 12) {
+            return At::Torn;
         }
-        let record = parse(body)?;
-        let used = RECORD_HEAD + body_len;
-        Some(Located {
+        let Some(record) = parse(body) else {
+            return At::Invalid;
+        };
+        let used = RECORD_HEAD + body_len as usize;
+        At::Valid(Located {
             offset: at,
             used,
             span: used.div_ceil(PAGE) * PAGE,
@@ -406,26 +555,41 @@ pub mod format {
             at += n;
             Some(s)
         };
-        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap());
-        let generation = u64_of(take(8)?);
+        let generation = u64_at(take(8)?, 0);
         let kind = take(1)?[0];
-        if kind != KIND_CHECKPOINT && kind != KIND_DELTA {
+        let next_number = u64_at(take(8)?, 0);
+        if generation > MAX_GENERATION
+            || (kind != KIND_CHECKPOINT && kind != KIND_DELTA)
+            || next_number > MAX_NUMBER
+        {
             return None;
         }
-        let next_number = u64_of(take(8)?);
-        let removed_count = u32::from_le_bytes(take(4)?.try_into().unwrap());
+        let removed_count = u64::from(u32_at(take(4)?, 0));
+        if removed_count > MAX_NUMBER || (kind == KIND_CHECKPOINT && removed_count > 0) {
+            return None;
+        }
         let mut removed = Vec::new();
         for _ in 0..removed_count {
-            removed.push(u64_of(take(8)?));
+            let n = u64_at(take(8)?, 0);
+            if n >= next_number {
+                return None;
+            }
+            removed.push(n);
         }
-        let entry_count = u32::from_le_bytes(take(4)?.try_into().unwrap());
+        let entry_count = u64::from(u32_at(take(4)?, 0));
+        if entry_count > MAX_NUMBER {
+            return None;
+        }
         let mut entries = Vec::new();
         for _ in 0..entry_count {
-            let number = u64_of(take(8)?);
-            let start = u64_of(take(8)?);
-            let reserved = u64_of(take(8)?);
-            let len = u64_of(take(8)?);
+            let number = u64_at(take(8)?, 0);
+            let start = u64_at(take(8)?, 0);
+            let reserved = u64_at(take(8)?, 0);
+            let len = u64_at(take(8)?, 0);
             let name_len = u16::from_le_bytes(take(2)?.try_into().unwrap()) as usize;
+            if number >= next_number || name_len > MAX_NAME {
+                return None;
+            }
             let name = take(name_len)?.to_vec();
             std::str::from_utf8(&name).ok()?;
             entries.push(Entry {
@@ -460,5 +624,55 @@ pub mod format {
             }
         }
         regions
+    }
+
+    /// Whether the regions of `records` are a state a reader accepts next to a data file
+    /// of `data_len` bytes: numbers below the bound, names unique, reservations
+    /// page-aligned, non-empty, holding their lengths, after the header page and not
+    /// overlapping, and every region's bytes inside the data file.
+    pub fn valid_state(records: &[Located], data_len: u64) -> bool {
+        let regions = replay(records);
+        let next_number = records.last().map_or(0, |r| r.record.next_number);
+        let mut names = std::collections::BTreeSet::new();
+        let mut extents = Vec::new();
+        for e in regions.values() {
+            let page = PAGE as u64;
+            let fits = e
+                .start
+                .checked_add(e.len)
+                .is_some_and(|end| end <= data_len);
+            let Some(end) = e.start.checked_add(e.reserved) else {
+                return false;
+            };
+            if e.number >= next_number
+                || !names.insert(e.name.clone())
+                || e.start % page != 0
+                || e.reserved % page != 0
+                || e.reserved == 0
+                || e.len > e.reserved
+                || e.start < page
+                || (e.len > 0 && !fits)
+            {
+                return false;
+            }
+            extents.push((e.start, end));
+        }
+        extents.sort_unstable();
+        extents.windows(2).all(|w| w[0].1 <= w[1].0)
+    }
+
+    /// What a reader following the document does with these files: the generation it
+    /// recovers, or `None` when it must refuse them.
+    pub fn verdict(meta: &[u8], data: &[u8]) -> Option<u64> {
+        let log = read_log(meta)?;
+        let (id, stamp) = data_header(data)?;
+        if id != meta_id(meta) || log.ends_in_damage || !log.after.is_empty() {
+            return None;
+        }
+        let newest = log.records.last().unwrap().record.generation;
+        if stamp > newest + 1 || stamp < newest {
+            return None;
+        }
+        valid_state(&log.records, data.len() as u64).then_some(newest)
     }
 }
