@@ -255,10 +255,10 @@ pub(crate) fn carry_over(found: u32, supported: u32) -> &'static str {
     if found < supported {
         "Formats are not upgraded in place: read every region with the seqdb build that \
          wrote the database (for example its `seqdb ls` and `seqdb cat`) and write them \
-         into a new database with this build (`seqdb put`)"
+         into a new database with this build (`seqdb put`)."
     } else {
         "It was written by a newer seqdb build: open it with that build, or copy its \
-         regions into a database this build made"
+         regions into a database this build made."
     }
 }
 

@@ -1724,3 +1724,203 @@ fn long_names_are_refused_before_they_reach_the_log() {
     assert_eq!(db.regions().len(), 1);
     assert_eq!(db.regions()[0].name(), name);
 }
+
+#[test]
+fn headers_and_directories_give_the_documented_errors() {
+    let base = base();
+    let mut failures = Vec::new();
+    let check = |label: &str, result: Result<Result<Database, Error>, String>, want: &str| {
+        count_case("headers and directories");
+        record(
+            "headers and directories",
+            result.as_ref().is_ok_and(Result::is_ok),
+        );
+        let got = match &result {
+            Ok(Ok(_)) => "Ok".to_owned(),
+            Ok(Err(e)) => format!("{e:?}"),
+            Err(panic) => format!("panic: {panic}"),
+        };
+        (!got.starts_with(want)).then(|| format!("{label}: expected {want}, got {got}"))
+    };
+    let open_with = |data: Option<&[u8]>, meta: Option<&[u8]>| {
+        let dir = case_dir();
+        if let Some(data) = data {
+            std::fs::write(dir.db.join("data"), data).unwrap();
+        }
+        if let Some(meta) = meta {
+            std::fs::write(dir.db.join("meta"), meta).unwrap();
+        }
+        contained(move || {
+            let result = Database::open(&dir.db);
+            drop(dir);
+            result
+        })
+    };
+    let header_with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut meta = base.meta.clone();
+        let mut header = format::header(format::VERSION, 0, &base.id);
+        f(&mut header);
+        meta[..header.len()].copy_from_slice(&header);
+        meta
+    };
+    let newer = header_with(&|h| *h = format::header(3, 0, &base.id));
+    let flagged = header_with(&|h| *h = format::header(format::VERSION, 1, &base.id));
+    let bad_sum = header_with(&|h| h[36] ^= 0xff);
+    let bad_len = header_with(&|h| {
+        h[12] = 44;
+        let sum = format::crc(&h[..36]);
+        h[36..40].copy_from_slice(&sum.to_le_bytes());
+    });
+    let foreign = header_with(&|h| h[0] = b'X');
+    failures.extend(check(
+        "format version 3",
+        open_with(Some(&base.data), Some(&newer)),
+        "UnsupportedVersion",
+    ));
+    failures.extend(check(
+        "header flags set",
+        open_with(Some(&base.data), Some(&flagged)),
+        "Corrupt",
+    ));
+    failures.extend(check(
+        "header checksum wrong",
+        open_with(Some(&base.data), Some(&bad_sum)),
+        "Corrupt",
+    ));
+    failures.extend(check(
+        "header length wrong",
+        open_with(Some(&base.data), Some(&bad_len)),
+        "Corrupt",
+    ));
+    failures.extend(check(
+        "magic wrong",
+        open_with(Some(&base.data), Some(&foreign)),
+        "ForeignFile",
+    ));
+    failures.extend(check(
+        "metadata missing",
+        open_with(Some(&base.data), None),
+        "MissingMetadata",
+    ));
+    // A version 1 database (a 24-byte header, checksum at 20, no data file header):
+    // refused with a message that says how to carry the data over.
+    let mut v1 = vec![0u8; format::PAGE];
+    v1[..8].copy_from_slice(b"SEQDBMET");
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    v1[12..16].copy_from_slice(&24u32.to_le_bytes());
+    let sum = format::crc(&v1[..20]);
+    v1[20..24].copy_from_slice(&sum.to_le_bytes());
+    let v1_data = vec![7u8; 3 * format::PAGE];
+    let opened = open_with(Some(&v1_data), Some(&v1));
+    match &opened {
+        Ok(Err(e @ Error::UnsupportedVersion { found: 1, .. })) => {
+            let message = e.to_string();
+            if !message.contains("seqdb put") || !message.contains("meta") {
+                failures.push(format!(
+                    "version 1: the message does not say what to do: {message}"
+                ));
+            }
+        }
+        other => failures.push(format!(
+            "version 1: expected UnsupportedVersion, got {other:?}"
+        )),
+    }
+    failures.extend(check("version 1 database", opened, "UnsupportedVersion"));
+    // The data file's header of another version.
+    let mut data = base.data.clone();
+    for at in format::SLOTS {
+        let mut slot = format::slot(&base.id, base.newest());
+        slot[8] = 3;
+        let sum = format::crc(&slot[..44]);
+        slot[44..48].copy_from_slice(&sum.to_le_bytes());
+        data[at..at + format::SLOT_LEN].copy_from_slice(&slot);
+    }
+    failures.extend(check(
+        "data file of format version 3",
+        open_with(Some(&data), Some(&base.meta)),
+        "UnsupportedVersion",
+    ));
+    // A stale checkpoint file is ignored (and removed by a read-write open).
+    {
+        let dir = case_dir();
+        std::fs::write(dir.db.join("data"), &base.data).unwrap();
+        std::fs::write(dir.db.join("meta"), &base.meta).unwrap();
+        std::fs::write(dir.db.join("meta.tmp"), b"half a checkpoint").unwrap();
+        count_case("headers and directories");
+        if let Err(why) = try_case(
+            "headers and directories",
+            &dir.db,
+            &Expect::generation(base.newest()),
+        ) {
+            failures.push(format!("stale meta.tmp: {why}"));
+        }
+    }
+    // A creation cut short: a data file holding only a fresh header (or nothing, or a
+    // zeroed page) and no metadata file opens as a new database.
+    for (label, data) in [
+        ("empty data file", Vec::new()),
+        ("zeroed header page", vec![0u8; format::PAGE]),
+        ("fresh header", format::restamped(&[], &base.id, 0)),
+    ] {
+        let opened = open_with(Some(&data), None);
+        match opened {
+            Ok(Ok(db)) if db.regions().is_empty() => {}
+            other => failures.push(format!("{label} without metadata: {other:?}")),
+        }
+    }
+    // The database path is a regular file.
+    {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("not-a-dir");
+        std::fs::write(&file, b"hello").unwrap();
+        let path = file.clone();
+        failures.extend(check(
+            "database path is a file",
+            contained(move || Database::open(&path)),
+            "NotADirectory",
+        ));
+        let path = file.clone();
+        failures.extend(check(
+            "database path is a file (read-only)",
+            contained(move || Database::open_read_only(&path)),
+            "NotADirectory",
+        ));
+        let path = file.join("below");
+        failures.extend(check(
+            "database path below a file",
+            contained(move || Database::open(&path)),
+            "Directory",
+        ));
+    }
+    // The data or metadata file is a directory.
+    for (name, other) in [("data", "meta"), ("meta", "data")] {
+        let dir = case_dir();
+        std::fs::create_dir(dir.db.join(name)).unwrap();
+        let bytes = if other == "meta" {
+            &base.meta
+        } else {
+            &base.data
+        };
+        std::fs::write(dir.db.join(other), bytes).unwrap();
+        let path = dir.db.clone();
+        let result = contained(move || Database::open(&path));
+        count_case("headers and directories");
+        record(
+            "headers and directories",
+            result.as_ref().is_ok_and(Result::is_ok),
+        );
+        match result {
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                if !message.contains(name) {
+                    failures.push(format!(
+                        "{name} is a directory: error does not name it: {message}"
+                    ));
+                }
+            }
+            Ok(Ok(_)) => failures.push(format!("{name} is a directory: opened")),
+            Err(panic) => failures.push(format!("{name} is a directory: {panic}")),
+        }
+    }
+    finish(failures, &["headers and directories"]);
+}
