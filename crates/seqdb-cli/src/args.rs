@@ -62,11 +62,17 @@ pub enum Command {
         #[arg(long)]
         at: Option<u64>,
     },
-    /// Validate the metadata log, its checksums and the region layout. Exits with 1
-    /// and one line per problem when the database is damaged.
+    /// Validate the metadata log, its checksums, the data file's header and the region
+    /// layout. Exits with 1 and one line per problem, naming the file and offset, when
+    /// the database is damaged.
     Check {
         /// The database directory.
         db: PathBuf,
+        /// Recover past the damage found: keep the newest commit that is still whole,
+        /// cutting the metadata log where it breaks, and say what was cut. Exits with 0
+        /// when the database is healthy afterwards.
+        #[arg(long)]
+        repair: bool,
     },
     /// Move regions together, trim reservations, shrink the file and give free space
     /// back to the file system.

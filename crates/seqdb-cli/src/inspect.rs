@@ -124,9 +124,34 @@ fn ls_table(regions: &[Region]) -> String {
     out
 }
 
-/// `seqdb check DB`: exit status 1 when a problem is found.
-pub fn check(db: &Path) -> Result<ExitCode, Failure> {
-    let report = seqdb::check(db).map_err(|error| match error {
+/// `seqdb check DB [--repair]`: exit status 1 when a problem is found (with `--repair`,
+/// when one is left after repairing).
+pub fn check(db: &Path, repair: bool) -> Result<ExitCode, Failure> {
+    let report = checked(db)?;
+    print(&format!("{report}\n"))?;
+    if !repair {
+        return Ok(status(&report));
+    }
+    if report.is_healthy() && report.warnings.is_empty() {
+        print("repair: nothing to repair\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let database = open::recovering(db)?;
+    let done = match database.recovery_report() {
+        Some(recovery) => format!("repair: {recovery}\n"),
+        None => "repair: no damage to recover past; opening for writing cleaned up the \
+                 leftovers\n"
+            .to_owned(),
+    };
+    drop(database);
+    print(&done)?;
+    let after = checked(db)?;
+    print(&format!("after repair: {after}\n"))?;
+    Ok(status(&after))
+}
+
+fn checked(db: &Path) -> Result<seqdb::CheckReport, Failure> {
+    seqdb::check(db).map_err(|error| match error {
         seqdb::Error::AlreadyOpen { .. } => Failure::new(format!(
             "database {} is open for writing by another process or handle; the check reads \
              the files as a reader and cannot run beside a writer, so close the writer and \
@@ -134,13 +159,15 @@ pub fn check(db: &Path) -> Result<ExitCode, Failure> {
             db.display()
         )),
         error => Failure::from(error),
-    })?;
-    print(&format!("{report}\n"))?;
-    Ok(if report.is_healthy() {
+    })
+}
+
+fn status(report: &seqdb::CheckReport) -> ExitCode {
+    if report.is_healthy() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 /// Write `text` to standard output; a closed pipe (`| head`) is not an error.

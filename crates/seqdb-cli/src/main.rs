@@ -1,7 +1,8 @@
 //! `seqdb`: inspect, check, map and maintain seqdb databases from the command line.
 //!
 //! Run `seqdb --help` for the commands. Exit status: 0 on success, 1 when a command
-//! fails or `check` finds a problem, 2 for a usage error.
+//! fails or `check` finds a problem (`check --repair`: a problem left after repairing),
+//! 2 for a usage error.
 
 mod args;
 mod data;
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
             len,
         } => data::cat(&db, &region, offset, len),
         Command::Put { db, region, at } => data::put(&db, &region, at),
-        Command::Check { db } => inspect::check(&db),
+        Command::Check { db, repair } => inspect::check(&db, repair),
         Command::Compact { db } => maintain::compact(&db),
         Command::Punch { db } => maintain::punch(&db),
         Command::Map { db, svg } => map::map(&db, &svg),

@@ -10,12 +10,12 @@ use crate::svg::{Kind, Picture, RegionLabel, Segment};
 use crate::{disk, human, open};
 
 /// Cut the file `[0, file_len)` and every reservation into segments, in file order:
-/// each region's bytes, its unused reservation, and the holes between.
+/// the data file's header, each region's bytes, its unused reservation, and the holes
+/// between.
 pub fn segments(regions: &[Region], file_len: u64) -> Vec<Segment> {
     let mut order: Vec<usize> = (0..regions.len()).collect();
     order.sort_by_key(|&i| (regions[i].start(), regions[i].number()));
     let mut out = Vec::with_capacity(regions.len() * 3 + 1);
-    let mut at = 0u64;
     let mut push = |start: u64, end: u64, kind: Kind, region: Option<usize>| {
         if end > start {
             out.push(Segment {
@@ -26,6 +26,8 @@ pub fn segments(regions: &[Region], file_len: u64) -> Vec<Segment> {
             });
         }
     };
+    let mut at = seqdb::DATA_HEADER_LEN.min(file_len);
+    push(0, at, Kind::Header, None);
     for i in order {
         let region = &regions[i];
         // A valid layout never overlaps; clip defensively so the picture stays drawable.

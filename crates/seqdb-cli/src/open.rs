@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use seqdb::Database;
+use seqdb::{Database, OpenOptions};
 
 use crate::failure::Failure;
 
@@ -71,4 +71,20 @@ pub fn read_write(db: &Path, create: bool) -> Result<Database, Failure> {
         )),
         error => opening(db, error),
     })
+}
+
+/// Open `db` for reading and writing, alone, recovering past damage.
+pub fn recovering(db: &Path) -> Result<Database, Failure> {
+    ensure_database(db)?;
+    OpenOptions::new()
+        .recover(true)
+        .open(db)
+        .map_err(|error| match error {
+            seqdb::Error::AlreadyOpen { .. } => Failure::new(format!(
+                "database {} is already open by another process or handle; repairing needs \
+                 it to itself, so close the other handle and try again",
+                db.display()
+            )),
+            error => Failure::new(format!("repair failed: {}", crate::failure::chain(&error))),
+        })
 }

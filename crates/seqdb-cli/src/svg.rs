@@ -11,6 +11,8 @@ pub enum Kind {
     Reserved,
     /// Space no region uses.
     Hole,
+    /// The data file's header.
+    Header,
 }
 
 /// A stretch `[start, end)` of the file.
@@ -74,6 +76,7 @@ const PALETTE: [(&str, &str); 6] = [
     ("#8a6d1f", "#e8dcae"),
 ];
 const HOLE: &str = "#e8743b";
+const HEADER: &str = "#8c8c8c";
 
 /// Bytes shown per row.
 pub fn row_bytes(extent: u64) -> u64 {
@@ -119,6 +122,7 @@ fn color(kind: Kind, slot: usize) -> &'static str {
         Kind::Used => used,
         Kind::Reserved => reserved,
         Kind::Hole => HOLE,
+        Kind::Header => HEADER,
     }
 }
 
@@ -232,6 +236,7 @@ pub fn render(picture: &Picture) -> String {
                         .get(r)
                         .map_or_else(String::new, |label| format!("{} — {what}", label.detail))
                 }
+                (1, None, Kind::Header) => "the data file's header".to_owned(),
                 (1, None, _) => format!(
                     "hole: {}",
                     crate::human::bytes(((rect.x1 - rect.x0) / scale) as u64)
@@ -283,6 +288,7 @@ pub fn render(picture: &Picture) -> String {
         (PALETTE[0].0, "region bytes (each region its own hue)"),
         (PALETTE[0].1, "reserved, unused (same hue, lighter)"),
         (HOLE, "hole: free space"),
+        (HEADER, "the data file's header"),
     ];
     let mut x = LEFT;
     for (fill, text) in legend {

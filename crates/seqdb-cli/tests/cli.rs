@@ -351,7 +351,8 @@ fn check_passes_a_healthy_database_and_fails_a_damaged_one() {
         "{out}"
     );
 
-    // Damage inside the first delta, with valid records after it: commits would be lost.
+    // Damage inside the first delta, with a valid record after it: a crash cannot do
+    // that, so check names the offset, and open refuses what check calls damage.
     let mut bytes = clean;
     bytes[2 * 4096 + 20] ^= 0xff;
     fs::write(&meta, &bytes).unwrap();
@@ -360,8 +361,89 @@ fn check_passes_a_healthy_database_and_fails_a_damaged_one() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("problem: meta offset 8192"), "{stdout}");
     assert!(stdout.contains("checksum mismatch"), "{stdout}");
-    assert!(stdout.contains("commits they hold are lost"), "{stdout}");
-    assert!(stdout.trim_end().ends_with("1 problem"), "{stdout}");
+    assert!(stdout.contains("1 valid record(s) follow"), "{stdout}");
+    assert!(stdout.contains("2 commit(s) are missing"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("2 problems"), "{stdout}");
+    let stderr = fails(&["ls", db], 1);
+    assert!(stderr.contains("is corrupt at offset 8192"), "{stderr}");
+}
+
+#[test]
+fn check_repair_cuts_a_broken_log_and_says_what_it_cut() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    drop(sample(dir.path()));
+    let db = arg(dir.path());
+    let out = ok(&["check", db, "--repair"]);
+    assert!(out.contains("repair: nothing to repair"), "{out}");
+
+    // The first delta damaged: the commits from there on are gone for good; repair
+    // keeps the checkpoint before them and reports the valid commit it drops.
+    let meta = dir.path().join("meta");
+    let mut bytes = fs::read(&meta).unwrap();
+    let len = bytes.len();
+    bytes[2 * 4096 + 20] ^= 0xff;
+    fs::write(&meta, &bytes).unwrap();
+    let out = ok(&["check", db, "--repair"]);
+    assert!(out.contains("problem: meta offset 8192"), "{out}");
+    assert!(out.contains("repair: damage:"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "cut the metadata log at offset 8192, dropping {} bytes and 1 valid commit(s): \
+             generation 2",
+            len - 8192
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("rewrote the data file's header from commit 2 to commit 0"),
+        "{out}"
+    );
+    assert!(out.contains("recovered generation 0"), "{out}");
+    assert!(out.trim_end().ends_with("healthy"), "{out}");
+    assert_eq!(fs::metadata(&meta).unwrap().len(), 8192);
+    let out = ok(&["check", db]);
+    assert!(out.trim_end().ends_with("healthy"), "{out}");
+    ok(&["ls", db]);
+}
+
+#[test]
+fn check_repair_keeps_a_log_cut_short_and_refuses_a_foreign_data_file() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    drop(sample(dir.path()));
+    let db = arg(dir.path());
+    let meta = dir.path().join("meta");
+    let bytes = fs::read(&meta).unwrap();
+    // Two records gone: more than a crash takes.
+    fs::write(&meta, &bytes[..8192]).unwrap();
+    let out = run(&["check", db], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("2 commit(s) are missing"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = ok(&["check", db, "--repair"]);
+    assert!(
+        out.contains("rewrote the data file's header from commit 2 to commit 0"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("healthy"), "{out}");
+
+    // A data file of zeros is nobody's: repair refuses it and exits with 1.
+    let data = dir.path().join("data");
+    let len = fs::metadata(&data).unwrap().len();
+    fs::write(&data, vec![0u8; len as usize]).unwrap();
+    let out = run(&["check", db, "--repair"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("problem: ") && stdout.contains("has no header"),
+        "{stdout}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("repair failed"), "{stderr}");
 }
 
 #[test]
@@ -468,6 +550,7 @@ fn map_draws_regions_reservations_and_holes() {
         "notes (#",
         "hole: ",
         "#e8743b",
+        "the data file&apos;s header",
         "space amplification",
     ] {
         assert!(svg.contains(needle), "{needle} missing from {svg}");

@@ -431,7 +431,7 @@ mod tests {
         // Two records gone: a crash cannot do that.
         fs::write(meta(dir.path()), &bytes[..len - 2 * 4096]).unwrap();
         let report = check(dir.path()).unwrap();
-        assert!(mentions(&report, "1 commit(s) are missing"), "{report}");
+        assert!(mentions(&report, "2 commit(s) are missing"), "{report}");
         assert!(
             mentions(&report, &format!("meta offset {}", len - 2 * 4096)),
             "{report}"

@@ -132,9 +132,9 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
             end.offset,
             format!(
                 "the log ends at generation {log_generation}, but the data file's header \
-                 records commit {stamp}: {} commit(s) are missing, so the metadata file was \
-                 cut short or damaged",
-                stamp - log_generation - 1
+                 records commit {stamp}: {} commit(s) are missing, more than the one a \
+                 crash can lose, so the metadata file was cut short or damaged",
+                stamp - log_generation
             ),
             Repair::Restamp,
         ));

@@ -103,3 +103,11 @@ pub use stats::Stats;
 
 /// The on-disk format version this build reads and writes (see `docs/FORMAT.md`).
 pub const FORMAT_VERSION: u32 = format::VERSION;
+
+/// Bytes at the start of the data file that hold its header (which database the file
+/// belongs to, and its newest commit); regions start at or after this offset.
+pub const DATA_HEADER_LEN: u64 = data_header::DATA_HEADER_LEN;
+
+/// The longest region name, in bytes; longer ones are refused with
+/// [`Error::NameTooLong`].
+pub const MAX_NAME_LEN: usize = format::MAX_NAME_LEN;
