@@ -283,10 +283,10 @@ fn crafted_region_numbers_do_not_make_open_quadratic() {
     for _ in 0..7 {
         inverse = inverse.wrapping_mul(2u64.wrapping_sub(m.wrapping_mul(inverse)));
     }
-    let names: Vec<Vec<u8>> = (0..40_000u64)
+    let names: Vec<Vec<u8>> = (0..150_000u64)
         .map(|i| format!("r{i}").into_bytes())
         .collect();
-    let entries: Vec<(u64, u64, u64, u64, &[u8])> = (0..40_000u64)
+    let entries: Vec<(u64, u64, u64, u64, &[u8])> = (0..150_000u64)
         .map(|i| {
             (
                 (i + 1).wrapping_mul(inverse),

@@ -1562,7 +1562,7 @@ fn crafted_region_numbers_cost_linear_time_at_most() {
         assert_eq!(m.wrapping_mul(x), 1);
         x
     };
-    let colliding: Vec<Entry> = (1..=40_000u64)
+    let colliding: Vec<Entry> = (1..=150_000u64)
         .map(|i| Entry {
             number: i.wrapping_mul(inverse),
             start: 4096 * i,
@@ -1578,7 +1578,7 @@ fn crafted_region_numbers_cost_linear_time_at_most() {
     std::fs::write(dir.db.join("meta"), &meta).unwrap();
     count_case("crafted numbers");
     let path = dir.db.clone();
-    match within("40,000 colliding numbers", limit, move || {
+    match within("150,000 colliding numbers", limit, move || {
         Database::open_read_only(&path).map(|_| ())
     }) {
         Ok(Err(_)) => record("crafted numbers", false),
