@@ -24,7 +24,7 @@ use crate::diagnosis::{self, Finding, Repair, Validated};
 use crate::error::{
     CorruptSnafu, ForeignFileSnafu, MissingMetadataSnafu, SysSnafu, UnsupportedVersionSnafu,
 };
-use crate::format::{DatabaseId, Record, RecordKind, VERSION};
+use crate::format::{DatabaseId, MAX_RECORD_SPAN, Record, RecordKind, VERSION};
 use crate::log_read::FileSource;
 use crate::meta_log::{self, META_FILE, META_TMP_FILE, MetaLog};
 use crate::recovery::RecoveryReport;
@@ -337,11 +337,13 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
     })
 }
 
-/// The bytes of deltas before a checkpoint is considered.
+/// The bytes of deltas before a checkpoint is considered; never so many that the log
+/// could outgrow the bound readers hold it to.
 fn min_log(options: &OpenOptions) -> u64 {
     options
         .checkpoint_after
         .unwrap_or(meta_log::MIN_LOG_BEFORE_CHECKPOINT)
+        .min(2 * MAX_RECORD_SPAN)
 }
 
 /// An empty state always validates; this is only the error type's way of saying so.
