@@ -9,7 +9,7 @@
 //! flush, a reader, another writer, or this thread once its buffer is full) first collects
 //! what the buffer holds, so the bytes keep their order: into the tail under the region's
 //! write lock ([`Inner::collect`]), or, for a flush or a new reader, straight to the file
-//! under the shared lock ([`Inner::collect_shared`]), so that neither waits for readers.
+//! under the shared lock ([`Inner::settle_shared`]), so that neither waits for readers.
 //! The reservation always has room for everything the buffer could hold, so a region's
 //! length never exceeds its reservation, even counting bytes not collected yet.
 //!
@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 
 use snafu::ResultExt;
 
-use seqdb_sys::{Producer, handoff};
+use seqdb_sys::{Consumer, Producer, handoff};
 
 use crate::Result;
 use crate::database::{Inner, Slot};
@@ -38,6 +38,17 @@ const PROMOTE_AFTER: u32 = 16;
 
 thread_local! {
     static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on this thread's entry. `None` once the thread is ending and its entry is
+/// gone (an append from another thread-local's destructor), or while it is in use
+/// further up the stack: the caller then takes the long way, which needs no entry.
+#[inline]
+fn with_recent<T>(f: impl FnOnce(&mut Option<Recent>) -> T) -> Option<T> {
+    RECENT
+        .try_with(|cell| cell.try_borrow_mut().ok().map(|mut recent| f(&mut recent)))
+        .ok()
+        .flatten()
 }
 
 /// The region a thread appended to last, by number.
@@ -56,12 +67,13 @@ impl Inner {
     #[inline]
     pub(crate) fn append_recent(&self, number: usize, data: &[u8]) -> Option<Result<()>> {
         // The common case returns a bool: a small value keeps the hot path in registers.
-        let pushed = RECENT.with_borrow_mut(|recent| match recent {
+        let pushed = with_recent(|recent| match recent {
             Some(r) if r.database == self.id && r.number == number => {
                 r.producer.as_mut().is_some_and(|p| p.push(data))
             }
             _ => false,
-        });
+        })
+        .unwrap_or(false);
         if pushed {
             return Some(Ok(()));
         }
@@ -72,7 +84,7 @@ impl Inner {
     /// `evict` false (the caller holds the table lock) an entry with a lent buffer is
     /// kept; otherwise it is replaced and its buffer given back.
     pub(crate) fn remember(&self, number: usize, slot: &Slot, evict: bool) {
-        let evicted = RECENT.with_borrow_mut(|recent| {
+        let evicted = with_recent(|recent| {
             if let Some(r) = recent.as_ref() {
                 let known =
                     r.database == self.id && r.number == number && Arc::ptr_eq(&r.slot, slot);
@@ -87,7 +99,8 @@ impl Inner {
                 streak: 0,
                 producer: None,
             })
-        });
+        })
+        .flatten();
         if let Some(old) = evicted {
             self.give_back(old);
         }
@@ -113,12 +126,13 @@ impl Inner {
     /// The append when the lent buffer (if any) refused it: under the region's lock.
     #[inline(never)]
     fn append_recent_locked(&self, number: usize, data: &[u8]) -> Option<Result<()>> {
-        RECENT.with_borrow_mut(|recent| {
+        with_recent(|recent| {
             let recent = recent
                 .as_mut()
                 .filter(|r| r.database == self.id && r.number == number)?;
             self.append_with(recent, data)
         })
+        .flatten()
     }
 
     /// The body of [`append_recent_locked`](Self::append_recent_locked), once the
@@ -201,7 +215,7 @@ impl Inner {
     /// Call under the region's write lock before anything that reads or changes its
     /// length or bytes.
     pub(crate) fn collect(&self, region: &mut RegionState) -> Result<()> {
-        region.fold();
+        self.fold(region);
         let Some(mut lent) = region.lent.get_mut().take() else {
             return Ok(());
         };
@@ -226,13 +240,29 @@ impl Inner {
         result
     }
 
-    /// [`collect`](Self::collect) for a holder of the region's shared lock whose tail
-    /// is empty (a reader keeps it so): the bytes go to the file right after the
-    /// region's, beyond every reader's view, and count in `collected`. A flush or a new
-    /// reader uses it, so neither waits for readers to be dropped.
-    pub(crate) fn collect_shared(&self, region: &RegionState) -> Result<()> {
-        debug_assert!(region.tail.is_empty());
+    /// Put every byte of the region in the data file while holding only its shared lock,
+    /// so that a flush or a new reader never waits for readers: the part of the tail not
+    /// in the file yet, then what the lent buffer published, right after it. Neither
+    /// changes bytes a reader sees (readers see a prefix of these). Afterwards the
+    /// region's length counts every byte the buffer had published.
+    pub(crate) fn settle_shared(&self, region: &RegionState) -> Result<()> {
         let mut lent = region.lent.lock();
+        self.settle_locked(region, &mut lent)
+    }
+
+    /// [`settle_shared`](Self::settle_shared) with the lent-buffer mutex held.
+    pub(crate) fn settle_locked(
+        &self,
+        region: &RegionState,
+        lent: &mut Option<Consumer>,
+    ) -> Result<()> {
+        let (offset, unsynced) = region.tail.unsynced();
+        if !unsynced.is_empty() {
+            self.data
+                .write_all_at(unsynced, region.start + region.written + offset as u64)
+                .context(SysSnafu)?;
+            region.tail.mark_synced();
+        }
         let Some(consumer) = lent.as_mut() else {
             return Ok(());
         };
@@ -241,9 +271,9 @@ impl Inner {
         let taken = pending.len();
         if taken > 0 {
             // Inside the reservation: it always has room for the lent buffer's bytes.
-            let collected = region.collected.load(Ordering::Acquire);
+            let collected = region.collected.load(Ordering::Relaxed);
             self.data
-                .write_all_at(pending, region.start + region.written + collected)
+                .write_all_at(pending, region.collect_offset())
                 .context(SysSnafu)?;
             region
                 .collected
@@ -253,7 +283,6 @@ impl Inner {
         }
         if finished {
             *lent = None;
-            drop(lent);
             self.forget_lent(region.number);
         }
         Ok(())

@@ -38,6 +38,12 @@
 //! after the flush (by [`Database::write_all_to_region_at`], or by appending after a
 //! [`Database::truncate_region`]) may read back old or new, page by page. The commit is
 //! a checksummed metadata record written after the data is synced; see `docs/FORMAT.md`.
+//! A flush racing other threads records the state at one instant (names unique, every
+//! region at one point of its history).
+//!
+//! Dropping the last handle of a read-write database flushes, as a `BufWriter` does,
+//! ignoring an error; [`Database::close`] flushes and reports it. A process kill or a
+//! power cut returns the database to its last successful flush.
 //!
 //! # Errors, not crashes
 //!
@@ -79,6 +85,7 @@ mod options;
 mod reader;
 mod region;
 mod stats;
+mod tail;
 mod write;
 
 pub use check::{CheckReport, check};

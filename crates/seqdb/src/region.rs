@@ -6,6 +6,7 @@ use parking_lot::Mutex;
 use seqdb_sys::Consumer;
 
 use crate::format::RegionEntry;
+use crate::tail::Tail;
 
 /// A snapshot of one region's metadata.
 ///
@@ -49,14 +50,17 @@ impl Region {
 
 /// The live state of a region, behind its own lock.
 ///
-/// Bytes `[0, written)` are in the data file; the in-memory `tail` of small appends not
-/// yet written out follows them, so the region's length is `written + tail.len()`.
+/// The region's bytes, in order: `[0, written)` in the data file; then the in-memory
+/// [`Tail`] of small appends (a prefix of which may also be in the file); then `collected`
+/// bytes taken from a lent buffer by a holder of the shared lock, which are in the file.
+/// So the region's length is `written + tail.len() + collected`, and `collected` is
+/// non-zero only while the whole tail is in the file too (a shared holder writes the tail
+/// out before collecting past it). The next holder of the write lock folds both into
+/// `written` ([`Inner::fold`](crate::database::Inner::fold)).
 ///
 /// A thread appending to the region over and over may be lent a buffer of its own
-/// (see `fast_append`): its bytes follow the tail until they are collected, and the
-/// reservation always has room for all the buffer could hold. A collector holding only a
-/// shared lock (the tail is then empty) writes them to the file after `written` and counts
-/// them in `collected`, which the next holder of the write lock folds into `written`.
+/// (see `fast_append`): its bytes follow all of the above until they are collected, and
+/// the reservation always has room for all the buffer could hold.
 #[derive(Debug)]
 pub(crate) struct RegionState {
     pub name: String,
@@ -64,11 +68,11 @@ pub(crate) struct RegionState {
     pub start: u64,
     pub reserved: u64,
     pub written: u64,
-    pub tail: Vec<u8>,
-    /// Bytes in the file after `written`, collected under a shared lock.
+    pub tail: Tail,
+    /// Bytes in the file after the tail, collected under a shared lock.
     pub collected: AtomicU64,
     /// The receiving end of a buffer lent to one appending thread. Its mutex also keeps
-    /// `collected` from changing while held.
+    /// `collected` and the tail's synced prefix from changing while held.
     pub lent: Mutex<Option<Consumer>>,
     /// Set when the region is removed; stale handles then see an unknown region.
     pub removed: bool,
@@ -86,7 +90,7 @@ impl RegionState {
             start,
             reserved,
             written: 0,
-            tail: Vec::new(),
+            tail: Tail::default(),
             collected: AtomicU64::new(0),
             lent: Mutex::new(None),
             removed: false,
@@ -102,7 +106,7 @@ impl RegionState {
             start: entry.start,
             reserved: entry.reserved,
             written: entry.len,
-            tail: Vec::new(),
+            tail: Tail::default(),
             collected: AtomicU64::new(0),
             lent: Mutex::new(None),
             removed: false,
@@ -115,13 +119,12 @@ impl RegionState {
     /// those of a lent buffer not collected yet).
     #[inline]
     pub fn len(&self) -> u64 {
-        self.written + self.collected.load(Ordering::Acquire) + self.tail.len() as u64
+        self.written + self.tail.len() as u64 + self.collected.load(Ordering::Acquire)
     }
 
-    /// Fold the bytes collected under a shared lock into `written`.
-    #[inline]
-    pub fn fold(&mut self) {
-        self.written += std::mem::take(self.collected.get_mut());
+    /// Where the bytes collected from a lent buffer under a shared lock go next.
+    pub fn collect_offset(&self) -> u64 {
+        self.start + self.len()
     }
 
     /// Room the reservation keeps beyond the length for a lent buffer: what it holds

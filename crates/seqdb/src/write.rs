@@ -81,6 +81,7 @@ impl Database {
             return Ok(());
         }
         if len >= region.written {
+            // `collect` folded what shared holders collected: the tail follows `written`.
             let keep = (len - region.written) as usize;
             self.inner.resize_tail(&mut region, keep);
         } else {
@@ -192,6 +193,8 @@ impl Inner {
         if data.is_empty() {
             return Ok(());
         }
+        // The tail must end the region before it takes more bytes.
+        self.fold(region);
         if data.len() >= DIRECT_WRITE {
             self.drain(region)?;
             self.data
@@ -200,7 +203,7 @@ impl Inner {
             region.written += data.len() as u64;
         } else {
             let before = region.tail.len();
-            region.tail.extend_from_slice(data);
+            region.tail.extend(data);
             self.account(before, region.tail.len());
             let over = region.tail.len() >= TAIL_LIMIT
                 || self.buffered.load(Ordering::Relaxed) > BUFFER_BUDGET;
@@ -218,8 +221,8 @@ impl Inner {
     /// Make the region's reservation hold `new_len` bytes, and room for its lent buffer
     /// beyond them, moving it if needed.
     pub fn reserve(&self, region: &mut RegionState, new_len: u64) -> Result<()> {
-        // A move copies `written` bytes: they must be all of them.
-        region.fold();
+        // A move copies `written` bytes and then the tail: nothing may follow the tail.
+        self.fold(region);
         let new_len = new_len.saturating_add(region.headroom());
         if new_len <= region.reserved {
             return Ok(());
@@ -246,6 +249,8 @@ impl Inner {
                 }
                 region.start = to.start;
                 region.reserved = to.len;
+                // What shared holders wrote of the tail stayed at the old place.
+                region.tail.unsync();
             }
         }
         // Before the table lock is released: a flush that captures the freed extent must
@@ -266,14 +271,28 @@ impl Inner {
         Ok(())
     }
 
+    /// Under the write lock: count as `written` what holders of the shared lock put in the
+    /// file, the whole tail once it is all there and what they collected after it.
+    #[inline]
+    pub fn fold(&self, region: &mut RegionState) {
+        let collected = std::mem::take(region.collected.get_mut());
+        if collected == 0 && !region.tail.is_all_synced() {
+            return;
+        }
+        debug_assert!(region.tail.is_empty() || region.tail.is_all_synced());
+        region.written += region.tail.len() as u64 + collected;
+        self.discard_tail(region);
+    }
+
     /// Write the region's in-memory tail to the data file.
     pub fn drain(&self, region: &mut RegionState) -> Result<()> {
-        region.fold();
+        self.fold(region);
         if region.tail.is_empty() {
             return Ok(());
         }
+        let (offset, unsynced) = region.tail.unsynced();
         self.data
-            .write_all_at(&region.tail, region.start + region.written)
+            .write_all_at(unsynced, region.start + region.written + offset as u64)
             .context(SysSnafu)?;
         region.written += region.tail.len() as u64;
         self.discard_tail(region);
@@ -283,9 +302,7 @@ impl Inner {
     /// Drop the in-memory tail (after writing it, or when its bytes are cut off).
     pub fn discard_tail(&self, region: &mut RegionState) {
         self.resize_tail(region, 0);
-        if region.tail.capacity() > 2 * TAIL_LIMIT {
-            region.tail = Vec::new();
-        }
+        region.tail.clear();
     }
 
     pub fn resize_tail(&self, region: &mut RegionState, len: usize) {
@@ -310,13 +327,17 @@ impl Inner {
 /// page, so neither the shared page count nor a write-out is involved.
 #[inline]
 pub(crate) fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
+    if *region.collected.get_mut() != 0 {
+        // Bytes follow the tail in the file: the long way folds them first.
+        return false;
+    }
     let before = region.tail.len();
     let after = before + data.len();
     let quick = after < TAIL_LIMIT
         && (before >> ACCOUNT_SHIFT) == (after >> ACCOUNT_SHIFT)
         && fits(region, data.len());
     if quick {
-        region.tail.extend_from_slice(data);
+        region.tail.extend(data);
     }
     quick
 }
