@@ -8,7 +8,13 @@
 use std::process::Command;
 
 /// The reliability suites, as `--test` targets of the `seqdb` crate.
-const SUITES: [&str; 4] = ["crash_sim", "process_kill", "full_disk", "hostile_files"];
+const SUITES: [&str; 5] = [
+    "crash_sim",
+    "process_kill",
+    "full_disk",
+    "hostile_files",
+    "flush_races",
+];
 
 /// The scale used when none is given.
 const DEFAULT_SCALE: u64 = 20;

@@ -16,7 +16,7 @@ use std::thread;
 
 use seqdb::{Database, Identifier, OpenOptions, SyncEvent, SyncKind};
 
-/// Flushes made by the appending thread in each test.
+/// Flushes made by the appending thread in each test, times `SEQDB_STRESS_SCALE`.
 const FLUSHES: usize = 1500;
 
 /// A directory on a memory file system when there is one, so that syncs cost little and
@@ -110,8 +110,9 @@ fn race(db_dir: &Path, per_flush: usize, other: impl FnOnce(Database, Pace) + Se
         };
         thread::spawn(move || other(db, pace))
     };
-    let mut flushes = Vec::with_capacity(FLUSHES);
-    for i in 0..FLUSHES {
+    let count = FLUSHES * support::scale() as usize;
+    let mut flushes = Vec::with_capacity(count);
+    for i in 0..count {
         db.write_all_to_region(a.into(), &[i as u8]).unwrap();
         let before = copies.lock().unwrap().len();
         db.flush().unwrap();
@@ -148,7 +149,7 @@ fn race(db_dir: &Path, per_flush: usize, other: impl FnOnce(Database, Pace) + Se
             "commit after append {appended}: region {a} does not hold every byte appended"
         );
     }
-    println!("{FLUSHES} commits checked; the appended region was renamed in {renamed}");
+    println!("{count} commits checked; the appended region was renamed in {renamed}");
 }
 
 #[test]
