@@ -1,11 +1,11 @@
 //! Model checks of the handoff buffer ([`seqdb_sys::handoff`]) with loom.
 //!
 //! Built with `--cfg loom`, the buffer uses loom's `Arc`, atomics and cells, with one loom
-//! cell standing for each byte (`src/sync_shim.rs`). Each test below runs its closure
-//! under every interleaving of its threads, and every value each atomic load may return
-//! under the memory model, that loom explores within the preemption bound: an assertion
-//! that fails in any of them, or a write of a byte not ordered by happens-before with
-//! another access to it (a data race, such as the consumer reading bytes not yet
+//! cell standing for each byte (`src/sync_shim.rs`). Loom runs each test's closure under
+//! every interleaving of its threads within the preemption bound, and with every value
+//! each atomic load may return under the memory model (as loom models it): an assertion
+//! that fails in any of them, or an access to a byte not ordered by happens-before with a
+//! write of it on another thread (a data race, such as the consumer reading bytes not yet
 //! published), fails the test.
 //!
 //! ```sh
@@ -26,13 +26,19 @@ use seqdb_sys::{Consumer, Producer, handoff};
 /// model here under a few seconds.
 const PREEMPTIONS: usize = 3;
 
-/// Check `model` under loom with the preemption bound.
+/// Check `model` under loom with the preemption bound, and say how many executions were
+/// explored (shown with `--nocapture`).
 fn check(model: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(PREEMPTIONS);
-    }
-    builder.check(model);
+    let bound = *builder.preemption_bound.get_or_insert(PREEMPTIONS);
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = executions.clone();
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        model();
+    });
+    let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
+    println!("{executions} executions explored, at most {bound} preemptions each");
 }
 
 /// Take every pending byte, as the database's collectors do: copy, then consume as many.
@@ -217,6 +223,20 @@ fn the_consumer_goes_while_the_producer_pushes() {
         let mut producer = pusher.join().unwrap();
         assert!(!producer.is_connected());
         assert!(!producer.push(b"c"), "the consumer's end happened before");
+    });
+}
+
+/// Both halves go at once, one on each thread: the buffer is freed exactly once, after
+/// both (loom's `Arc` reports a double free or a leak).
+#[test]
+fn both_halves_go_at_once() {
+    check(|| {
+        let (mut producer, consumer) = handoff(2);
+        let pusher = thread::spawn(move || {
+            producer.push(b"a");
+        });
+        drop(consumer);
+        pusher.join().unwrap();
     });
 }
 
