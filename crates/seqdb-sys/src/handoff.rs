@@ -11,6 +11,10 @@
 //! On x86-64 a release store and an acquire load are plain moves, so an append costs a
 //! copy and a few compares: this is what lets a database append at memory speed while a
 //! flush on another thread can still collect the bytes.
+//!
+//! The protocol is model-checked with loom: built with `--cfg loom`, the buffer's atomics
+//! and bytes are loom's (`sync_shim.rs`), and `tests/loom_handoff.rs` checks collection
+//! during pushes, a producer that ends, rewinds, and a consumer that goes.
 
 use std::fmt;
 
@@ -131,7 +135,9 @@ impl Consumer {
     }
 
     /// Whether the producer is gone. Once this returns true, [`pending`](Self::pending)
-    /// shows every byte it will ever publish.
+    /// shows every byte it will ever publish. A collector that stops at the producer's end
+    /// must read this before the bytes: read after, it may see the producer gone though it
+    /// pushed again after the bytes were read.
     pub fn is_finished(&self) -> bool {
         self.shared.producer_gone.load(Ordering::Acquire)
     }
