@@ -135,6 +135,7 @@ mod options;
 mod pins;
 mod platform;
 mod sync;
+mod sync_shim;
 mod view;
 
 #[cfg(feature = "test-support")]
