@@ -20,7 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use snafu::ResultExt;
 
 use seqdb_layout::{Layout, Placement};
-use seqdb_sys::{DataFile, FileOptions, Lock, LockedFile, SyncObserver};
+use seqdb_sys::{DataFile, FileOptions, Hooks, Lock, LockedFile};
 
 use crate::error::{
     CorruptSnafu, DirectorySnafu, LayoutSnafu, MissingMetadataSnafu, NameTooLongSnafu,
@@ -147,8 +147,8 @@ impl Database {
 
     pub(crate) fn open_with(path: &Path, options: &OpenOptions) -> Result<Self> {
         let read_only = options.read_only;
-        let observer = options.observer.clone();
-        prepare_directory(path, read_only, observer.as_ref())?;
+        let hooks = &options.hooks;
+        prepare_directory(path, read_only, hooks)?;
         let data_path = path.join(DATA_FILE);
         let data_existed = data_path.exists();
         let file = LockedFile::open(
@@ -162,7 +162,7 @@ impl Database {
                 write: !read_only,
                 create: !read_only,
                 truncate: false,
-                observer: observer.clone(),
+                hooks: hooks.clone(),
             },
         )
         .map_err(|source| match source {
@@ -172,10 +172,10 @@ impl Database {
             source => Error::Sys { source },
         })?;
         if !data_existed {
-            seqdb_sys::sync_dir(path, observer.as_ref()).context(SysSnafu)?;
+            seqdb_sys::sync_dir(path, hooks).context(SysSnafu)?;
         }
         let data_len = file.len().context(SysSnafu)?;
-        let (log, recovered) = open_metadata(path, &data_path, data_len, read_only, observer)?;
+        let (log, recovered) = open_metadata(path, &data_path, data_len, read_only, hooks.clone())?;
         let table = build_table(
             path,
             recovered.regions.into_values(),
@@ -412,7 +412,7 @@ fn ensure_name(name: &str) -> Result<()> {
 }
 
 /// Make sure `path` is a directory; create it (durably) when writable and missing.
-fn prepare_directory(path: &Path, read_only: bool, observer: Option<&SyncObserver>) -> Result<()> {
+fn prepare_directory(path: &Path, read_only: bool, hooks: &Hooks) -> Result<()> {
     match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => NotADirectorySnafu { path }.fail(),
@@ -422,7 +422,7 @@ fn prepare_directory(path: &Path, read_only: bool, observer: Option<&SyncObserve
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            seqdb_sys::sync_dir(parent, observer).context(SysSnafu)?;
+            seqdb_sys::sync_dir(parent, hooks).context(SysSnafu)?;
             Ok(())
         }
         Err(source) => Err(Error::Directory {
@@ -438,7 +438,7 @@ fn open_metadata(
     data_path: &Path,
     data_len: u64,
     read_only: bool,
-    observer: Option<SyncObserver>,
+    hooks: Hooks,
 ) -> Result<(Option<MetaLog>, Recovered)> {
     let meta_path = dir.join(META_FILE);
     if !read_only {
@@ -454,7 +454,7 @@ fn open_metadata(
         }
     }
     if meta_path.exists() {
-        return MetaLog::open(dir, !read_only, observer);
+        return MetaLog::open(dir, !read_only, hooks);
     }
     if data_len > 0 {
         return MissingMetadataSnafu {
@@ -473,7 +473,7 @@ fn open_metadata(
         removed: Vec::new(),
         upserts: Vec::new(),
     };
-    let log = MetaLog::create(dir, &empty, observer)?;
+    let log = MetaLog::create(dir, &empty, hooks)?;
     Ok((Some(log), Recovered::default()))
 }
 

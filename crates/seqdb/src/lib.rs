@@ -90,7 +90,7 @@ pub use options::OpenOptions;
 pub use reader::Reader;
 pub use region::Region;
 pub use seqdb_layout::PAGE_SIZE;
-pub use seqdb_sys::{SyncEvent, SyncKind, SyncObserver};
+pub use seqdb_sys::{FaultInjector, FaultOp, FaultPoint, SyncEvent, SyncKind, SyncObserver};
 pub use stats::Stats;
 
 /// The on-disk format version this build reads and writes (see `docs/FORMAT.md`).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use snafu::ResultExt;
 
-use seqdb_sys::{FileOptions, Lock, LockedFile, SyncObserver};
+use seqdb_sys::{FileOptions, Hooks, Lock, LockedFile};
 
 use crate::Result;
 use crate::error::{CorruptSnafu, ForeignFileSnafu, SysSnafu, UnsupportedVersionSnafu};
@@ -46,47 +46,43 @@ pub(crate) struct MetaLog {
     since_checkpoint: u64,
     /// Size of the last checkpoint record.
     checkpoint_len: u64,
-    observer: Option<SyncObserver>,
+    hooks: Hooks,
 }
 
 fn first_record_offset() -> u64 {
     RECORD_ALIGN
 }
 
-fn file_options(write: bool, create: bool, observer: &Option<SyncObserver>) -> FileOptions {
+fn file_options(write: bool, create: bool, hooks: &Hooks) -> FileOptions {
     FileOptions {
         lock: Lock::Unlocked,
         write,
         create,
         truncate: create,
-        observer: observer.clone(),
+        hooks: hooks.clone(),
     }
 }
 
 impl MetaLog {
     /// Write a new metadata file holding `checkpoint` and make it the database's metadata.
-    pub fn create(dir: &Path, checkpoint: &Record, observer: Option<SyncObserver>) -> Result<Self> {
-        let (file, len) = write_checkpoint_file(dir, checkpoint, &observer)?;
+    pub fn create(dir: &Path, checkpoint: &Record, hooks: Hooks) -> Result<Self> {
+        let (file, len) = write_checkpoint_file(dir, checkpoint, &hooks)?;
         Ok(MetaLog {
             dir: dir.to_owned(),
             file,
             end: first_record_offset() + len,
             since_checkpoint: 0,
             checkpoint_len: len,
-            observer,
+            hooks,
         })
     }
 
     /// Read the metadata file and recover the newest valid commit. With `writable`, also
     /// cut off a torn tail and return the log for further appends.
-    pub fn open(
-        dir: &Path,
-        writable: bool,
-        observer: Option<SyncObserver>,
-    ) -> Result<(Option<Self>, Recovered)> {
+    pub fn open(dir: &Path, writable: bool, hooks: Hooks) -> Result<(Option<Self>, Recovered)> {
         let path = dir.join(META_FILE);
         let file =
-            LockedFile::open(&path, &file_options(writable, false, &observer)).context(SysSnafu)?;
+            LockedFile::open(&path, &file_options(writable, false, &hooks)).context(SysSnafu)?;
         let bytes = file.read_to_vec().context(SysSnafu)?;
         let scan = scan(&path, &bytes)?;
         if !writable {
@@ -102,7 +98,7 @@ impl MetaLog {
             end: scan.valid_end,
             since_checkpoint: scan.valid_end - first_record_offset() - scan.checkpoint_len,
             checkpoint_len: scan.checkpoint_len,
-            observer,
+            hooks,
         };
         Ok((Some(log), scan.state))
     }
@@ -126,7 +122,7 @@ impl MetaLog {
     /// Replace the log by one checkpoint record, atomically and durably.
     pub fn checkpoint(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Checkpoint);
-        let (file, len) = write_checkpoint_file(&self.dir, record, &self.observer)?;
+        let (file, len) = write_checkpoint_file(&self.dir, record, &self.hooks)?;
         self.file = file;
         self.end = first_record_offset() + len;
         self.since_checkpoint = 0;
@@ -142,13 +138,9 @@ impl MetaLog {
 
 /// Write header and checkpoint to the temporary file, sync it, and rename it over the
 /// metadata file; returns the open file and the checkpoint record's size.
-fn write_checkpoint_file(
-    dir: &Path,
-    record: &Record,
-    observer: &Option<SyncObserver>,
-) -> Result<(LockedFile, u64)> {
+fn write_checkpoint_file(dir: &Path, record: &Record, hooks: &Hooks) -> Result<(LockedFile, u64)> {
     let tmp = dir.join(META_TMP_FILE);
-    let file = LockedFile::open(&tmp, &file_options(true, true, observer)).context(SysSnafu)?;
+    let file = LockedFile::open(&tmp, &file_options(true, true, hooks)).context(SysSnafu)?;
     let mut bytes = vec![0u8; first_record_offset() as usize];
     bytes[..format::HEADER_LEN].copy_from_slice(&format::encode_header());
     let encoded = format::encode_record(record);
@@ -157,10 +149,10 @@ fn write_checkpoint_file(
     file.write_all_at(&bytes, 0).context(SysSnafu)?;
     file.sync_all().context(SysSnafu)?;
     let meta = dir.join(META_FILE);
-    seqdb_sys::rename_durably(&tmp, &meta, observer.as_ref()).context(SysSnafu)?;
+    seqdb_sys::rename_durably(&tmp, &meta, hooks).context(SysSnafu)?;
     drop(file);
     // Reopen under the final name, so errors and sync events name the file that exists.
-    let file = LockedFile::open(&meta, &file_options(true, false, observer)).context(SysSnafu)?;
+    let file = LockedFile::open(&meta, &file_options(true, false, hooks)).context(SysSnafu)?;
     Ok((file, len))
 }
 
