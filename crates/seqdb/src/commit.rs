@@ -7,9 +7,13 @@
 //! 4. Append one metadata record (or write a checkpoint) and sync it: the commit point.
 //! 5. Release the captured frees for reuse.
 //!
-//! The cost is proportional to the regions changed since the last flush. If any step
-//! fails, the regions are marked dirty again and the frees stay pending, so the next
-//! flush commits everything.
+//! The cost is proportional to the regions changed since the last flush. If writing a
+//! tail fails (step 2), the regions are marked dirty again and the frees stay pending, so
+//! the next flush commits everything. A failure from step 3 on is final for the handle
+//! (`Inner::final_on_error`): a failed sync cannot be retried, since the kernel may have
+//! dropped the pages it could not write and will report the next sync as successful,
+//! and a record may have reached the file although its sync failed. Every later change is
+//! refused with `Error::Poisoned`; reopening recovers the last commit the files hold.
 
 use std::mem;
 use std::sync::atomic::Ordering;
@@ -43,8 +47,9 @@ impl Inner {
         if self.read_only {
             return Ok(());
         }
-        self.check_writable()?;
         let mut commit = self.commit.lock();
+        // Under the commit lock: a flush that failed meanwhile may have poisoned the handle.
+        self.check_writable()?;
         let checkpoint = commit
             .log
             .as_ref()
@@ -70,7 +75,7 @@ impl Inner {
         let result = self
             .snapshot(&captured, checkpoint)
             .and_then(|(upserts, removed_since)| {
-                self.data.sync_data().context(SysSnafu)?;
+                self.final_on_error(self.data.sync_data().context(SysSnafu))?;
                 // A captured region removed since the capture: its move may be among the
                 // frees this commit releases, so the commit must record its removal too.
                 let mut removed = captured.removed.clone();
@@ -90,11 +95,11 @@ impl Inner {
                     upserts,
                 };
                 if let Some(log) = commit.log.as_mut() {
-                    if checkpoint {
-                        log.checkpoint(&record)?;
+                    self.final_on_error(if checkpoint {
+                        log.checkpoint(&record)
                     } else {
-                        log.append(&record)?;
-                    }
+                        log.append(&record)
+                    })?;
                 }
                 commit.generation = commit.generation.wrapping_add(1);
                 Ok(record.upserts)

@@ -89,6 +89,8 @@ impl MetaLog {
             return Ok((None, scan.state));
         }
         if (bytes.len() as u64) > scan.valid_end {
+            // Appending after a cut that may not be durable could leave old bytes behind the
+            // new records: a failure here fails the open, and no handle exists to retry it.
             file.set_len(scan.valid_end).context(SysSnafu)?;
             file.sync_data().context(SysSnafu)?;
         }
@@ -108,7 +110,8 @@ impl MetaLog {
         self.since_checkpoint > MIN_LOG_BEFORE_CHECKPOINT.max(2 * self.checkpoint_len)
     }
 
-    /// Append a delta record and make it durable.
+    /// Append a delta record and make it durable. After an error the record may or may not
+    /// be in the file and durable: the caller must not use the log again.
     pub fn append(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Delta);
         let bytes = format::encode_record(record);
@@ -119,7 +122,9 @@ impl MetaLog {
         Ok(())
     }
 
-    /// Replace the log by one checkpoint record, atomically and durably.
+    /// Replace the log by one checkpoint record, atomically and durably. After an error
+    /// either log may be in force (the rename may have happened): the caller must not use
+    /// this one again.
     pub fn checkpoint(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Checkpoint);
         let (file, len) = write_checkpoint_file(&self.dir, record, &self.hooks)?;

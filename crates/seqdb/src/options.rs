@@ -74,6 +74,7 @@ impl OpenOptions {
     /// database.write_all_to_region(number.into(), b"hello")?;
     /// fail.store(true, Ordering::Relaxed);
     /// assert!(database.flush().is_err());
+    /// assert!(matches!(database.flush(), Err(seqdb::Error::Poisoned { .. })));
     /// # Ok(()) }
     /// ```
     pub fn fault_injector(mut self, injector: FaultInjector) -> Self {
