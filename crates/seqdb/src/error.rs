@@ -200,8 +200,9 @@ pub enum Error {
     /// pages it could not write and report a later sync as successful, so a failed sync
     /// cannot be retried), a failed move of region bytes (the layout in memory no longer
     /// matches the file), and a failed shrink or sync at the end of compaction. A failed
-    /// write of region bytes does not: the bytes stay in memory and the next flush
-    /// writes them again. The first failure is this error's source, so
+    /// write of appended or overwritten bytes does not (a full disk, say): the bytes not
+    /// written stay in memory, or the call reports them unwritten, and the next flush
+    /// writes what it holds. The first failure is this error's source, so
     /// [`Error::is_no_space`] tells a handle poisoned by a full disk.
     #[snafu(display(
         "database {} refuses changes until it is reopened, after {source}",
