@@ -85,8 +85,9 @@ impl Inner {
         if self.read_only {
             return Ok(());
         }
-        self.check_writable()?;
         let mut commit = self.commit.lock();
+        // Under the commit lock: a flush that failed meanwhile may have poisoned the handle.
+        self.check_writable()?;
         let checkpoint = commit
             .log
             .as_ref()
@@ -105,14 +106,16 @@ impl Inner {
         }
     }
 
-    /// Sync the data, then write the record: the commit point.
+    /// Sync the data, then write the record: the commit point. A failure of either is
+    /// final for the handle (`Inner::final_on_error`, and "A flush" in
+    /// `docs/ARCHITECTURE.md`).
     fn make_durable(
         &self,
         commit: &mut Commit,
         snapshot: &Snapshot,
         checkpoint: bool,
     ) -> Result<()> {
-        self.data.sync_data().context(SysSnafu)?;
+        self.final_on_error(self.data.sync_data().context(SysSnafu))?;
         if !snapshot.changed {
             return Ok(());
         }
@@ -132,11 +135,11 @@ impl Inner {
             upserts: snapshot.recorded.iter().map(|(_, e)| e.clone()).collect(),
         };
         if let Some(log) = commit.log.as_mut() {
-            if checkpoint {
-                log.checkpoint(&record)?;
+            self.final_on_error(if checkpoint {
+                log.checkpoint(&record)
             } else {
-                log.append(&record)?;
-            }
+                log.append(&record)
+            })?;
         }
         commit.generation = commit.generation.wrapping_add(1);
         Ok(())

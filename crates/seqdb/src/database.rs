@@ -20,12 +20,12 @@ use parking_lot::{Mutex, RwLock};
 use snafu::ResultExt;
 
 use seqdb_layout::{Layout, Placement};
-use seqdb_sys::{DataFile, FileOptions, Lock, LockedFile, SyncObserver};
+use seqdb_sys::{DataFile, FileOptions, Hooks, Lock, LockedFile};
 
 use crate::error::{
     CorruptSnafu, DirectorySnafu, LayoutSnafu, MissingMetadataSnafu, NameTooLongSnafu,
-    NotADirectorySnafu, PoisonedSnafu, ReadOnlySnafu, RegionExistsSnafu, SysSnafu,
-    TooManyRegionsSnafu, UnknownRegionSnafu,
+    NotADirectorySnafu, ReadOnlySnafu, RegionExistsSnafu, SysSnafu, TooManyRegionsSnafu,
+    UnknownRegionSnafu,
 };
 use crate::format::{self, MAX_NAME_LEN, Record, RecordKind};
 use crate::meta_log::{META_FILE, META_TMP_FILE, MetaLog, Recovered};
@@ -66,7 +66,8 @@ pub(crate) struct Inner {
     pub lent: Mutex<Vec<usize>>,
     /// Bytes held in regions' in-memory tails, counted in whole pages.
     pub buffered: AtomicU64,
-    pub poisoned: OnceLock<String>,
+    /// The first failure after which the files' state is unknown (see `Error::Poisoned`).
+    pub poisoned: OnceLock<seqdb_sys::Error>,
     /// Unique among the databases this process opened (appends cache regions by it).
     pub id: u64,
 }
@@ -147,8 +148,8 @@ impl Database {
 
     pub(crate) fn open_with(path: &Path, options: &OpenOptions) -> Result<Self> {
         let read_only = options.read_only;
-        let observer = options.observer.clone();
-        prepare_directory(path, read_only, observer.as_ref())?;
+        let hooks = &options.hooks;
+        let created = prepare_directory(path, read_only, hooks)?;
         let data_path = path.join(DATA_FILE);
         let data_existed = data_path.exists();
         let file = LockedFile::open(
@@ -162,7 +163,7 @@ impl Database {
                 write: !read_only,
                 create: !read_only,
                 truncate: false,
-                observer: observer.clone(),
+                hooks: hooks.clone(),
             },
         )
         .map_err(|source| match source {
@@ -172,10 +173,15 @@ impl Database {
             source => Error::Sys { source },
         })?;
         if !data_existed {
-            seqdb_sys::sync_dir(path, observer.as_ref()).context(SysSnafu)?;
+            // The new file's entry; and the directory's own, which an earlier open that
+            // created the directory and then crashed may never have synced.
+            seqdb_sys::sync_dir(path, hooks).context(SysSnafu)?;
+            if !created {
+                seqdb_sys::sync_dir(parent_of(path), hooks).context(SysSnafu)?;
+            }
         }
         let data_len = file.len().context(SysSnafu)?;
-        let (log, recovered) = open_metadata(path, &data_path, data_len, read_only, observer)?;
+        let (log, recovered) = open_metadata(path, &data_path, data_len, read_only, hooks.clone())?;
         let table = build_table(
             path,
             recovered.regions.into_values(),
@@ -379,19 +385,40 @@ impl Inner {
             return ReadOnlySnafu { path: &self.path }.fail();
         }
         if let Some(cause) = self.poisoned.get() {
-            return PoisonedSnafu {
-                path: &self.path,
-                cause: cause.clone(),
-            }
-            .fail();
+            return Err(Error::Poisoned {
+                path: self.path.clone(),
+                source: cause.clone(),
+            });
         }
         Ok(())
     }
 
-    /// Refuse all further changes: bytes were half moved and the in-memory layout no
-    /// longer matches the file.
+    /// Refuse all further changes until the database is reopened: after `error` the
+    /// files' state is unknown (bytes half moved, or a sync, metadata write or rename
+    /// failed). The first failure is the one reported.
     pub fn poison(&self, error: &seqdb_sys::Error) {
-        let _ = self.poisoned.set(error.to_string());
+        let _ = self.poisoned.set(error.clone());
+    }
+
+    /// The result of a step whose failure leaves the files in an unknown state (a sync,
+    /// a metadata write, a rename, a directory sync): an error poisons the handle, unless
+    /// it refused the operation before it ran (a range in use by a reader).
+    pub fn final_on_error<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            match error {
+                Error::Sys {
+                    source: seqdb_sys::Error::RangeBusy { .. },
+                } => {}
+                Error::Sys { source } | Error::Poisoned { source, .. } => self.poison(source),
+                other => self.poison(&seqdb_sys::Error::Io {
+                    path: self.path.clone(),
+                    op: "flush",
+                    offset: 0,
+                    source: std::io::Error::other(other.to_string()),
+                }),
+            }
+        }
+        result
     }
 
     /// Put a region in the dirty list unless it is there already.
@@ -411,19 +438,29 @@ fn ensure_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Make sure `path` is a directory; create it (durably) when writable and missing.
-fn prepare_directory(path: &Path, read_only: bool, observer: Option<&SyncObserver>) -> Result<()> {
+/// Make sure `path` is a directory. When writable and missing, create it and every
+/// missing directory above it, and sync the parent of each, top-down, so that their
+/// entries survive a power cut. Returns whether `path` was created.
+fn prepare_directory(path: &Path, read_only: bool, hooks: &Hooks) -> Result<bool> {
     match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) if meta.is_dir() => Ok(false),
         Ok(_) => NotADirectorySnafu { path }.fail(),
         Err(e) if e.kind() == ErrorKind::NotFound && !read_only => {
+            // The directories `create_dir_all` is about to make, deepest first.
+            let missing: Vec<&Path> = path
+                .ancestors()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .take_while(
+                    |dir| matches!(fs::metadata(dir), Err(e) if e.kind() == ErrorKind::NotFound),
+                )
+                .collect();
             fs::create_dir_all(path).context(DirectorySnafu { path })?;
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            seqdb_sys::sync_dir(parent, observer).context(SysSnafu)?;
-            Ok(())
+            // A directory's entry lives in its parent. The database directory itself is
+            // synced once its files exist.
+            for dir in missing.iter().rev() {
+                seqdb_sys::sync_dir(parent_of(dir), hooks).context(SysSnafu)?;
+            }
+            Ok(true)
         }
         Err(source) => Err(Error::Directory {
             path: path.to_owned(),
@@ -432,13 +469,20 @@ fn prepare_directory(path: &Path, read_only: bool, observer: Option<&SyncObserve
     }
 }
 
+/// The directory holding `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Read the metadata log, or start one for a new database.
 fn open_metadata(
     dir: &Path,
     data_path: &Path,
     data_len: u64,
     read_only: bool,
-    observer: Option<SyncObserver>,
+    hooks: Hooks,
 ) -> Result<(Option<MetaLog>, Recovered)> {
     let meta_path = dir.join(META_FILE);
     if !read_only {
@@ -454,7 +498,7 @@ fn open_metadata(
         }
     }
     if meta_path.exists() {
-        return MetaLog::open(dir, !read_only, observer);
+        return MetaLog::open(dir, !read_only, hooks);
     }
     if data_len > 0 {
         return MissingMetadataSnafu {
@@ -473,7 +517,7 @@ fn open_metadata(
         removed: Vec::new(),
         upserts: Vec::new(),
     };
-    let log = MetaLog::create(dir, &empty, observer)?;
+    let log = MetaLog::create(dir, &empty, hooks)?;
     Ok((Some(log), Recovered::default()))
 }
 

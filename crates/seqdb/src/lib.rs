@@ -51,6 +51,15 @@
 //! give an [`Error`] naming the path, region and offset involved. Nothing is ever
 //! written through the memory map, so a full disk cannot raise `SIGBUS`.
 //!
+//! A failed sync is final for the handle: after a flush's data sync, metadata write or
+//! sync, checkpoint rename or directory sync fails, the flush returns that error and the
+//! handle refuses every later change with [`Error::Poisoned`] (a kernel may drop the
+//! pages it could not write and report the next sync as successful, so retrying would
+//! commit bytes that never reached the device). Reopening the database recovers the last
+//! commit its files hold. A failed write of region bytes is not final: the next flush
+//! writes them again. [`OpenOptions::fault_injector`] makes such failures happen on
+//! demand, for tests.
+//!
 //! # Concurrency
 //!
 //! [`Database`] is `Clone + Send + Sync`. Writers to different regions proceed in
@@ -97,7 +106,7 @@ pub use options::OpenOptions;
 pub use reader::Reader;
 pub use region::Region;
 pub use seqdb_layout::PAGE_SIZE;
-pub use seqdb_sys::{SyncEvent, SyncKind, SyncObserver};
+pub use seqdb_sys::{FaultInjector, FaultOp, FaultPoint, SyncEvent, SyncKind, SyncObserver};
 pub use stats::Stats;
 
 /// The on-disk format version this build reads and writes (see `docs/FORMAT.md`).

@@ -24,8 +24,10 @@ impl Database {
     /// what a crash would recover. Regions busy with a writer at that moment are skipped.
     pub fn punch_holes(&self) -> Result<u64> {
         let inner = &self.inner;
-        inner.check_writable()?;
         let _commit = inner.commit.lock();
+        // Under the commit lock: after a flush failed, the commit lengths in memory may
+        // be older than a record that reached the disk, so punching could zero its bytes.
+        inner.check_writable()?;
         let before = inner.data.allocated_bytes().context(SysSnafu)?;
         let table = inner.table.read();
         for hole in table.layout.holes() {
@@ -89,8 +91,14 @@ impl Database {
         let table = self.inner.table.read();
         let end = table.layout.file_end();
         if self.inner.data.len() != end {
-            self.inner.data.set_len(end).context(SysSnafu)?;
-            self.inner.data.sync_data().context(SysSnafu)?;
+            self.inner.check_writable()?;
+            // A failed shrink or sync leaves the file's length on disk unknown.
+            let data = &self.inner.data;
+            self.inner.final_on_error(
+                data.set_len(end)
+                    .and_then(|()| data.sync_data())
+                    .context(SysSnafu),
+            )?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use snafu::ResultExt;
 
-use seqdb_sys::{FileOptions, Lock, LockedFile, SyncObserver};
+use seqdb_sys::{FileOptions, Hooks, Lock, LockedFile};
 
 use crate::Result;
 use crate::error::{CorruptSnafu, ForeignFileSnafu, SysSnafu, UnsupportedVersionSnafu};
@@ -46,53 +46,51 @@ pub(crate) struct MetaLog {
     since_checkpoint: u64,
     /// Size of the last checkpoint record.
     checkpoint_len: u64,
-    observer: Option<SyncObserver>,
+    hooks: Hooks,
 }
 
 fn first_record_offset() -> u64 {
     RECORD_ALIGN
 }
 
-fn file_options(write: bool, create: bool, observer: &Option<SyncObserver>) -> FileOptions {
+fn file_options(write: bool, create: bool, hooks: &Hooks) -> FileOptions {
     FileOptions {
         lock: Lock::Unlocked,
         write,
         create,
         truncate: create,
-        observer: observer.clone(),
+        hooks: hooks.clone(),
     }
 }
 
 impl MetaLog {
     /// Write a new metadata file holding `checkpoint` and make it the database's metadata.
-    pub fn create(dir: &Path, checkpoint: &Record, observer: Option<SyncObserver>) -> Result<Self> {
-        let (file, len) = write_checkpoint_file(dir, checkpoint, &observer)?;
+    pub fn create(dir: &Path, checkpoint: &Record, hooks: Hooks) -> Result<Self> {
+        let (file, len) = write_checkpoint_file(dir, checkpoint, &hooks)?;
         Ok(MetaLog {
             dir: dir.to_owned(),
             file,
             end: first_record_offset() + len,
             since_checkpoint: 0,
             checkpoint_len: len,
-            observer,
+            hooks,
         })
     }
 
     /// Read the metadata file and recover the newest valid commit. With `writable`, also
     /// cut off a torn tail and return the log for further appends.
-    pub fn open(
-        dir: &Path,
-        writable: bool,
-        observer: Option<SyncObserver>,
-    ) -> Result<(Option<Self>, Recovered)> {
+    pub fn open(dir: &Path, writable: bool, hooks: Hooks) -> Result<(Option<Self>, Recovered)> {
         let path = dir.join(META_FILE);
         let file =
-            LockedFile::open(&path, &file_options(writable, false, &observer)).context(SysSnafu)?;
+            LockedFile::open(&path, &file_options(writable, false, &hooks)).context(SysSnafu)?;
         let bytes = file.read_to_vec().context(SysSnafu)?;
         let scan = scan(&path, &bytes)?;
         if !writable {
             return Ok((None, scan.state));
         }
         if (bytes.len() as u64) > scan.valid_end {
+            // Appending after a cut that may not be durable could leave old bytes behind the
+            // new records: a failure here fails the open, and no handle exists to retry it.
             file.set_len(scan.valid_end).context(SysSnafu)?;
             file.sync_data().context(SysSnafu)?;
         }
@@ -102,7 +100,7 @@ impl MetaLog {
             end: scan.valid_end,
             since_checkpoint: scan.valid_end - first_record_offset() - scan.checkpoint_len,
             checkpoint_len: scan.checkpoint_len,
-            observer,
+            hooks,
         };
         Ok((Some(log), scan.state))
     }
@@ -112,7 +110,8 @@ impl MetaLog {
         self.since_checkpoint > MIN_LOG_BEFORE_CHECKPOINT.max(2 * self.checkpoint_len)
     }
 
-    /// Append a delta record and make it durable.
+    /// Append a delta record and make it durable. After an error the record may or may not
+    /// be in the file and durable: the caller must not use the log again.
     pub fn append(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Delta);
         let bytes = format::encode_record(record);
@@ -123,10 +122,12 @@ impl MetaLog {
         Ok(())
     }
 
-    /// Replace the log by one checkpoint record, atomically and durably.
+    /// Replace the log by one checkpoint record, atomically and durably. After an error
+    /// either log may be in force (the rename may have happened): the caller must not use
+    /// this one again.
     pub fn checkpoint(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Checkpoint);
-        let (file, len) = write_checkpoint_file(&self.dir, record, &self.observer)?;
+        let (file, len) = write_checkpoint_file(&self.dir, record, &self.hooks)?;
         self.file = file;
         self.end = first_record_offset() + len;
         self.since_checkpoint = 0;
@@ -142,13 +143,9 @@ impl MetaLog {
 
 /// Write header and checkpoint to the temporary file, sync it, and rename it over the
 /// metadata file; returns the open file and the checkpoint record's size.
-fn write_checkpoint_file(
-    dir: &Path,
-    record: &Record,
-    observer: &Option<SyncObserver>,
-) -> Result<(LockedFile, u64)> {
+fn write_checkpoint_file(dir: &Path, record: &Record, hooks: &Hooks) -> Result<(LockedFile, u64)> {
     let tmp = dir.join(META_TMP_FILE);
-    let file = LockedFile::open(&tmp, &file_options(true, true, observer)).context(SysSnafu)?;
+    let file = LockedFile::open(&tmp, &file_options(true, true, hooks)).context(SysSnafu)?;
     let mut bytes = vec![0u8; first_record_offset() as usize];
     bytes[..format::HEADER_LEN].copy_from_slice(&format::encode_header());
     let encoded = format::encode_record(record);
@@ -157,10 +154,10 @@ fn write_checkpoint_file(
     file.write_all_at(&bytes, 0).context(SysSnafu)?;
     file.sync_all().context(SysSnafu)?;
     let meta = dir.join(META_FILE);
-    seqdb_sys::rename_durably(&tmp, &meta, observer.as_ref()).context(SysSnafu)?;
+    seqdb_sys::rename_durably(&tmp, &meta, hooks).context(SysSnafu)?;
     drop(file);
     // Reopen under the final name, so errors and sync events name the file that exists.
-    let file = LockedFile::open(&meta, &file_options(true, false, observer)).context(SysSnafu)?;
+    let file = LockedFile::open(&meta, &file_options(true, false, hooks)).context(SysSnafu)?;
     Ok((file, len))
 }
 
