@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::mem;
-use std::sync::atomic::Ordering;
 
 use parking_lot::RawRwLock;
 use parking_lot::lock_api::ArcRwLockReadGuard;
@@ -160,7 +159,7 @@ impl Inner {
             let wanted = self.wanted(&self.table.read(), checkpoint, &held);
             for (number, slot) in wanted {
                 let region = slot.read_arc_recursive();
-                if region.removed {
+                if region.is_removed() {
                     continue;
                 }
                 self.settle_shared(&region)?;
@@ -229,8 +228,8 @@ impl Inner {
             // The lent buffer's mutex orders this against a collection by a new reader:
             // the flag and the length are read together, so collected bytes are either
             // in this entry or the region is marked dirty again after it.
-            let lent = region.lent.lock();
-            let dirty = region.dirty.swap(false, Ordering::AcqRel);
+            let lent = region.lent().lock();
+            let dirty = region.take_dirty();
             changed |= dirty;
             if dirty || checkpoint {
                 recorded.push((slot.clone(), region.entry()));
@@ -248,9 +247,7 @@ impl Inner {
 
     fn after_commit(&self, recorded: &[(Slot, RegionEntry)]) {
         for (slot, entry) in recorded {
-            slot.read_recursive()
-                .committed_len
-                .store(entry.len, Ordering::Release);
+            slot.read_recursive().set_committed_len(entry.len);
         }
     }
 
@@ -259,9 +256,9 @@ impl Inner {
         let mut numbers = Vec::with_capacity(snapshot.recorded.len());
         for (slot, _) in &snapshot.recorded {
             let region = slot.read_recursive();
-            if !region.removed {
-                region.dirty.store(true, Ordering::Release);
-                numbers.push(region.number);
+            if !region.is_removed() {
+                region.set_dirty();
+                numbers.push(region.number());
             }
         }
         // The commit lock is held, so no flush can take the list between these two steps.

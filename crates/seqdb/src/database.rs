@@ -30,6 +30,7 @@ use crate::error::{
 use crate::format::{self, MAX_NAME_LEN, Record, RecordKind};
 use crate::meta_log::{META_FILE, META_TMP_FILE, MetaLog, Recovered};
 use crate::region::RegionState;
+use crate::tail::Budget;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
 
 /// Source of [`Inner::id`].
@@ -65,7 +66,7 @@ pub(crate) struct Inner {
     /// at them, since those appends mark nothing dirty.
     pub lent: Mutex<Vec<usize>>,
     /// Bytes held in regions' in-memory tails, counted in whole pages.
-    pub buffered: AtomicU64,
+    pub buffered: Budget,
     /// The first failure after which the files' state is unknown (see `Error::Poisoned`).
     pub poisoned: OnceLock<seqdb_sys::Error>,
     /// Unique among the databases this process opened (appends cache regions by it).
@@ -201,7 +202,7 @@ impl Database {
                 }),
                 dirty: Mutex::new(Vec::new()),
                 lent: Mutex::new(Vec::new()),
-                buffered: AtomicU64::new(0),
+                buffered: Budget::default(),
                 poisoned: OnceLock::new(),
                 id: NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed),
             }),
@@ -259,7 +260,7 @@ impl Database {
     pub fn get_region(&self, id: Identifier) -> Result<Region> {
         let slot = self.inner.slot(&id)?;
         let region = slot.read_recursive();
-        if region.removed {
+        if region.is_removed() {
             return self.inner.unknown(&id);
         }
         Ok(region.snapshot())
@@ -271,7 +272,7 @@ impl Database {
         slots
             .iter()
             .map(|(_, slot)| slot.read_recursive())
-            .filter(|region| !region.removed)
+            .filter(|region| !region.is_removed())
             .map(|region| region.snapshot())
             .collect()
     }
@@ -286,26 +287,25 @@ impl Database {
             return Ok(None);
         };
         let mut region = slot.write();
-        if region.removed {
+        if region.is_removed() {
             return Ok(None);
         }
         let inner = &self.inner;
         let mut table = inner.table.write();
         table
             .layout
-            .remove(region.number as u64)
+            .remove(region.number() as u64)
             .context(LayoutSnafu { path: &inner.path })?;
-        table.by_name.remove(&region.name);
-        table.slots[region.number] = None;
-        table.free.insert(region.number);
-        table.removed.push(region.number as u64);
+        table.by_name.remove(region.name());
+        table.slots[region.number()] = None;
+        table.free.insert(region.number());
+        table.removed.push(region.number() as u64);
         let last = region.snapshot();
         // Before the number is free: appends still arriving in a lent buffer are lost with
         // the region, and none may reach a region that gets its number next.
         inner.unlend(&mut region);
         drop(table);
-        region.removed = true;
-        inner.discard_tail(&mut region);
+        region.mark_removed(&inner.buffered);
         Ok(Some(last))
     }
 
@@ -326,10 +326,10 @@ impl Database {
         ensure_name(new_name)?;
         let slot = self.inner.slot(&id)?;
         let mut region = slot.write();
-        if region.removed {
+        if region.is_removed() {
             return self.inner.unknown(&id);
         }
-        if region.name == new_name {
+        if region.name() == new_name {
             return Ok(());
         }
         let inner = &self.inner;
@@ -341,9 +341,9 @@ impl Database {
             }
             .fail();
         }
-        table.by_name.remove(&region.name);
-        table.by_name.insert(new_name.to_owned(), region.number);
-        region.name = new_name.to_owned();
+        table.by_name.remove(region.name());
+        table.by_name.insert(new_name.to_owned(), region.number());
+        region.rename(new_name.to_owned());
         // Before the table lock is released: a flush that sees the new name taken must
         // also see this region under it.
         inner.note_dirty(&region);
@@ -425,7 +425,7 @@ impl Inner {
     #[inline]
     pub fn note_dirty(&self, region: &RegionState) {
         if region.mark_dirty() {
-            self.dirty.lock().push(region.number);
+            self.dirty.lock().push(region.number());
         }
     }
 }

@@ -19,17 +19,16 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use snafu::ResultExt;
 
-use seqdb_sys::{Consumer, Producer, handoff};
+use seqdb_sys::{Producer, handoff};
 
 use crate::Result;
 use crate::database::{Inner, Slot};
 use crate::error::SysSnafu;
-use crate::region::RegionState;
-use crate::write::{buffer_quickly, fits};
+use crate::region::{LentGuard, RegionState};
+use crate::write::TAIL_LIMIT;
 
 /// Size of a buffer lent to an appending thread.
 const LENT_CAPACITY: usize = 64 * 1024;
@@ -116,7 +115,7 @@ impl Inner {
         }
         drop(producer);
         if let Some(mut region) = slot.try_write()
-            && !region.removed
+            && !region.is_removed()
         {
             // An error stays with the bytes: the next flush or reader collects them.
             let _ = self.collect(&mut region);
@@ -140,7 +139,7 @@ impl Inner {
     fn append_with(&self, recent: &mut Recent, data: &[u8]) -> Option<Result<()>> {
         // Only a `try_`: the long way waits, and knows what to report.
         let mut region = recent.slot.try_write()?;
-        if region.removed {
+        if region.is_removed() {
             recent.producer = None;
             return None;
         }
@@ -158,7 +157,7 @@ impl Inner {
                     recent.producer = None;
                 }
             }
-            None if region.lent.get_mut().is_none() => {
+            None if region.lent_mut().is_none() => {
                 recent.streak = recent.streak.saturating_add(1);
                 if recent.streak >= PROMOTE_AFTER
                     && let Ok(mut producer) = self.lend(&mut region)
@@ -172,11 +171,11 @@ impl Inner {
             }
             None => {}
         }
-        if buffer_quickly(&mut region, data) {
+        if region.push_tail_quickly(data, &self.buffered, TAIL_LIMIT) {
             self.note_dirty(&region);
             return Some(Ok(()));
         }
-        if fits(&mut region, data.len()) {
+        if region.fits(data.len()) {
             return Some(self.append_in_place(&mut region, data));
         }
         None
@@ -186,12 +185,12 @@ impl Inner {
     /// first to hold everything the buffer can.
     fn lend(&self, region: &mut RegionState) -> Result<Producer> {
         let (producer, consumer) = handoff(LENT_CAPACITY);
-        *region.lent.get_mut() = Some(consumer);
+        *region.lent_mut() = Some(consumer);
         if let Err(e) = self.reserve(region, region.len()) {
-            *region.lent.get_mut() = None;
+            *region.lent_mut() = None;
             return Err(e);
         }
-        self.lent.lock().push(region.number);
+        self.lent.lock().push(region.number());
         Ok(producer)
     }
 
@@ -199,8 +198,7 @@ impl Inner {
     /// reservation could not grow), after which the region no longer lends it.
     fn refill(&self, region: &mut RegionState, producer: &mut Producer) -> bool {
         let rewound = region
-            .lent
-            .get_mut()
+            .lent_mut()
             .as_mut()
             .is_some_and(|lent| lent.rewind(producer));
         if rewound && self.reserve(region, region.len()).is_ok() {
@@ -215,8 +213,8 @@ impl Inner {
     /// Call under the region's write lock before anything that reads or changes its
     /// length or bytes.
     pub(crate) fn collect(&self, region: &mut RegionState) -> Result<()> {
-        self.fold(region);
-        let Some(mut lent) = region.lent.get_mut().take() else {
+        region.fold(&self.buffered);
+        let Some(mut lent) = region.lent_mut().take() else {
             return Ok(());
         };
         // Read before the bytes: once the producer is gone, they are all there.
@@ -233,7 +231,7 @@ impl Inner {
         if result.is_ok() {
             lent.consume(taken);
         }
-        *region.lent.get_mut() = Some(lent);
+        *region.lent_mut() = Some(lent);
         if finished && result.is_ok() {
             self.unlend(region);
         }
@@ -246,7 +244,7 @@ impl Inner {
     /// changes bytes a reader sees (readers see a prefix of these). Afterwards the
     /// region's length counts every byte the buffer had published.
     pub(crate) fn settle_shared(&self, region: &RegionState) -> Result<()> {
-        let mut lent = region.lent.lock();
+        let mut lent = region.lent().lock();
         self.settle_locked(region, &mut lent)
     }
 
@@ -254,14 +252,14 @@ impl Inner {
     pub(crate) fn settle_locked(
         &self,
         region: &RegionState,
-        lent: &mut Option<Consumer>,
+        lent: &mut LentGuard<'_>,
     ) -> Result<()> {
-        let (offset, unsynced) = region.tail.unsynced();
+        let (offset, unsynced) = region.tail().unsynced();
         if !unsynced.is_empty() {
             self.data
-                .write_all_at(unsynced, region.start + region.written + offset as u64)
+                .write_all_at(unsynced, region.tail_offset() + offset as u64)
                 .context(SysSnafu)?;
-            region.tail.mark_synced();
+            region.tail_synced(lent);
         }
         let Some(consumer) = lent.as_mut() else {
             return Ok(());
@@ -271,19 +269,16 @@ impl Inner {
         let taken = pending.len();
         if taken > 0 {
             // Inside the reservation: it always has room for the lent buffer's bytes.
-            let collected = region.collected.load(Ordering::Relaxed);
             self.data
                 .write_all_at(pending, region.collect_offset())
                 .context(SysSnafu)?;
-            region
-                .collected
-                .store(collected + taken as u64, Ordering::Release);
             consumer.consume(taken);
+            region.add_collected(lent, taken as u64);
             self.note_dirty(region);
         }
         if finished {
-            *lent = None;
-            self.forget_lent(region.number);
+            **lent = None;
+            self.forget_lent(region.number());
         }
         Ok(())
     }
@@ -297,8 +292,8 @@ impl Inner {
     /// Stop lending the region a buffer. Only when the region is being removed, or its
     /// producer is gone and the buffer collected, or the producer is the caller's.
     pub(crate) fn unlend(&self, region: &mut RegionState) {
-        if region.lent.get_mut().take().is_some() {
-            self.forget_lent(region.number);
+        if region.lent_mut().take().is_some() {
+            self.forget_lent(region.number());
         }
     }
 

@@ -43,12 +43,12 @@ impl Database {
             };
             // Held while punching: a lent buffer collected under a shared lock meanwhile
             // would write right where this punches.
-            let _lent = region.lent.lock();
+            let _lent = region.lent().lock();
             let keep = round_up(region.len().max(region.committed_len()));
-            if keep < region.reserved {
+            if keep < region.reserved() {
                 inner
                     .data
-                    .punch_hole(region.start + keep, region.reserved - keep)
+                    .punch_hole(region.start() + keep, region.reserved() - keep)
                     .context(SysSnafu)?;
             }
         }
@@ -127,15 +127,15 @@ impl Database {
             // The layout keeps room for a lent buffer too; only `written` bytes are copied.
             table
                 .layout
-                .set_len(region.number as u64, region.len() + region.headroom())
+                .set_len(region.number() as u64, region.len() + region.headroom())
                 .context(LayoutSnafu { path: &inner.path })?;
         }
         let moves = table.layout.compaction_step();
         for mv in &moves {
             // `guards` is ordered by number, like `slots`.
             let written = guards
-                .binary_search_by_key(&(mv.region as usize), |region| region.number)
-                .map_or(0, |i| guards[i].written);
+                .binary_search_by_key(&(mv.region as usize), |region| region.number())
+                .map_or(0, |i| guards[i].written());
             let len = mv.len.min(written);
             if len == 0 {
                 continue;
@@ -147,12 +147,12 @@ impl Database {
         }
         let mut changed = 0;
         for region in guards.iter_mut() {
-            let Some(placement) = table.layout.get(region.number as u64) else {
+            let Some(placement) = table.layout.get(region.number() as u64) else {
                 continue;
             };
-            if placement.start != region.start || placement.reserved != region.reserved {
-                region.start = placement.start;
-                region.reserved = placement.reserved;
+            if placement.start != region.start() || placement.reserved != region.reserved() {
+                // Settled above, so the whole region is `written` and was copied.
+                region.moved(placement.start, placement.reserved);
                 changed += 1;
                 inner.note_dirty(region);
             }
@@ -203,7 +203,7 @@ fn lock_all<'a>(
         };
         drop(guards);
         if Instant::now() >= deadline {
-            let region = slot.read_recursive().name.clone();
+            let region = slot.read_recursive().name().to_owned();
             return BusySnafu { path, region }.fail();
         }
         std::thread::sleep(pause);

@@ -30,7 +30,7 @@ impl Database {
         let inner = &self.inner;
         let slot = inner.slot(&id)?;
         let region = slot.read_arc_recursive();
-        if region.removed {
+        if region.is_removed() {
             return inner.unknown(&id);
         }
         // Bytes still in memory go to the file, so the map shows the whole region. Only
@@ -41,7 +41,7 @@ impl Database {
         // `len` is read once: a lent buffer collected by another reader meanwhile lands
         // beyond it.
         let len = region.len();
-        let start = if len == 0 { 0 } else { region.start };
+        let start = if len == 0 { 0 } else { region.start() };
         let view = inner.data.view(start, len).context(SysSnafu)?;
         Ok(Reader { view, region })
     }
@@ -71,7 +71,7 @@ impl<'a> Reader<'a> {
         snafu::ensure!(
             offset.checked_add(len).is_some_and(|end| end <= available),
             ReadOutOfRangeSnafu {
-                region: self.region.name.clone(),
+                region: self.region.name().to_owned(),
                 offset,
                 requested: len,
                 len: available,
@@ -107,7 +107,7 @@ impl<'a> Reader<'a> {
 impl std::fmt::Debug for Reader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
-            .field("region", &self.region.name)
+            .field("region", &self.region.name())
             .field("len", &self.view.len())
             .finish()
     }
