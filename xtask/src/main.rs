@@ -1,7 +1,7 @@
 //! The project's own checks and chores, run as `cargo xtask <command>`.
 //!
-//! * `ci`: formatting, lints, tests, docs and cross-target checks, stopping at the
-//!   first failure and naming the step that failed.
+//! * `ci`: formatting, lints, tests, the loom models of `seqdb-sys`, docs and
+//!   cross-target checks, stopping at the first failure and naming the step that failed.
 //! * `bench [--scale X]`: the side-by-side benchmark of seqdb and its peers.
 //! * `stress [--scale N] [--seed S]`: the reliability suites (crash images, process
 //!   kills, full disk, hostile files) with their counts multiplied by `N`.
@@ -10,6 +10,8 @@ mod bench;
 mod stress;
 
 use std::env;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 /// Targets whose standard library, when installed, `ci` type-checks the workspace for.
@@ -21,6 +23,13 @@ const CROSS_TARGETS: [&str; 3] = [
 
 /// Crates of the platform-independent core that are checked for the cross targets.
 const CROSS_CRATES: [&str; 3] = ["seqdb-layout", "seqdb-sys", "seqdb"];
+
+/// The loom models of `seqdb-sys`, as `--test` targets (its `--lib` holds one more).
+const LOOM_TESTS: [&str; 2] = ["loom_handoff", "loom_store_buffering"];
+
+/// Preemptions per execution that the loom models explore in `ci`: three find most bugs,
+/// and the models then take well under a second (`docs/RELIABILITY.md`).
+const LOOM_PREEMPTIONS: &str = "3";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -46,7 +55,7 @@ fn main() -> ExitCode {
 struct Step {
     name: String,
     args: Vec<String>,
-    env: Vec<(&'static str, &'static str)>,
+    env: Vec<(&'static str, OsString)>,
 }
 
 impl Step {
@@ -58,8 +67,8 @@ impl Step {
         }
     }
 
-    fn with_env(mut self, key: &'static str, value: &'static str) -> Self {
-        self.env.push((key, value));
+    fn with_env(mut self, key: &'static str, value: impl Into<OsString>) -> Self {
+        self.env.push((key, value.into()));
         self
     }
 
@@ -67,7 +76,7 @@ impl Step {
         println!("==> {}: cargo {}", self.name, self.args.join(" "));
         let status = Command::new(cargo())
             .args(&self.args)
-            .envs(self.env.iter().copied())
+            .envs(self.env.iter().map(|(key, value)| (*key, value)))
             .status()
             .map_err(|e| format!("step `{}` could not start cargo: {e}", self.name))?;
         if status.success() {
@@ -97,6 +106,19 @@ fn ci() -> Result<(), String> {
             ],
         ),
         Step::new("test", &["test"]),
+        loom_step(
+            "loom lint",
+            &[
+                "clippy",
+                "-p",
+                "seqdb-sys",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        loom_step("loom models", &loom_test_args()),
         Step::new("doc", &["doc", "--workspace", "--no-deps"])
             .with_env("RUSTDOCFLAGS", "-D warnings"),
     ];
@@ -117,6 +139,29 @@ fn ci() -> Result<(), String> {
     }
     println!("ci: all steps passed");
     Ok(())
+}
+
+/// A step on `seqdb-sys` built with `--cfg loom`, which swaps its handoff buffer's atomics
+/// for loom's. It builds in a target directory of its own (`loom` under the usual one),
+/// so that the changed flags do not make the normal build start over.
+fn loom_step(name: &str, args: &[&str]) -> Step {
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    Step::new(name, args)
+        .with_env("RUSTFLAGS", "--cfg loom")
+        .with_env("CARGO_TARGET_DIR", target.join("loom"))
+        .with_env("LOOM_MAX_PREEMPTIONS", LOOM_PREEMPTIONS)
+}
+
+/// `cargo test` of the loom models, in release mode as loom advises.
+fn loom_test_args() -> Vec<&'static str> {
+    let mut args = vec!["test", "-p", "seqdb-sys", "--release", "--lib"];
+    for test in LOOM_TESTS {
+        args.extend(["--test", test]);
+    }
+    args
 }
 
 /// The targets whose standard library rustup reports as installed; none when rustup is absent.

@@ -142,6 +142,73 @@ impl Error {
     }
 }
 
+/// A copy of the error. `io::Error` is not `Clone`: an operating-system error is
+/// copied by its code, any other keeps its kind and message (its inner error,
+/// if it had one, becomes that message).
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        match self {
+            Error::Io {
+                path,
+                op,
+                offset,
+                source,
+            } => Error::Io {
+                path: path.clone(),
+                op,
+                offset: *offset,
+                source: copy_io_error(source),
+            },
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::RangeBusy { path, offset, len } => Error::RangeBusy {
+                path: path.clone(),
+                offset: *offset,
+                len: *len,
+            },
+            Error::OutOfBounds {
+                path,
+                offset,
+                len,
+                file_len,
+            } => Error::OutOfBounds {
+                path: path.clone(),
+                offset: *offset,
+                len: *len,
+                file_len: *file_len,
+            },
+            Error::RangeOverflow { path, offset, len } => Error::RangeOverflow {
+                path: path.clone(),
+                offset: *offset,
+                len: *len,
+            },
+            Error::OverlappingCopy {
+                path,
+                from,
+                to,
+                len,
+            } => Error::OverlappingCopy {
+                path: path.clone(),
+                from: *from,
+                to: *to,
+                len: *len,
+            },
+            Error::Managed { path, op, offset } => Error::Managed {
+                path: path.clone(),
+                op,
+                offset: *offset,
+            },
+        }
+    }
+}
+
+/// An `io::Error` with the same code, or else the same kind and message.
+fn copy_io_error(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(error.kind(), error.to_string()),
+    }
+}
+
 /// Whether an I/O error means the file system is out of space or quota.
 pub(crate) fn is_no_space_io(error: &io::Error) -> bool {
     let code = error.raw_os_error();
@@ -184,6 +251,25 @@ mod tests {
         assert!(text.starts_with("write db/data at offset 4096: "), "{text}");
         assert!(error.is_no_space());
         assert_eq!(error.path(), Path::new("db/data"));
+        let copy = error.clone();
+        assert!(copy.is_no_space());
+        assert_eq!(copy.to_string(), text);
+    }
+
+    #[test]
+    fn a_copy_keeps_kind_and_message_without_a_code() {
+        let error = io_error(
+            Path::new("f"),
+            "fsync",
+            0,
+            io::Error::new(io::ErrorKind::TimedOut, "device went away"),
+        );
+        let copy = error.clone();
+        assert_eq!(copy.to_string(), error.to_string());
+        assert_eq!(
+            copy.io_error().map(io::Error::kind),
+            Some(io::ErrorKind::TimedOut)
+        );
     }
 
     #[test]

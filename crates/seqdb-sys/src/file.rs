@@ -10,9 +10,10 @@ use rustix::fs::{FlockOperation, flock, fstat, ftruncate};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result, io_error, range_end};
+use crate::hooks::{FaultOp, Hooks};
 use crate::options::{FileOptions, Lock};
 use crate::platform::{self, PunchOutcome};
-use crate::sync::{SyncKind, SyncObserver, notify};
+use crate::sync::SyncKind;
 
 /// An open file holding an advisory lock (`flock`, non-blocking) for its whole
 /// life.
@@ -30,7 +31,7 @@ pub struct LockedFile {
     file: File,
     path: PathBuf,
     lock: Lock,
-    observer: Option<SyncObserver>,
+    hooks: Hooks,
     /// Set when a [`DataFile`](crate::DataFile) owns this file: modifications
     /// must then go through the `DataFile`, which checks them against views.
     managed: bool,
@@ -85,7 +86,7 @@ impl LockedFile {
             file,
             path: path.to_path_buf(),
             lock: options.lock,
-            observer: options.observer.clone(),
+            hooks: options.hooks.clone(),
             managed: false,
         })
     }
@@ -189,18 +190,33 @@ impl LockedFile {
     }
 
     /// Makes the file's data durable (`fdatasync`; `F_FULLFSYNC` on Apple
-    /// systems), then tells the observer ([`SyncKind::Data`]).
+    /// systems), then tells the observer ([`SyncKind::Data`]). The fault
+    /// injector is asked first ([`FaultOp::SyncData`]).
+    ///
+    /// A failure is final: the kernel may have dropped the pages it could not
+    /// write and marked them clean, so a later sync can succeed although the
+    /// bytes never reached the device.
     pub fn sync_data(&self) -> Result<()> {
-        platform::sync_data(&self.file).map_err(|e| io_error(&self.path, "fdatasync", 0, e))?;
-        notify(self.observer.as_ref(), &self.path, SyncKind::Data);
+        let op = FaultOp::SyncData;
+        self.hooks
+            .check(&self.path, op, 0)
+            .and_then(|()| platform::sync_data(&self.file))
+            .map_err(|e| io_error(&self.path, op.name(), 0, e))?;
+        self.hooks.notify(&self.path, SyncKind::Data);
         Ok(())
     }
 
     /// Makes the file's data and metadata durable (`fsync`; `F_FULLFSYNC` on
-    /// Apple systems), then tells the observer ([`SyncKind::All`]).
+    /// Apple systems), then tells the observer ([`SyncKind::All`]). The fault
+    /// injector is asked first ([`FaultOp::SyncAll`]). A failure is final, as
+    /// for [`sync_data`](Self::sync_data).
     pub fn sync_all(&self) -> Result<()> {
-        platform::sync_all(&self.file).map_err(|e| io_error(&self.path, "fsync", 0, e))?;
-        notify(self.observer.as_ref(), &self.path, SyncKind::All);
+        let op = FaultOp::SyncAll;
+        self.hooks
+            .check(&self.path, op, 0)
+            .and_then(|()| platform::sync_all(&self.file))
+            .map_err(|e| io_error(&self.path, op.name(), 0, e))?;
+        self.hooks.notify(&self.path, SyncKind::All);
         Ok(())
     }
 
@@ -266,11 +282,18 @@ impl LockedFile {
     }
 
     pub(crate) fn set_len_unchecked(&self, len: u64) -> Result<()> {
-        ftruncate(&self.file, len).map_err(|e| io_error(&self.path, "ftruncate", len, e.into()))
+        let op = FaultOp::SetLen;
+        self.hooks
+            .check(&self.path, op, len)
+            .and_then(|()| Ok(ftruncate(&self.file, len)?))
+            .map_err(|e| io_error(&self.path, op.name(), len, e))
     }
 
     pub(crate) fn write_all_at_unchecked(&self, data: &[u8], offset: u64) -> Result<()> {
         range_end(&self.path, offset, data.len() as u64)?;
+        self.hooks
+            .check(&self.path, FaultOp::Write, offset)
+            .map_err(|e| io_error(&self.path, FaultOp::Write.name(), offset, e))?;
         let mut done = 0;
         while done < data.len() {
             let at = offset + done as u64;
@@ -324,7 +347,7 @@ impl fmt::Debug for LockedFile {
         f.debug_struct("LockedFile")
             .field("path", &self.path)
             .field("lock", &self.lock)
-            .field("observer", &self.observer.is_some())
+            .field("hooks", &self.hooks)
             .field("managed", &self.managed)
             .finish()
     }

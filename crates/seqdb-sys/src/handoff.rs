@@ -11,19 +11,19 @@
 //! On x86-64 a release store and an acquire load are plain moves, so an append costs a
 //! copy and a few compares: this is what lets a database append at memory speed while a
 //! flush on another thread can still collect the bytes.
+//!
+//! The protocol is model-checked with loom: built with `--cfg loom`, the buffer's atomics
+//! and bytes are loom's (`sync_shim.rs`), and `tests/loom_handoff.rs` checks collection
+//! during pushes, a producer that ends, rewinds, and a consumer that goes.
 
-use std::cell::UnsafeCell;
 use std::fmt;
-use std::mem::MaybeUninit;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::sync_shim::{Arc, AtomicBool, AtomicUsize, ByteCells, Ordering};
 
 /// Make a producer and a consumer sharing a buffer of `capacity` bytes.
 pub fn handoff(capacity: usize) -> (Producer, Consumer) {
     let shared = Arc::new(Shared {
-        bytes: std::iter::repeat_with(|| UnsafeCell::new(MaybeUninit::uninit()))
-            .take(capacity)
-            .collect(),
+        bytes: ByteCells::new(capacity),
         published: AtomicUsize::new(0),
         producer_gone: AtomicBool::new(false),
         consumer_gone: AtomicBool::new(false),
@@ -40,25 +40,17 @@ pub fn handoff(capacity: usize) -> (Producer, Consumer) {
     )
 }
 
+/// What the two halves share. The bytes are accessed under the protocol in the module
+/// documentation: the producer (one `&mut Producer` at a time) writes only at or past
+/// `published`, the consumer reads only before the value of `published` it loaded with
+/// acquire ordering, and a rewind that moves `published` back holds both halves
+/// exclusively. No byte is ever accessed by two threads at once where one of them writes.
 struct Shared {
-    bytes: Box<[UnsafeCell<MaybeUninit<u8>>]>,
+    bytes: ByteCells,
     /// Bytes `[0, published)` are written and never change until a rewind.
     published: AtomicUsize,
     producer_gone: AtomicBool,
     consumer_gone: AtomicBool,
-}
-
-// SAFETY: the bytes are shared between the two halves under the protocol in the module
-// documentation: the producer (one `&mut Producer` at a time) writes only at or past
-// `published`, readers read only before the value of `published` they loaded with acquire
-// ordering, and a rewind that moves `published` back holds both halves exclusively. No
-// byte is ever accessed by two threads where one of them writes.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn base(&self) -> *mut u8 {
-        UnsafeCell::raw_get(self.bytes.as_ptr()).cast::<u8>()
-    }
 }
 
 /// The writing half of a [`handoff`] buffer.
@@ -77,16 +69,13 @@ impl Producer {
         if end > self.shared.bytes.len() || self.shared.consumer_gone.load(Ordering::Relaxed) {
             return false;
         }
-        // SAFETY: `[len, end)` is inside the buffer (checked above) and at or past the
-        // published length, which no consumer reads (see `Shared`); `data` cannot overlap
-        // the buffer, which only this crate can reach.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.shared.base().add(self.len),
-                data.len(),
-            );
-        }
+        // SAFETY: `[len, end)` is inside the buffer (checked above). It starts at the
+        // published length (`len` equals it), and the consumer reads a byte only after an
+        // acquire load of `published` that covers it, which reads the release store below
+        // or a later one: this write happens-before such a read. A read of these bytes
+        // before the last rewind happens-before that rewind, which held the consumer
+        // exclusively and, with it, this producer, so it happens-before this write too.
+        unsafe { self.shared.bytes.write(self.len, data) };
         self.len = end;
         self.shared.published.store(end, Ordering::Release);
         true
@@ -129,17 +118,14 @@ impl Consumer {
     #[inline]
     pub fn pending(&self) -> &[u8] {
         let published = self.shared.published.load(Ordering::Acquire);
-        // SAFETY: `[consumed, published)` was written before `published` was stored with
-        // release ordering (loaded above with acquire), so it is initialised, and the
-        // producer writes only past it. `consumed <= published` always: both only grow,
-        // and a rewind resets both while holding this consumer exclusively, which the
-        // returned borrow of `self` rules out for as long as the slice lives.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.shared.base().add(self.consumed).cast_const(),
-                published - self.consumed,
-            )
-        }
+        // SAFETY: `consumed <= published <= capacity`: `published` never exceeds the
+        // capacity, both only grow, `consume` caps `consumed` at a value `published` had,
+        // and a rewind resets both while holding this consumer exclusively. The bytes
+        // `[consumed, published)` were written before `published` was stored with release
+        // ordering (loaded above with acquire), so those writes happen-before this call.
+        // The producer writes only at or past `published` until a rewind, and a rewind
+        // needs `&mut self`, which the returned borrow rules out while the slice lives.
+        unsafe { self.shared.bytes.read(self.consumed, published) }
     }
 
     /// Mark the first `n` pending bytes as taken. `n` is capped at what is pending.
@@ -149,7 +135,9 @@ impl Consumer {
     }
 
     /// Whether the producer is gone. Once this returns true, [`pending`](Self::pending)
-    /// shows every byte it will ever publish.
+    /// shows every byte it will ever publish. A collector that stops at the producer's end
+    /// must read this before the bytes: read after, it may see the producer gone though it
+    /// pushed again after the bytes were read.
     pub fn is_finished(&self) -> bool {
         self.shared.producer_gone.load(Ordering::Acquire)
     }
@@ -190,7 +178,9 @@ impl fmt::Debug for Consumer {
     }
 }
 
-#[cfg(test)]
+// Loom's types work only inside a loom model: under `--cfg loom` these tests are replaced
+// by `tests/loom_handoff.rs`.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use quickcheck::quickcheck;

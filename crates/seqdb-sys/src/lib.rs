@@ -12,6 +12,10 @@
 //!   [`rename_durably`] make directory entries durable, and every completed
 //!   barrier is told to an optional [`SyncObserver`] (tests use it to capture
 //!   file images between barriers).
+//! - [`Hooks`]: that observer, and an optional [`FaultInjector`] asked before
+//!   every write, length change, sync and rename ([`FaultOp`]), which can make
+//!   the operation fail with an error of the caller's choice (tests use it to
+//!   fail, say, the third data sync with `EIO`). Unset, each costs one branch.
 //! - [`DataFile`]: a `LockedFile` plus a read-only shared mapping and a table
 //!   of pinned ranges. Reads are zero-copy [`View`]s; writes are `pwrite`.
 //! - [`PunchOutcome`]: hole punching gives space back where the platform can,
@@ -130,11 +134,13 @@ mod data_file;
 mod error;
 mod file;
 mod handoff;
+mod hooks;
 mod mapping;
 mod options;
 mod pins;
 mod platform;
 mod sync;
+mod sync_shim;
 mod view;
 
 #[cfg(feature = "test-support")]
@@ -144,6 +150,7 @@ pub use data_file::DataFile;
 pub use error::{Error, Result};
 pub use file::LockedFile;
 pub use handoff::{Consumer, Producer, handoff};
+pub use hooks::{FaultInjector, FaultOp, FaultPoint, Hooks};
 pub use options::{FileOptions, Lock};
 pub use platform::PunchOutcome;
 pub use sync::{SyncEvent, SyncKind, SyncObserver, rename_durably, sync_dir};

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::sync::SyncObserver;
+use crate::hooks::Hooks;
 
 /// The advisory lock a [`LockedFile`](crate::LockedFile) holds for its whole life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,8 +31,9 @@ pub struct FileOptions {
     pub create: bool,
     /// Truncate the file to zero bytes once the lock is held.
     pub truncate: bool,
-    /// Told after every successful sync barrier on this file.
-    pub observer: Option<SyncObserver>,
+    /// The observer told after every successful sync barrier on this file, and
+    /// the fault injector asked before every write, length change and sync.
+    pub hooks: Hooks,
 }
 
 impl FileOptions {
@@ -43,7 +44,7 @@ impl FileOptions {
             write: true,
             create: true,
             truncate: false,
-            observer: None,
+            hooks: Hooks::default(),
         }
     }
 
@@ -63,7 +64,7 @@ impl fmt::Debug for FileOptions {
             .field("write", &self.write)
             .field("create", &self.create)
             .field("truncate", &self.truncate)
-            .field("observer", &self.observer.as_ref().map(|_| "Fn(SyncEvent)"))
+            .field("hooks", &self.hooks)
             .finish()
     }
 }

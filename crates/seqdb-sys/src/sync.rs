@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Result, io_error};
+use crate::hooks::{FaultOp, Hooks};
 use crate::platform;
 
 /// Which barrier completed.
@@ -32,29 +33,33 @@ pub struct SyncEvent<'a> {
 /// when `None` it costs one branch.
 pub type SyncObserver = Arc<dyn Fn(SyncEvent<'_>) + Send + Sync>;
 
-/// Tells `observer`, if any, that a barrier of `kind` completed on `path`.
-pub(crate) fn notify(observer: Option<&SyncObserver>, path: &Path, kind: SyncKind) {
-    if let Some(observer) = observer {
-        observer(SyncEvent { path, kind });
-    }
-}
-
 /// Syncs a directory, making the creation and renaming of files in it durable,
-/// then tells `observer` ([`SyncKind::Directory`]).
-pub fn sync_dir(dir: &Path, observer: Option<&SyncObserver>) -> Result<()> {
+/// then tells the observer ([`SyncKind::Directory`]). The fault injector is
+/// asked first ([`FaultOp::SyncDirectory`]).
+pub fn sync_dir(dir: &Path, hooks: &Hooks) -> Result<()> {
+    let op = FaultOp::SyncDirectory;
     let handle = File::open(dir).map_err(|e| io_error(dir, "open directory", 0, e))?;
-    platform::sync_dir(&handle).map_err(|e| io_error(dir, "fsync directory", 0, e))?;
-    notify(observer, dir, SyncKind::Directory);
+    hooks
+        .check(dir, op, 0)
+        .and_then(|()| platform::sync_dir(&handle))
+        .map_err(|e| io_error(dir, op.name(), 0, e))?;
+    hooks.notify(dir, SyncKind::Directory);
     Ok(())
 }
 
 /// Renames `from` to `to` (replacing `to` atomically if it exists), then syncs
-/// the directory holding `to` so that the rename survives a power cut.
-pub fn rename_durably(from: &Path, to: &Path, observer: Option<&SyncObserver>) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| io_error(from, "rename", 0, e))?;
+/// the directory holding `to` so that the rename survives a power cut. The
+/// fault injector is asked before the rename ([`FaultOp::Rename`], naming
+/// `from`) and before the directory sync.
+pub fn rename_durably(from: &Path, to: &Path, hooks: &Hooks) -> Result<()> {
+    let op = FaultOp::Rename;
+    hooks
+        .check(from, op, 0)
+        .and_then(|()| std::fs::rename(from, to))
+        .map_err(|e| io_error(from, op.name(), 0, e))?;
     let parent = match to.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    sync_dir(parent, observer)
+    sync_dir(parent, hooks)
 }

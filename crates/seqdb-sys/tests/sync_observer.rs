@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use seqdb_sys::{
-    DataFile, FileOptions, LockedFile, SyncKind, SyncObserver, rename_durably, sync_dir,
+    DataFile, FileOptions, Hooks, LockedFile, SyncKind, SyncObserver, rename_durably, sync_dir,
 };
 
 type Events = Arc<Mutex<Vec<(PathBuf, SyncKind)>>>;
@@ -25,8 +25,9 @@ fn observer_sees_data_all_and_directory_barriers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (events, observer) = recorder();
     let path = dir.path().join("data");
+    let hooks = Hooks::observed(observer);
     let options = FileOptions {
-        observer: Some(Arc::clone(&observer)),
+        hooks: hooks.clone(),
         ..FileOptions::read_write()
     };
     let file = LockedFile::open(&path, &options).expect("open");
@@ -35,12 +36,12 @@ fn observer_sees_data_all_and_directory_barriers() {
     file.sync_all().expect("sync all");
     let data = DataFile::new(file).expect("data file");
     data.sync_data().expect("sync through the data file");
-    sync_dir(dir.path(), Some(&observer)).expect("sync dir");
+    sync_dir(dir.path(), &hooks).expect("sync dir");
 
     let from = dir.path().join("meta.tmp");
     let to = dir.path().join("meta");
     std::fs::write(&from, b"meta").expect("write temp");
-    rename_durably(&from, &to, Some(&observer)).expect("rename");
+    rename_durably(&from, &to, &hooks).expect("rename");
     assert_eq!(std::fs::read(&to).expect("renamed"), b"meta");
     assert!(!from.exists());
 
@@ -62,11 +63,12 @@ fn observer_sees_data_all_and_directory_barriers() {
 fn failed_barriers_are_not_reported() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (events, observer) = recorder();
+    let hooks = Hooks::observed(observer);
     let missing = dir.path().join("missing");
-    assert!(sync_dir(&missing, Some(&observer)).is_err());
-    let error = rename_durably(&missing, &dir.path().join("x"), Some(&observer))
-        .expect_err("nothing to rename");
+    assert!(sync_dir(&missing, &hooks).is_err());
+    let error =
+        rename_durably(&missing, &dir.path().join("x"), &hooks).expect_err("nothing to rename");
     assert_eq!(error.path(), missing);
     assert!(events.lock().expect("events").is_empty());
-    sync_dir(dir.path(), None).expect("no observer is fine");
+    sync_dir(dir.path(), &Hooks::default()).expect("no observer is fine");
 }

@@ -1,23 +1,21 @@
-//! `flush`: the commit protocol.
+//! `flush`: the commit protocol ("A flush" in `docs/ARCHITECTURE.md` is its one
+//! description; keep the two in step).
 //!
-//! 1. Under the table lock: capture the pending frees (a layout commit ticket), the
-//!    removed regions and the dirty list, all at one instant.
-//! 2. Snapshot each dirty region under its own lock, writing out its in-memory tail.
-//! 3. Sync the data file.
-//! 4. Append one metadata record (or write a checkpoint) and sync it: the commit point.
-//! 5. Release the captured frees for reuse.
-//!
-//! The cost is proportional to the regions changed since the last flush. If any step
-//! fails, the regions are marked dirty again and the frees stay pending, so the next
-//! flush commits everything.
+//! The record a flush writes is the state at one instant: the moment it holds the table
+//! lock and the shared lock of every region the record covers. Getting there never
+//! blocks on a region while holding the table lock, and never needs a region's write
+//! lock, so neither readers nor writers of other regions can hold it up for long.
 
+use std::collections::BTreeMap;
 use std::mem;
-use std::sync::atomic::Ordering;
 
-use parking_lot::RwLockWriteGuard;
+use parking_lot::RawRwLock;
+use parking_lot::lock_api::ArcRwLockReadGuard;
 use snafu::ResultExt;
 
-use crate::database::{Inner, Slot};
+use seqdb_layout::CommitTicket;
+
+use crate::database::{Commit, Inner, Slot, Table};
 use crate::error::SysSnafu;
 use crate::format::{Record, RecordKind, RegionEntry};
 use crate::meta_log::next_generation;
@@ -28,15 +26,58 @@ impl Database {
     /// Make the current state durable: after `Ok`, every region's length, placement, name
     /// and bytes survive a process crash or power cut (see the crate documentation for the
     /// exact contract). Costs what changed since the last flush.
+    ///
+    /// Operations racing the flush on other threads are either wholly in the commit or
+    /// wholly not, and the commit is a state the database was in at one instant (an append
+    /// through a buffer the region lent to its thread counts from when it is collected).
     pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Flush, and let go of this handle. Dropping the last handle of a read-write
+    /// database flushes too, but can only ignore an error; `close` reports it.
+    ///
+    /// ```
+    /// # fn main() -> seqdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let database = seqdb::Database::open(dir.path())?;
+    /// database.create_region_if_needed("log")?;
+    /// database.write_all_to_region("log".into(), b"kept")?;
+    /// database.close()?;
+    /// let database = seqdb::Database::open(dir.path())?;
+    /// assert_eq!(database.create_region_reader("log".into())?.read_all(), b"kept");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Other clones of the handle keep the database open, and the last of them to go
+    /// flushes again.
+    pub fn close(self) -> Result<()> {
         self.inner.flush()
     }
 }
 
-/// What one flush captured, so it can be put back if the flush fails.
-struct Captured {
-    slots: Vec<Slot>,
+impl Drop for Inner {
+    /// The last handle is gone: keep what was written, as `BufWriter` does. A failure
+    /// cannot be reported from here (see [`Database::close`]); the database then holds its
+    /// last successful flush, as after a crash.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// A region held under its shared lock until the capture's instant.
+type Held = (Slot, ArcRwLockReadGuard<RawRwLock, RegionState>);
+
+/// What one flush captured at its instant.
+struct Snapshot {
+    /// The regions the record lists, with their entries, ordered by number.
+    recorded: Vec<(Slot, RegionEntry)>,
     removed: Vec<u64>,
+    ticket: CommitTicket,
+    next_number: u64,
+    /// Whether anything changed since the last commit (a checkpoint records every
+    /// region, changed or not, and is not written when nothing changed).
+    changed: bool,
 }
 
 impl Inner {
@@ -44,154 +85,195 @@ impl Inner {
         if self.read_only {
             return Ok(());
         }
-        self.check_writable()?;
         let mut commit = self.commit.lock();
+        // Under the commit lock: a flush that failed meanwhile may have poisoned the handle.
+        self.check_writable()?;
         let checkpoint = commit
             .log
             .as_ref()
             .is_some_and(|log| log.wants_checkpoint());
-        let (ticket, captured, next_number) = {
-            let mut table = self.table.write();
-            let ticket = table.layout.begin_commit();
-            let removed = mem::take(&mut table.removed);
-            let mut dirty = mem::take(&mut *self.dirty.lock());
-            dirty.extend(self.lent.lock().iter().copied());
-            dirty.sort_unstable();
-            dirty.dedup();
-            let slots = if checkpoint {
-                table.live_slots().into_iter().map(|(_, s)| s).collect()
-            } else {
-                dirty
-                    .iter()
-                    .filter_map(|&n| table.slots.get(n).cloned().flatten())
-                    .collect()
-            };
-            (ticket, Captured { slots, removed }, table.slots.len())
-        };
-        let result = self
-            .snapshot(&captured, checkpoint)
-            .and_then(|(upserts, removed_since)| {
-                // A captured region removed since the capture: its move may be among the
-                // frees this commit releases, so the commit must record its removal too.
-                let mut removed = captured.removed.clone();
-                removed.extend(removed_since);
-                let empty = upserts.is_empty() && removed.is_empty() && !checkpoint;
-                let generation = next_generation(&self.path, commit.generation)?;
-                if !empty {
-                    // Before the sync: the data file then names this commit before the
-                    // log can hold it (see `data_header`).
-                    self.stamp_commit(generation)?;
-                }
-                self.data.sync_data().context(SysSnafu)?;
-                if empty {
-                    return Ok(upserts);
-                }
-                let record = Record {
-                    generation,
-                    kind: if checkpoint {
-                        RecordKind::Checkpoint
-                    } else {
-                        RecordKind::Delta
-                    },
-                    next_number: next_number as u64,
-                    removed: if checkpoint { Vec::new() } else { removed },
-                    upserts,
-                };
-                if let Some(log) = commit.log.as_mut() {
-                    if checkpoint {
-                        log.checkpoint(&record)?;
-                    } else {
-                        log.append(&record)?;
-                    }
-                }
-                commit.generation = generation;
-                Ok(record.upserts)
-            });
-        match result {
-            Ok(upserts) => {
-                self.after_commit(&captured.slots, &upserts);
-                self.table.write().layout.finish_commit(ticket);
+        let snapshot = self.capture(checkpoint)?;
+        match self.make_durable(&mut commit, &snapshot, checkpoint) {
+            Ok(()) => {
+                self.after_commit(&snapshot.recorded);
+                self.table.write().layout.finish_commit(snapshot.ticket);
                 Ok(())
             }
             Err(e) => {
-                self.restore(captured);
+                self.restore(snapshot);
                 Err(e)
             }
         }
     }
 
-    /// The entries of the captured regions, with their tails written to the data file,
-    /// and the numbers of captured regions found removed.
-    /// A region captured only because it lends a buffer has an entry only when the buffer
-    /// held bytes (collecting them marks it dirty), or when this is a checkpoint.
+    /// Sync the data, then write the record: the commit point. A failure of either is
+    /// final for the handle (`Inner::final_on_error`, and "A flush" in
+    /// `docs/ARCHITECTURE.md`).
+    fn make_durable(
+        &self,
+        commit: &mut Commit,
+        snapshot: &Snapshot,
+        checkpoint: bool,
+    ) -> Result<()> {
+        let generation = if snapshot.changed {
+            let generation = next_generation(&self.path, commit.generation)?;
+            // Before the sync: the data file then names this commit before the log can
+            // hold it (see `data_header`).
+            self.stamp_commit(generation)?;
+            Some(generation)
+        } else {
+            None
+        };
+        self.final_on_error(self.data.sync_data().context(SysSnafu))?;
+        let Some(generation) = generation else {
+            return Ok(());
+        };
+        let record = Record {
+            generation,
+            kind: if checkpoint {
+                RecordKind::Checkpoint
+            } else {
+                RecordKind::Delta
+            },
+            next_number: snapshot.next_number,
+            removed: if checkpoint {
+                Vec::new()
+            } else {
+                snapshot.removed.clone()
+            },
+            upserts: snapshot.recorded.iter().map(|(_, e)| e.clone()).collect(),
+        };
+        if let Some(log) = commit.log.as_mut() {
+            self.final_on_error(if checkpoint {
+                log.checkpoint(&record)
+            } else {
+                log.append(&record)
+            })?;
+        }
+        commit.generation = generation;
+        Ok(())
+    }
+
+    /// Hold every region the record must cover (those changed since the last commit, those
+    /// lending a buffer, or all for a checkpoint) under its shared lock, with all its bytes
+    /// in the data file, then take the table lock and capture the state at that instant.
+    ///
+    /// Regions are first held one by one without the table lock (waiting for a writer of
+    /// one is fine then: no writer waits for the commit lock or for a shared lock). Under
+    /// the table lock, regions that changed meanwhile are only tried; if one is busy, the
+    /// table lock is let go and the loop holds it properly.
+    fn capture(&self, checkpoint: bool) -> Result<Snapshot> {
+        let mut held: BTreeMap<usize, Held> = BTreeMap::new();
+        loop {
+            // Bound first: the table lock must be let go before waiting on any region.
+            let wanted = self.wanted(&self.table.read(), checkpoint, &held);
+            for (number, slot) in wanted {
+                let region = slot.read_arc_recursive();
+                if region.is_removed() {
+                    continue;
+                }
+                self.settle_shared(&region)?;
+                held.insert(number, (slot, region));
+            }
+            let mut table = self.table.write();
+            let mut complete = true;
+            for (number, slot) in self.wanted(&table, checkpoint, &held) {
+                // Only `try_` under the table lock; a region in the table is not removed.
+                let Some(region) = slot.try_read_recursive_arc() else {
+                    complete = false;
+                    break;
+                };
+                self.settle_shared(&region)?;
+                held.insert(number, (slot, region));
+            }
+            if complete {
+                return Ok(self.snapshot(&mut table, checkpoint, held));
+            }
+        }
+    }
+
+    /// The regions a commit now would record that `held` does not hold yet.
+    fn wanted(
+        &self,
+        table: &Table,
+        checkpoint: bool,
+        held: &BTreeMap<usize, Held>,
+    ) -> Vec<(usize, Slot)> {
+        let numbers: Vec<usize> = if checkpoint {
+            (0..table.slots.len()).collect()
+        } else {
+            let mut numbers = self.dirty.lock().clone();
+            numbers.extend(self.lent.lock().iter().copied());
+            numbers.sort_unstable();
+            numbers.dedup();
+            numbers
+        };
+        numbers
+            .into_iter()
+            .filter(|n| !held.contains_key(n))
+            .filter_map(|n| Some((n, table.slots.get(n)?.clone()?)))
+            .collect()
+    }
+
+    /// The instant: every region the record covers is held, and so is the table lock.
     fn snapshot(
         &self,
-        captured: &Captured,
+        table: &mut Table,
         checkpoint: bool,
-    ) -> Result<(Vec<RegionEntry>, Vec<u64>)> {
-        let mut upserts = Vec::with_capacity(captured.slots.len());
-        let mut removed = Vec::new();
-        for slot in &captured.slots {
-            let region = self.settled(slot)?;
-            if region.removed {
-                removed.push(region.number as u64);
-                continue;
-            }
-            if region.dirty.swap(false, Ordering::AcqRel) || checkpoint {
-                upserts.push(region.entry());
-            }
+        held: BTreeMap<usize, Held>,
+    ) -> Snapshot {
+        {
+            // Numbers that are not held were made dirty after the instant by writers of
+            // other regions: they stay for the next commit. Numbers of regions removed are
+            // dropped (the removal itself is in `table.removed`).
+            let mut dirty = self.dirty.lock();
+            let taken = mem::take(&mut *dirty);
+            dirty.extend(taken.into_iter().filter(|n| {
+                !held.contains_key(n) && table.slots.get(*n).is_some_and(Option::is_some)
+            }));
         }
-        Ok((upserts, removed))
-    }
-
-    /// The region under a shared lock with every byte in the data file. Never blocks on
-    /// a region lock while the commit lock is held: a lent buffer is collected under the
-    /// shared lock; when the tail must be written and the region is busy, it tries again
-    /// (a tail means no reader is alive, and a reader that appears meanwhile writes the
-    /// tail out itself).
-    fn settled<'a>(&self, slot: &'a Slot) -> Result<parking_lot::RwLockReadGuard<'a, RegionState>> {
-        loop {
-            let region = slot.read_recursive();
-            if region.removed {
-                return Ok(region);
+        let mut recorded = Vec::with_capacity(held.len());
+        let mut changed = !table.removed.is_empty();
+        for (slot, region) in held.into_values() {
+            // The lent buffer's mutex orders this against a collection by a new reader:
+            // the flag and the length are read together, so collected bytes are either
+            // in this entry or the region is marked dirty again after it.
+            let lent = region.lent().lock();
+            let dirty = region.take_dirty();
+            changed |= dirty;
+            if dirty || checkpoint {
+                recorded.push((slot.clone(), region.entry()));
             }
-            if region.tail.is_empty() {
-                self.collect_shared(&region)?;
-                return Ok(region);
-            }
-            drop(region);
-            if let Some(mut region) = slot.try_write() {
-                if !region.removed {
-                    self.settle(&mut region)?;
-                }
-                return Ok(RwLockWriteGuard::downgrade(region));
-            }
-            std::thread::yield_now();
+            drop(lent);
+        }
+        Snapshot {
+            recorded,
+            removed: mem::take(&mut table.removed),
+            ticket: table.layout.begin_commit(),
+            next_number: table.slots.len() as u64,
+            changed,
         }
     }
 
-    fn after_commit(&self, slots: &[Slot], upserts: &[RegionEntry]) {
-        let mut entries = upserts.iter().peekable();
-        for slot in slots {
-            let region = slot.read_recursive();
-            if let Some(entry) = entries.next_if(|e| e.number == region.number as u64) {
-                region.committed_len.store(entry.len, Ordering::Release);
-            }
+    fn after_commit(&self, recorded: &[(Slot, RegionEntry)]) {
+        for (slot, entry) in recorded {
+            slot.read_recursive().set_committed_len(entry.len);
         }
     }
 
     /// Put back what a failed flush took, so the next flush commits it.
-    fn restore(&self, captured: Captured) {
-        let mut numbers = Vec::with_capacity(captured.slots.len());
-        for slot in &captured.slots {
+    fn restore(&self, snapshot: Snapshot) {
+        let mut numbers = Vec::with_capacity(snapshot.recorded.len());
+        for (slot, _) in &snapshot.recorded {
             let region = slot.read_recursive();
-            if !region.removed {
-                region.dirty.store(true, Ordering::Release);
-                numbers.push(region.number);
+            if !region.is_removed() {
+                region.set_dirty();
+                numbers.push(region.number());
             }
         }
         // The commit lock is held, so no flush can take the list between these two steps.
         self.dirty.lock().extend(numbers);
-        self.table.write().removed.extend(captured.removed);
+        self.table.write().removed.extend(snapshot.removed);
+        drop(snapshot.ticket);
     }
 }

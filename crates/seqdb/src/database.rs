@@ -20,12 +20,12 @@ use parking_lot::{Mutex, RwLock};
 use snafu::ResultExt;
 
 use seqdb_layout::Layout;
-use seqdb_sys::{DataFile, FileOptions, Lock, LockedFile, SyncObserver};
+use seqdb_sys::{DataFile, FileOptions, Hooks, Lock, LockedFile};
 
 use crate::diagnosis::Validated;
 use crate::error::{
-    CorruptSnafu, DirectorySnafu, LayoutSnafu, NameTooLongSnafu, NotADirectorySnafu, PoisonedSnafu,
-    ReadOnlySnafu, RegionExistsSnafu, SysSnafu, TooManyRegionsSnafu, UnknownRegionSnafu,
+    CorruptSnafu, DirectorySnafu, LayoutSnafu, NameTooLongSnafu, NotADirectorySnafu, ReadOnlySnafu,
+    RegionExistsSnafu, SysSnafu, TooManyRegionsSnafu, UnknownRegionSnafu,
 };
 pub(crate) use crate::format::MAX_REGION_NUMBER;
 use crate::format::{DatabaseId, MAX_NAME_LEN};
@@ -36,6 +36,7 @@ use crate::opening::{self, Opened};
 use crate::recovery::RecoveryReport;
 use crate::region::RegionState;
 use crate::replay::Placed;
+use crate::tail::Budget;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
 
 /// Source of [`Inner::id`].
@@ -67,8 +68,9 @@ pub(crate) struct Inner {
     /// at them, since those appends mark nothing dirty.
     pub lent: Mutex<Vec<usize>>,
     /// Bytes held in regions' in-memory tails, counted in whole pages.
-    pub buffered: AtomicU64,
-    pub poisoned: OnceLock<String>,
+    pub buffered: Budget,
+    /// The first failure after which the files' state is unknown (see `Error::Poisoned`).
+    pub poisoned: OnceLock<seqdb_sys::Error>,
     /// Unique among the databases this process opened (appends cache regions by it).
     pub id: u64,
     /// The database's id in the headers of its files.
@@ -153,8 +155,8 @@ impl Database {
 
     pub(crate) fn open_with(path: &Path, options: &OpenOptions) -> Result<Self> {
         let read_only = options.read_only;
-        let observer = options.observer.clone();
-        prepare_directory(path, read_only, observer.as_ref())?;
+        let hooks = &options.hooks;
+        let created = prepare_directory(path, read_only, hooks)?;
         let data_path = path.join(DATA_FILE);
         let data_existed = data_path.exists();
         let file = LockedFile::open(
@@ -168,7 +170,7 @@ impl Database {
                 write: !read_only,
                 create: !read_only,
                 truncate: false,
-                observer: observer.clone(),
+                hooks: hooks.clone(),
             },
         )
         .map_err(|source| match source {
@@ -178,7 +180,12 @@ impl Database {
             source => Error::Sys { source },
         })?;
         if !data_existed {
-            seqdb_sys::sync_dir(path, observer.as_ref()).context(SysSnafu)?;
+            // The new file's entry; and the directory's own, which an earlier open that
+            // created the directory and then crashed may never have synced.
+            seqdb_sys::sync_dir(path, hooks).context(SysSnafu)?;
+            if !created {
+                seqdb_sys::sync_dir(parent_of(path), hooks).context(SysSnafu)?;
+            }
         }
         let data_len = file.len().context(SysSnafu)?;
         let Opened {
@@ -201,7 +208,7 @@ impl Database {
                 commit: Mutex::new(Commit { log, generation }),
                 dirty: Mutex::new(Vec::new()),
                 lent: Mutex::new(Vec::new()),
-                buffered: AtomicU64::new(0),
+                buffered: Budget::default(),
                 poisoned: OnceLock::new(),
                 id: NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed),
                 file_id,
@@ -267,7 +274,7 @@ impl Database {
     pub fn get_region(&self, id: Identifier) -> Result<Region> {
         let slot = self.inner.slot(&id)?;
         let region = slot.read_recursive();
-        if region.removed {
+        if region.is_removed() {
             return self.inner.unknown(&id);
         }
         Ok(region.snapshot())
@@ -279,7 +286,7 @@ impl Database {
         slots
             .iter()
             .map(|(_, slot)| slot.read_recursive())
-            .filter(|region| !region.removed)
+            .filter(|region| !region.is_removed())
             .map(|region| region.snapshot())
             .collect()
     }
@@ -294,26 +301,25 @@ impl Database {
             return Ok(None);
         };
         let mut region = slot.write();
-        if region.removed {
+        if region.is_removed() {
             return Ok(None);
         }
         let inner = &self.inner;
         let mut table = inner.table.write();
         table
             .layout
-            .remove(region.number as u64)
+            .remove(region.number() as u64)
             .context(LayoutSnafu { path: &inner.path })?;
-        table.by_name.remove(&region.name);
-        table.slots[region.number] = None;
-        table.free.insert(region.number);
-        table.removed.push(region.number as u64);
+        table.by_name.remove(region.name());
+        table.slots[region.number()] = None;
+        table.free.insert(region.number());
+        table.removed.push(region.number() as u64);
         let last = region.snapshot();
         // Before the number is free: appends still arriving in a lent buffer are lost with
         // the region, and none may reach a region that gets its number next.
         inner.unlend(&mut region);
         drop(table);
-        region.removed = true;
-        inner.discard_tail(&mut region);
+        region.mark_removed(&inner.buffered);
         Ok(Some(last))
     }
 
@@ -334,10 +340,10 @@ impl Database {
         ensure_name(new_name)?;
         let slot = self.inner.slot(&id)?;
         let mut region = slot.write();
-        if region.removed {
+        if region.is_removed() {
             return self.inner.unknown(&id);
         }
-        if region.name == new_name {
+        if region.name() == new_name {
             return Ok(());
         }
         let inner = &self.inner;
@@ -349,9 +355,9 @@ impl Database {
             }
             .fail();
         }
-        table.by_name.remove(&region.name);
-        table.by_name.insert(new_name.to_owned(), region.number);
-        region.name = new_name.to_owned();
+        table.by_name.remove(region.name());
+        table.by_name.insert(new_name.to_owned(), region.number());
+        region.rename(new_name.to_owned());
         // Before the table lock is released: a flush that sees the new name taken must
         // also see this region under it.
         inner.note_dirty(&region);
@@ -393,26 +399,47 @@ impl Inner {
             return ReadOnlySnafu { path: &self.path }.fail();
         }
         if let Some(cause) = self.poisoned.get() {
-            return PoisonedSnafu {
-                path: &self.path,
-                cause: cause.clone(),
-            }
-            .fail();
+            return Err(Error::Poisoned {
+                path: self.path.clone(),
+                source: cause.clone(),
+            });
         }
         Ok(())
     }
 
-    /// Refuse all further changes: bytes were half moved and the in-memory layout no
-    /// longer matches the file.
+    /// Refuse all further changes until the database is reopened: after `error` the
+    /// files' state is unknown (bytes half moved, or a sync, metadata write or rename
+    /// failed). The first failure is the one reported.
     pub fn poison(&self, error: &seqdb_sys::Error) {
-        let _ = self.poisoned.set(error.to_string());
+        let _ = self.poisoned.set(error.clone());
+    }
+
+    /// The result of a step whose failure leaves the files in an unknown state (a sync,
+    /// a metadata write, a rename, a directory sync): an error poisons the handle, unless
+    /// it refused the operation before it ran (a range in use by a reader).
+    pub fn final_on_error<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            match error {
+                Error::Sys {
+                    source: seqdb_sys::Error::RangeBusy { .. },
+                } => {}
+                Error::Sys { source } | Error::Poisoned { source, .. } => self.poison(source),
+                other => self.poison(&seqdb_sys::Error::Io {
+                    path: self.path.clone(),
+                    op: "flush",
+                    offset: 0,
+                    source: std::io::Error::other(other.to_string()),
+                }),
+            }
+        }
+        result
     }
 
     /// Put a region in the dirty list unless it is there already.
     #[inline]
     pub fn note_dirty(&self, region: &RegionState) {
         if region.mark_dirty() {
-            self.dirty.lock().push(region.number);
+            self.dirty.lock().push(region.number());
         }
     }
 }
@@ -425,25 +452,42 @@ fn ensure_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Make sure `path` is a directory; create it (durably) when writable and missing.
-fn prepare_directory(path: &Path, read_only: bool, observer: Option<&SyncObserver>) -> Result<()> {
+/// Make sure `path` is a directory. When writable and missing, create it and every
+/// missing directory above it, and sync the parent of each, top-down, so that their
+/// entries survive a power cut. Returns whether `path` was created.
+fn prepare_directory(path: &Path, read_only: bool, hooks: &Hooks) -> Result<bool> {
     match fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) if meta.is_dir() => Ok(false),
         Ok(_) => NotADirectorySnafu { path }.fail(),
         Err(e) if e.kind() == ErrorKind::NotFound && !read_only => {
+            // The directories `create_dir_all` is about to make, deepest first.
+            let missing: Vec<&Path> = path
+                .ancestors()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .take_while(
+                    |dir| matches!(fs::metadata(dir), Err(e) if e.kind() == ErrorKind::NotFound),
+                )
+                .collect();
             fs::create_dir_all(path).context(DirectorySnafu { path })?;
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            seqdb_sys::sync_dir(parent, observer).context(SysSnafu)?;
-            Ok(())
+            // A directory's entry lives in its parent. The database directory itself is
+            // synced once its files exist.
+            for dir in missing.iter().rev() {
+                seqdb_sys::sync_dir(parent_of(dir), hooks).context(SysSnafu)?;
+            }
+            Ok(true)
         }
         Err(source) => Err(Error::Directory {
             path: path.to_owned(),
             source,
         }),
     }
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Build the region table from validated entries (ordered by number).

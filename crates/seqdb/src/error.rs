@@ -226,18 +226,30 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// A move of region bytes failed half-way (for example on a full disk); the handle
-    /// refuses further changes so nothing inconsistent is committed. Reopen the database:
-    /// it holds the last successful flush.
+    /// An earlier failure left the database's files in a state this handle cannot know,
+    /// so it refuses every change (writes, flushes, punching, compaction, truncation,
+    /// creating, removing and renaming regions, sizing the file) until the database is
+    /// reopened; reading still works. Opening it again recovers the last commit the files
+    /// hold: the last successful flush, or the failed one if its record reached the file.
+    ///
+    /// What poisons a handle: a failed sync of the data file, a failed write or sync of
+    /// the metadata, a failed checkpoint rename or directory sync (a kernel may drop the
+    /// pages it could not write and report a later sync as successful, so a failed sync
+    /// cannot be retried), a failed move of region bytes (the layout in memory no longer
+    /// matches the file), and a failed shrink or sync at the end of compaction. A failed
+    /// write of appended or overwritten bytes does not (a full disk, say): the bytes not
+    /// written stay in memory, or the call reports them unwritten, and the next flush
+    /// writes what it holds. The first failure is this error's source, so
+    /// [`Error::is_no_space`] tells a handle poisoned by a full disk.
     #[snafu(display(
-        "database {} refuses changes after a failed move of region bytes; reopen it ({cause})",
+        "database {} refuses changes until it is reopened, after {source}",
         path.display()
     ))]
     Poisoned {
         /// The database directory.
         path: PathBuf,
-        /// The failure that poisoned the handle.
-        cause: String,
+        /// The first failure, naming the file and the operation.
+        source: seqdb_sys::Error,
     },
 
     /// The allocator rejected an operation or the stored layout is invalid.
@@ -263,9 +275,13 @@ pub(crate) fn carry_over(found: u32, supported: u32) -> &'static str {
 }
 
 impl Error {
-    /// Whether the error comes from a full disk (or an exhausted quota).
+    /// Whether the error comes from a full disk (or an exhausted quota), including a
+    /// handle that refuses changes since a full disk made a flush fail.
     pub fn is_no_space(&self) -> bool {
-        matches!(self, Error::Sys { source } if source.is_no_space())
+        match self {
+            Error::Sys { source } | Error::Poisoned { source, .. } => source.is_no_space(),
+            _ => false,
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! flush, a reader, another writer, or this thread once its buffer is full) first collects
 //! what the buffer holds, so the bytes keep their order: into the tail under the region's
 //! write lock ([`Inner::collect`]), or, for a flush or a new reader, straight to the file
-//! under the shared lock ([`Inner::collect_shared`]), so that neither waits for readers.
+//! under the shared lock ([`Inner::settle_shared`]), so that neither waits for readers.
 //! The reservation always has room for everything the buffer could hold, so a region's
 //! length never exceeds its reservation, even counting bytes not collected yet.
 //!
@@ -19,7 +19,6 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use snafu::ResultExt;
 
@@ -28,8 +27,8 @@ use seqdb_sys::{Producer, handoff};
 use crate::Result;
 use crate::database::{Inner, Slot};
 use crate::error::SysSnafu;
-use crate::region::RegionState;
-use crate::write::{buffer_quickly, fits};
+use crate::region::{LentGuard, RegionState};
+use crate::write::TAIL_LIMIT;
 
 /// Size of a buffer lent to an appending thread.
 const LENT_CAPACITY: usize = 64 * 1024;
@@ -38,6 +37,17 @@ const PROMOTE_AFTER: u32 = 16;
 
 thread_local! {
     static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on this thread's entry. `None` once the thread is ending and its entry is
+/// gone (an append from another thread-local's destructor), or while it is in use
+/// further up the stack: the caller then takes the long way, which needs no entry.
+#[inline]
+fn with_recent<T>(f: impl FnOnce(&mut Option<Recent>) -> T) -> Option<T> {
+    RECENT
+        .try_with(|cell| cell.try_borrow_mut().ok().map(|mut recent| f(&mut recent)))
+        .ok()
+        .flatten()
 }
 
 /// The region a thread appended to last, by number.
@@ -56,12 +66,13 @@ impl Inner {
     #[inline]
     pub(crate) fn append_recent(&self, number: usize, data: &[u8]) -> Option<Result<()>> {
         // The common case returns a bool: a small value keeps the hot path in registers.
-        let pushed = RECENT.with_borrow_mut(|recent| match recent {
+        let pushed = with_recent(|recent| match recent {
             Some(r) if r.database == self.id && r.number == number => {
                 r.producer.as_mut().is_some_and(|p| p.push(data))
             }
             _ => false,
-        });
+        })
+        .unwrap_or(false);
         if pushed {
             return Some(Ok(()));
         }
@@ -72,7 +83,7 @@ impl Inner {
     /// `evict` false (the caller holds the table lock) an entry with a lent buffer is
     /// kept; otherwise it is replaced and its buffer given back.
     pub(crate) fn remember(&self, number: usize, slot: &Slot, evict: bool) {
-        let evicted = RECENT.with_borrow_mut(|recent| {
+        let evicted = with_recent(|recent| {
             if let Some(r) = recent.as_ref() {
                 let known =
                     r.database == self.id && r.number == number && Arc::ptr_eq(&r.slot, slot);
@@ -87,7 +98,8 @@ impl Inner {
                 streak: 0,
                 producer: None,
             })
-        });
+        })
+        .flatten();
         if let Some(old) = evicted {
             self.give_back(old);
         }
@@ -103,7 +115,7 @@ impl Inner {
         }
         drop(producer);
         if let Some(mut region) = slot.try_write()
-            && !region.removed
+            && !region.is_removed()
         {
             // An error stays with the bytes: the next flush or reader collects them.
             let _ = self.collect(&mut region);
@@ -113,12 +125,13 @@ impl Inner {
     /// The append when the lent buffer (if any) refused it: under the region's lock.
     #[inline(never)]
     fn append_recent_locked(&self, number: usize, data: &[u8]) -> Option<Result<()>> {
-        RECENT.with_borrow_mut(|recent| {
+        with_recent(|recent| {
             let recent = recent
                 .as_mut()
                 .filter(|r| r.database == self.id && r.number == number)?;
             self.append_with(recent, data)
         })
+        .flatten()
     }
 
     /// The body of [`append_recent_locked`](Self::append_recent_locked), once the
@@ -126,7 +139,7 @@ impl Inner {
     fn append_with(&self, recent: &mut Recent, data: &[u8]) -> Option<Result<()>> {
         // Only a `try_`: the long way waits, and knows what to report.
         let mut region = recent.slot.try_write()?;
-        if region.removed {
+        if region.is_removed() {
             recent.producer = None;
             return None;
         }
@@ -144,7 +157,7 @@ impl Inner {
                     recent.producer = None;
                 }
             }
-            None if region.lent.get_mut().is_none() => {
+            None if region.lent_mut().is_none() => {
                 recent.streak = recent.streak.saturating_add(1);
                 if recent.streak >= PROMOTE_AFTER
                     && let Ok(mut producer) = self.lend(&mut region)
@@ -158,11 +171,11 @@ impl Inner {
             }
             None => {}
         }
-        if buffer_quickly(&mut region, data) {
+        if region.push_tail_quickly(data, &self.buffered, TAIL_LIMIT) {
             self.note_dirty(&region);
             return Some(Ok(()));
         }
-        if fits(&mut region, data.len()) {
+        if region.fits(data.len()) {
             return Some(self.append_in_place(&mut region, data));
         }
         None
@@ -172,12 +185,12 @@ impl Inner {
     /// first to hold everything the buffer can.
     fn lend(&self, region: &mut RegionState) -> Result<Producer> {
         let (producer, consumer) = handoff(LENT_CAPACITY);
-        *region.lent.get_mut() = Some(consumer);
+        *region.lent_mut() = Some(consumer);
         if let Err(e) = self.reserve(region, region.len()) {
-            *region.lent.get_mut() = None;
+            *region.lent_mut() = None;
             return Err(e);
         }
-        self.lent.lock().push(region.number);
+        self.lent.lock().push(region.number());
         Ok(producer)
     }
 
@@ -185,8 +198,7 @@ impl Inner {
     /// reservation could not grow), after which the region no longer lends it.
     fn refill(&self, region: &mut RegionState, producer: &mut Producer) -> bool {
         let rewound = region
-            .lent
-            .get_mut()
+            .lent_mut()
             .as_mut()
             .is_some_and(|lent| lent.rewind(producer));
         if rewound && self.reserve(region, region.len()).is_ok() {
@@ -201,8 +213,8 @@ impl Inner {
     /// Call under the region's write lock before anything that reads or changes its
     /// length or bytes.
     pub(crate) fn collect(&self, region: &mut RegionState) -> Result<()> {
-        region.fold();
-        let Some(mut lent) = region.lent.get_mut().take() else {
+        region.fold(&self.buffered);
+        let Some(mut lent) = region.lent_mut().take() else {
             return Ok(());
         };
         // Read before the bytes: once the producer is gone, they are all there.
@@ -219,20 +231,36 @@ impl Inner {
         if result.is_ok() {
             lent.consume(taken);
         }
-        *region.lent.get_mut() = Some(lent);
+        *region.lent_mut() = Some(lent);
         if finished && result.is_ok() {
             self.unlend(region);
         }
         result
     }
 
-    /// [`collect`](Self::collect) for a holder of the region's shared lock whose tail
-    /// is empty (a reader keeps it so): the bytes go to the file right after the
-    /// region's, beyond every reader's view, and count in `collected`. A flush or a new
-    /// reader uses it, so neither waits for readers to be dropped.
-    pub(crate) fn collect_shared(&self, region: &RegionState) -> Result<()> {
-        debug_assert!(region.tail.is_empty());
-        let mut lent = region.lent.lock();
+    /// Put every byte of the region in the data file while holding only its shared lock,
+    /// so that a flush or a new reader never waits for readers: the part of the tail not
+    /// in the file yet, then what the lent buffer published, right after it. Neither
+    /// changes bytes a reader sees (readers see a prefix of these). Afterwards the
+    /// region's length counts every byte the buffer had published.
+    pub(crate) fn settle_shared(&self, region: &RegionState) -> Result<()> {
+        let mut lent = region.lent().lock();
+        self.settle_locked(region, &mut lent)
+    }
+
+    /// [`settle_shared`](Self::settle_shared) with the lent-buffer mutex held.
+    pub(crate) fn settle_locked(
+        &self,
+        region: &RegionState,
+        lent: &mut LentGuard<'_>,
+    ) -> Result<()> {
+        let (offset, unsynced) = region.tail().unsynced();
+        if !unsynced.is_empty() {
+            self.data
+                .write_all_at(unsynced, region.tail_offset() + offset as u64)
+                .context(SysSnafu)?;
+            region.tail_synced(lent);
+        }
         let Some(consumer) = lent.as_mut() else {
             return Ok(());
         };
@@ -241,20 +269,16 @@ impl Inner {
         let taken = pending.len();
         if taken > 0 {
             // Inside the reservation: it always has room for the lent buffer's bytes.
-            let collected = region.collected.load(Ordering::Acquire);
             self.data
-                .write_all_at(pending, region.start + region.written + collected)
+                .write_all_at(pending, region.collect_offset())
                 .context(SysSnafu)?;
-            region
-                .collected
-                .store(collected + taken as u64, Ordering::Release);
             consumer.consume(taken);
+            region.add_collected(lent, taken as u64);
             self.note_dirty(region);
         }
         if finished {
-            *lent = None;
-            drop(lent);
-            self.forget_lent(region.number);
+            **lent = None;
+            self.forget_lent(region.number());
         }
         Ok(())
     }
@@ -268,8 +292,8 @@ impl Inner {
     /// Stop lending the region a buffer. Only when the region is being removed, or its
     /// producer is gone and the buffer collected, or the producer is the caller's.
     pub(crate) fn unlend(&self, region: &mut RegionState) {
-        if region.lent.get_mut().take().is_some() {
-            self.forget_lent(region.number);
+        if region.lent_mut().take().is_some() {
+            self.forget_lent(region.number());
         }
     }
 

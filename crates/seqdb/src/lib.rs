@@ -38,12 +38,27 @@
 //! after the flush (by [`Database::write_all_to_region_at`], or by appending after a
 //! [`Database::truncate_region`]) may read back old or new, page by page. The commit is
 //! a checksummed metadata record written after the data is synced; see `docs/FORMAT.md`.
+//! A flush racing other threads records the state at one instant (names unique, every
+//! region at one point of its history).
+//!
+//! Dropping the last handle of a read-write database flushes, as a `BufWriter` does,
+//! ignoring an error; [`Database::close`] flushes and reports it. A process kill or a
+//! power cut returns the database to its last successful flush.
 //!
 //! # Errors, not crashes
 //!
 //! A full disk, a damaged or foreign metadata file, a second opener, or bad arguments
 //! give an [`Error`] naming the path, region and offset involved. Nothing is ever
 //! written through the memory map, so a full disk cannot raise `SIGBUS`.
+//!
+//! A failed sync is final for the handle: after a flush's data sync, metadata write or
+//! sync, checkpoint rename or directory sync fails, the flush returns that error and the
+//! handle refuses every later change with [`Error::Poisoned`] (a kernel may drop the
+//! pages it could not write and report the next sync as successful, so retrying would
+//! commit bytes that never reached the device). Reopening the database recovers the last
+//! commit its files hold. A failed write of region bytes is not final: the next flush
+//! writes them again. [`OpenOptions::fault_injector`] makes such failures happen on
+//! demand, for tests.
 //!
 //! # Concurrency
 //!
@@ -86,6 +101,7 @@ mod recovery;
 mod region;
 mod replay;
 mod stats;
+mod tail;
 mod write;
 
 pub use check::{CheckReport, check};
@@ -98,7 +114,7 @@ pub use reader::Reader;
 pub use recovery::RecoveryReport;
 pub use region::Region;
 pub use seqdb_layout::PAGE_SIZE;
-pub use seqdb_sys::{SyncEvent, SyncKind, SyncObserver};
+pub use seqdb_sys::{FaultInjector, FaultOp, FaultPoint, SyncEvent, SyncKind, SyncObserver};
 pub use stats::Stats;
 
 /// The on-disk format version this build reads and writes (see `docs/FORMAT.md`).

@@ -24,8 +24,10 @@ impl Database {
     /// what a crash would recover. Regions busy with a writer at that moment are skipped.
     pub fn punch_holes(&self) -> Result<u64> {
         let inner = &self.inner;
-        inner.check_writable()?;
         let _commit = inner.commit.lock();
+        // Under the commit lock: after a flush failed, the commit lengths in memory may
+        // be older than a record that reached the disk, so punching could zero its bytes.
+        inner.check_writable()?;
         let before = inner.data.allocated_bytes().context(SysSnafu)?;
         let table = inner.table.read();
         for hole in table.layout.holes() {
@@ -41,12 +43,12 @@ impl Database {
             };
             // Held while punching: a lent buffer collected under a shared lock meanwhile
             // would write right where this punches.
-            let _lent = region.lent.lock();
+            let _lent = region.lent().lock();
             let keep = round_up(region.len().max(region.committed_len()));
-            if keep < region.reserved {
+            if keep < region.reserved() {
                 inner
                     .data
-                    .punch_hole(region.start + keep, region.reserved - keep)
+                    .punch_hole(region.start() + keep, region.reserved() - keep)
                     .context(SysSnafu)?;
             }
         }
@@ -89,8 +91,14 @@ impl Database {
         let table = self.inner.table.read();
         let end = table.layout.file_end();
         if self.inner.data.len() != end {
-            self.inner.data.set_len(end).context(SysSnafu)?;
-            self.inner.data.sync_data().context(SysSnafu)?;
+            self.inner.check_writable()?;
+            // A failed shrink or sync leaves the file's length on disk unknown.
+            let data = &self.inner.data;
+            self.inner.final_on_error(
+                data.set_len(end)
+                    .and_then(|()| data.sync_data())
+                    .context(SysSnafu),
+            )?;
         }
         Ok(())
     }
@@ -119,15 +127,15 @@ impl Database {
             // The layout keeps room for a lent buffer too; only `written` bytes are copied.
             table
                 .layout
-                .set_len(region.number as u64, region.len() + region.headroom())
+                .set_len(region.number() as u64, region.len() + region.headroom())
                 .context(LayoutSnafu { path: &inner.path })?;
         }
         let moves = table.layout.compaction_step();
         for mv in &moves {
             // `guards` is ordered by number, like `slots`.
             let written = guards
-                .binary_search_by_key(&(mv.region as usize), |region| region.number)
-                .map_or(0, |i| guards[i].written);
+                .binary_search_by_key(&(mv.region as usize), |region| region.number())
+                .map_or(0, |i| guards[i].written());
             let len = mv.len.min(written);
             if len == 0 {
                 continue;
@@ -139,12 +147,12 @@ impl Database {
         }
         let mut changed = 0;
         for region in guards.iter_mut() {
-            let Some(placement) = table.layout.get(region.number as u64) else {
+            let Some(placement) = table.layout.get(region.number() as u64) else {
                 continue;
             };
-            if placement.start != region.start || placement.reserved != region.reserved {
-                region.start = placement.start;
-                region.reserved = placement.reserved;
+            if placement.start != region.start() || placement.reserved != region.reserved() {
+                // Settled above, so the whole region is `written` and was copied.
+                region.moved(placement.start, placement.reserved);
                 changed += 1;
                 inner.note_dirty(region);
             }
@@ -195,7 +203,7 @@ fn lock_all<'a>(
         };
         drop(guards);
         if Instant::now() >= deadline {
-            let region = slot.read_recursive().name.clone();
+            let region = slot.read_recursive().name().to_owned();
             return BusySnafu { path, region }.fail();
         }
         std::thread::sleep(pause);

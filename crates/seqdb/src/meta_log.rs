@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use snafu::ResultExt;
 
-use seqdb_sys::{FileOptions, Lock, LockedFile, SyncObserver};
+use seqdb_sys::{FileOptions, Hooks, Lock, LockedFile};
 
 use crate::Result;
 use crate::error::{CorruptSnafu, RecordTooLargeSnafu, SysSnafu};
@@ -39,20 +39,16 @@ pub(crate) struct MetaLog {
     checkpoint_len: u64,
     /// Deltas may grow to this many bytes before a checkpoint is considered.
     min_log: u64,
-    observer: Option<SyncObserver>,
+    hooks: Hooks,
 }
 
-pub(crate) fn file_options(
-    write: bool,
-    create: bool,
-    observer: &Option<SyncObserver>,
-) -> FileOptions {
+pub(crate) fn file_options(write: bool, create: bool, hooks: &Hooks) -> FileOptions {
     FileOptions {
         lock: Lock::Unlocked,
         write,
         create,
         truncate: create,
-        observer: observer.clone(),
+        hooks: hooks.clone(),
     }
 }
 
@@ -64,9 +60,9 @@ impl MetaLog {
         id: DatabaseId,
         checkpoint: &Record,
         min_log: u64,
-        observer: Option<SyncObserver>,
+        hooks: Hooks,
     ) -> Result<Self> {
-        let (file, len) = write_checkpoint_file(dir, &id, checkpoint, &observer)?;
+        let (file, len) = write_checkpoint_file(dir, &id, checkpoint, &hooks)?;
         Ok(MetaLog {
             dir: dir.to_owned(),
             file,
@@ -75,12 +71,13 @@ impl MetaLog {
             since_checkpoint: 0,
             checkpoint_len: len,
             min_log,
-            observer,
+            hooks,
         })
     }
 
     /// Continue the log in `file`, whose valid records end at `end` (anything after is
-    /// cut off first, durably).
+    /// cut off first, durably: appending after a cut that may not be durable could leave
+    /// old bytes behind the new records, so a failure here fails the open).
     pub fn resume(
         dir: &Path,
         file: LockedFile,
@@ -88,7 +85,7 @@ impl MetaLog {
         end: u64,
         checkpoint_len: u64,
         min_log: u64,
-        observer: Option<SyncObserver>,
+        hooks: Hooks,
     ) -> Result<Self> {
         if file.len().context(SysSnafu)? > end {
             file.set_len(end).context(SysSnafu)?;
@@ -102,7 +99,7 @@ impl MetaLog {
             since_checkpoint: end - FIRST_RECORD - checkpoint_len,
             checkpoint_len,
             min_log,
-            observer,
+            hooks,
         })
     }
 
@@ -111,7 +108,8 @@ impl MetaLog {
         self.since_checkpoint > self.min_log.max(2 * self.checkpoint_len)
     }
 
-    /// Append a delta record and make it durable.
+    /// Append a delta record and make it durable. After an error the record may or may not
+    /// be in the file and durable: the caller must not use the log again.
     pub fn append(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Delta);
         let bytes = encode(self.file.path(), record)?;
@@ -122,10 +120,12 @@ impl MetaLog {
         Ok(())
     }
 
-    /// Replace the log by one checkpoint record, atomically and durably.
+    /// Replace the log by one checkpoint record, atomically and durably. After an error
+    /// either log may be in force (the rename may have happened): the caller must not use
+    /// this one again.
     pub fn checkpoint(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Checkpoint);
-        let (file, len) = write_checkpoint_file(&self.dir, &self.id, record, &self.observer)?;
+        let (file, len) = write_checkpoint_file(&self.dir, &self.id, record, &self.hooks)?;
         self.file = file;
         self.end = FIRST_RECORD + len;
         self.since_checkpoint = 0;
@@ -171,21 +171,21 @@ fn write_checkpoint_file(
     dir: &Path,
     id: &DatabaseId,
     record: &Record,
-    observer: &Option<SyncObserver>,
+    hooks: &Hooks,
 ) -> Result<(LockedFile, u64)> {
     let tmp = dir.join(META_TMP_FILE);
     let meta = dir.join(META_FILE);
     let encoded = encode(&meta, record)?;
-    let file = LockedFile::open(&tmp, &file_options(true, true, observer)).context(SysSnafu)?;
+    let file = LockedFile::open(&tmp, &file_options(true, true, hooks)).context(SysSnafu)?;
     let mut bytes = vec![0u8; FIRST_RECORD as usize];
     bytes[..format::META_HEADER_LEN].copy_from_slice(&format::encode_meta_header(id));
     let len = encoded.len() as u64;
     bytes.extend_from_slice(&encoded);
     file.write_all_at(&bytes, 0).context(SysSnafu)?;
     file.sync_all().context(SysSnafu)?;
-    seqdb_sys::rename_durably(&tmp, &meta, observer.as_ref()).context(SysSnafu)?;
+    seqdb_sys::rename_durably(&tmp, &meta, hooks).context(SysSnafu)?;
     drop(file);
     // Reopen under the final name, so errors and sync events name the file that exists.
-    let file = LockedFile::open(&meta, &file_options(true, false, observer)).context(SysSnafu)?;
+    let file = LockedFile::open(&meta, &file_options(true, false, hooks)).context(SysSnafu)?;
     Ok((file, len))
 }

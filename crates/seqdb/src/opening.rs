@@ -73,7 +73,7 @@ pub(crate) fn open_files(
     }
     let file = LockedFile::open(
         &meta_path,
-        &meta_log::file_options(!read_only, false, &options.observer),
+        &meta_log::file_options(!read_only, false, &options.hooks),
     )
     .context(SysSnafu)?;
     let source = FileSource {
@@ -127,7 +127,7 @@ pub(crate) fn open_files(
             end.offset,
             checkpoint_len,
             min_log(options),
-            options.observer.clone(),
+            options.hooks.clone(),
         )?);
     }
     Ok(Opened {
@@ -329,7 +329,7 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
         id,
         &checkpoint,
         min_log(options),
-        options.observer.clone(),
+        options.hooks.clone(),
     )?;
     Ok(Opened {
         log: Some(log),

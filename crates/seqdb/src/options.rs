@@ -1,10 +1,10 @@
 //! How to open a database: read-write or read-only, recovering past damage or not, and
-//! an optional sync observer.
+//! the optional test hooks (a sync observer and a fault injector).
 
 use std::fmt;
 use std::path::Path;
 
-use seqdb_sys::SyncObserver;
+use seqdb_sys::{FaultInjector, Hooks, SyncObserver};
 
 use crate::{Database, Result};
 
@@ -19,12 +19,12 @@ use crate::{Database, Result};
 pub struct OpenOptions {
     pub(crate) read_only: bool,
     pub(crate) recover: bool,
-    pub(crate) observer: Option<SyncObserver>,
+    pub(crate) hooks: Hooks,
     pub(crate) checkpoint_after: Option<u64>,
 }
 
 impl OpenOptions {
-    /// Read-write, no observer.
+    /// Read-write, no observer, no fault injector.
     pub fn new() -> Self {
         Self::default()
     }
@@ -60,7 +60,47 @@ impl OpenOptions {
     /// Crash tests use it to capture the files as a power cut at that moment would leave
     /// them.
     pub fn sync_observer(mut self, observer: SyncObserver) -> Self {
-        self.observer = Some(observer);
+        self.hooks.observer = Some(observer);
+        self
+    }
+
+    /// Ask `injector` before every write, length change and sync of the database's files,
+    /// before the checkpoint's rename and before every directory sync; an `Err` it returns
+    /// makes that operation fail with it, without running it. Tests use it to see how the
+    /// database copes with a failing device: for example, the third data sync of the data
+    /// file failing with `EIO`. Unset, it costs one branch per operation.
+    ///
+    /// A failed data sync, metadata write or sync, checkpoint rename or directory sync
+    /// during a flush leaves the handle refusing every change with
+    /// [`Error::Poisoned`](crate::Error::Poisoned) until the database is reopened.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use seqdb::{FaultInjector, FaultOp, OpenOptions};
+    ///
+    /// # fn main() -> seqdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let fail = Arc::new(AtomicBool::new(false));
+    /// let armed = Arc::clone(&fail);
+    /// let injector: FaultInjector = Arc::new(move |point| {
+    ///     let data = point.path.file_name().is_some_and(|name| name == "data");
+    ///     if data && point.op == FaultOp::SyncData && armed.swap(false, Ordering::Relaxed) {
+    ///         return Err(io::Error::from_raw_os_error(5)); // EIO
+    ///     }
+    ///     Ok(())
+    /// });
+    /// let database = OpenOptions::new().fault_injector(injector).open(dir.path())?;
+    /// let (number, _) = database.create_region_if_needed("log")?;
+    /// database.write_all_to_region(number.into(), b"hello")?;
+    /// fail.store(true, Ordering::Relaxed);
+    /// assert!(database.flush().is_err());
+    /// assert!(matches!(database.flush(), Err(seqdb::Error::Poisoned { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn fault_injector(mut self, injector: FaultInjector) -> Self {
+        self.hooks.faults = Some(injector);
         self
     }
 
@@ -84,7 +124,8 @@ impl fmt::Debug for OpenOptions {
         f.debug_struct("OpenOptions")
             .field("read_only", &self.read_only)
             .field("recover", &self.recover)
-            .field("observer", &self.observer.is_some())
+            .field("observer", &self.hooks.observer.is_some())
+            .field("fault_injector", &self.hooks.faults.is_some())
             .finish()
     }
 }

@@ -1,7 +1,7 @@
 //! Zero-copy reads of one region.
 
 use parking_lot::RawRwLock;
-use parking_lot::lock_api::{ArcRwLockReadGuard, ArcRwLockWriteGuard};
+use parking_lot::lock_api::ArcRwLockReadGuard;
 use snafu::ResultExt;
 
 use seqdb_sys::View;
@@ -29,35 +29,19 @@ impl Database {
     pub fn create_region_reader(&self, id: Identifier) -> Result<Reader<'_>> {
         let inner = &self.inner;
         let slot = inner.slot(&id)?;
-        let region = loop {
-            let region = slot.read_arc_recursive();
-            if region.removed {
-                return inner.unknown(&id);
-            }
-            if region.tail.is_empty() {
-                inner.collect_shared(&region)?;
-                break region;
-            }
-            // Bytes still in memory: write them out so the map shows the whole region.
-            // Only a `try_`: this thread may hold readers of other regions, and waiting
-            // here for a writer that waits for one of those would never end.
-            drop(region);
-            if let Some(mut writer) = slot.try_write_arc() {
-                if !writer.removed {
-                    inner.settle(&mut writer)?;
-                }
-                break ArcRwLockWriteGuard::downgrade(writer);
-            }
-            std::thread::yield_now();
-        };
-        if region.removed {
+        let region = slot.read_arc_recursive();
+        if region.is_removed() {
             return inner.unknown(&id);
         }
+        // Bytes still in memory go to the file, so the map shows the whole region. Only
+        // the shared lock is needed: this thread may hold readers of other regions, and
+        // waiting here for a writer that waits for one of those would never end.
+        inner.settle_shared(&region)?;
         // An empty region may lie past the end of the file; its view is empty anyway.
         // `len` is read once: a lent buffer collected by another reader meanwhile lands
         // beyond it.
         let len = region.len();
-        let start = if len == 0 { 0 } else { region.start };
+        let start = if len == 0 { 0 } else { region.start() };
         let view = inner.data.view(start, len).context(SysSnafu)?;
         Ok(Reader { view, region })
     }
@@ -87,7 +71,7 @@ impl<'a> Reader<'a> {
         snafu::ensure!(
             offset.checked_add(len).is_some_and(|end| end <= available),
             ReadOutOfRangeSnafu {
-                region: self.region.name.clone(),
+                region: self.region.name().to_owned(),
                 offset,
                 requested: len,
                 len: available,
@@ -123,7 +107,7 @@ impl<'a> Reader<'a> {
 impl std::fmt::Debug for Reader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
-            .field("region", &self.region.name)
+            .field("region", &self.region.name())
             .field("len", &self.view.len())
             .finish()
     }

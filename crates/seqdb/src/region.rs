@@ -2,10 +2,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use seqdb_sys::Consumer;
 
 use crate::format::RegionEntry;
+use crate::tail::{Budget, Tail};
 
 /// A snapshot of one region's metadata.
 ///
@@ -49,52 +50,69 @@ impl Region {
 
 /// The live state of a region, behind its own lock.
 ///
-/// Bytes `[0, written)` are in the data file; the in-memory `tail` of small appends not
-/// yet written out follows them, so the region's length is `written + tail.len()`.
+/// The region's bytes, in order: `[0, written)` in the data file; then the in-memory
+/// [`Tail`] of small appends (a prefix of which may also be in the file); then `collected`
+/// bytes taken from a lent buffer by a holder of the shared lock, which are in the file.
+/// A thread appending to the region over and over may be lent a buffer of its own (see
+/// `fast_append`): its bytes follow all of these until they are collected.
 ///
-/// A thread appending to the region over and over may be lent a buffer of its own
-/// (see `fast_append`): its bytes follow the tail until they are collected, and the
-/// reservation always has room for all the buffer could hold. A collector holding only a
-/// shared lock (the tail is then empty) writes them to the file after `written` and counts
-/// them in `collected`, which the next holder of the write lock folds into `written`.
+/// Invariants, checked after every change in debug builds ([`check`](Self::check)):
+///
+/// * `len = written + tail.len() + collected`;
+/// * `collected > 0` only while the whole tail is in the file too (a shared holder writes
+///   the tail out before collecting past it), so bytes never follow a tail that is only
+///   in memory; the next holder of the write lock folds both into `written`;
+/// * `start` and `reserved` are page-aligned and `len <= reserved`; between operations
+///   also `len + headroom <= reserved`, where the headroom is all that a lent buffer
+///   holds or may still take (an append that would break it grows the region first);
+/// * `collected` and the tail's synced prefix grow only under the shared lock with the
+///   lent-buffer mutex held (the methods that do it take its guard), and everything else
+///   changes only under the write lock (`&mut self`).
 #[derive(Debug)]
 pub(crate) struct RegionState {
-    pub name: String,
-    pub number: usize,
-    pub start: u64,
-    pub reserved: u64,
-    pub written: u64,
-    pub tail: Vec<u8>,
-    /// Bytes in the file after `written`, collected under a shared lock.
-    pub collected: AtomicU64,
+    name: String,
+    number: usize,
+    start: u64,
+    reserved: u64,
+    written: u64,
+    tail: Tail,
+    /// Bytes in the file after the tail, collected under a shared lock.
+    collected: AtomicU64,
     /// The receiving end of a buffer lent to one appending thread. Its mutex also keeps
-    /// `collected` from changing while held.
-    pub lent: Mutex<Option<Consumer>>,
+    /// `collected` and the tail's synced prefix from changing while held.
+    lent: Mutex<Option<Consumer>>,
     /// Set when the region is removed; stale handles then see an unknown region.
-    pub removed: bool,
+    removed: bool,
     /// Whether the region is in the list of regions changed since the last commit.
-    pub dirty: AtomicBool,
+    dirty: AtomicBool,
     /// The length the last durable commit recorded (bytes up to it must not be punched).
-    pub committed_len: AtomicU64,
+    committed_len: AtomicU64,
 }
+
+/// Proof that the caller holds a region's lent-buffer mutex.
+pub(crate) type LentGuard<'a> = MutexGuard<'a, Option<Consumer>>;
 
 impl RegionState {
     pub fn new(name: String, number: usize, start: u64, reserved: u64) -> Self {
-        RegionState {
+        let region = RegionState {
             name,
             number,
             start,
             reserved,
             written: 0,
-            tail: Vec::new(),
+            tail: Tail::default(),
             collected: AtomicU64::new(0),
             lent: Mutex::new(None),
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(0),
-        }
+        };
+        region.check();
+        region
     }
 
+    /// The region a recovered entry describes. Not checked here: the entry comes from a
+    /// file, and opening validates every placement and refuses the file when one is wrong.
     pub fn from_entry(entry: RegionEntry, number: usize) -> Self {
         RegionState {
             name: entry.name,
@@ -102,7 +120,7 @@ impl RegionState {
             start: entry.start,
             reserved: entry.reserved,
             written: entry.len,
-            tail: Vec::new(),
+            tail: Tail::default(),
             collected: AtomicU64::new(0),
             lent: Mutex::new(None),
             removed: false,
@@ -111,17 +129,90 @@ impl RegionState {
         }
     }
 
+    /// The invariants of the type's documentation (debug builds only).
+    #[inline]
+    fn check(&self) {
+        #[cfg(debug_assertions)]
+        {
+            let collected = self.collected.load(Ordering::Acquire);
+            debug_assert!(
+                collected == 0 || self.tail.synced() == self.tail.len(),
+                "region {}: bytes collected after a tail that is not in the file",
+                self.number
+            );
+            debug_assert!(self.tail.synced() <= self.tail.len());
+            debug_assert!(
+                self.start.is_multiple_of(crate::PAGE_SIZE)
+                    && self.reserved.is_multiple_of(crate::PAGE_SIZE),
+                "region {}: unaligned placement {}+{}",
+                self.number,
+                self.start,
+                self.reserved
+            );
+            debug_assert!(
+                self.len() <= self.reserved,
+                "region {}: length {} exceeds the reservation {}",
+                self.number,
+                self.len(),
+                self.reserved
+            );
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn number(&self) -> usize {
+        self.number
+    }
+
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Bytes known to be in the data file, from the start.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn tail(&self) -> &Tail {
+        &self.tail
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
     /// The region's length: the bytes in the file and those still in the tail (not
     /// those of a lent buffer not collected yet).
     #[inline]
     pub fn len(&self) -> u64 {
-        self.written + self.collected.load(Ordering::Acquire) + self.tail.len() as u64
+        self.written + self.tail.len() as u64 + self.collected.load(Ordering::Acquire)
     }
 
-    /// Fold the bytes collected under a shared lock into `written`.
-    #[inline]
-    pub fn fold(&mut self) {
-        self.written += std::mem::take(self.collected.get_mut());
+    /// Where the tail's first byte goes in the data file.
+    pub fn tail_offset(&self) -> u64 {
+        self.start + self.written
+    }
+
+    /// Where bytes collected from a lent buffer under a shared lock go next.
+    pub fn collect_offset(&self) -> u64 {
+        self.start + self.len()
+    }
+
+    /// The lent buffer's mutex, for holders of the shared lock.
+    pub fn lent(&self) -> &Mutex<Option<Consumer>> {
+        &self.lent
+    }
+
+    /// The lent buffer, for the holder of the write lock.
+    pub fn lent_mut(&mut self) -> &mut Option<Consumer> {
+        self.lent.get_mut()
     }
 
     /// Room the reservation keeps beyond the length for a lent buffer: what it holds
@@ -132,6 +223,123 @@ impl RegionState {
             .get_mut()
             .as_ref()
             .map_or(0, |lent| lent.reach() as u64)
+    }
+
+    /// Whether `n` more bytes (and the lent buffer's room) fit the reservation.
+    #[inline]
+    pub fn fits(&mut self, n: usize) -> bool {
+        self.len()
+            .checked_add(n as u64 + self.headroom())
+            .is_some_and(|end| end <= self.reserved)
+    }
+
+    /// Shared holders, with the lent mutex: the tail's unsynced bytes are now in the file.
+    pub fn tail_synced(&self, _lent: &LentGuard<'_>) {
+        self.tail.mark_synced();
+    }
+
+    /// Shared holders, with the lent mutex: `n` bytes were written at
+    /// [`collect_offset`](Self::collect_offset), after the whole tail.
+    pub fn add_collected(&self, _lent: &LentGuard<'_>, n: u64) {
+        debug_assert_eq!(self.tail.synced(), self.tail.len());
+        let collected = self.collected.load(Ordering::Relaxed);
+        self.collected.store(collected + n, Ordering::Release);
+    }
+
+    /// Count as `written` what holders of the shared lock put in the file: the whole tail
+    /// once it is all there, and what they collected after it. The tail then ends the
+    /// region again, ready for appends.
+    #[inline]
+    pub fn fold(&mut self, budget: &Budget) {
+        let collected = std::mem::take(self.collected.get_mut());
+        if collected == 0 && !self.tail.is_all_synced() {
+            return;
+        }
+        self.written += self.tail.len() as u64 + collected;
+        self.tail.clear(budget);
+        self.check();
+    }
+
+    /// Append to the tail, which must end the region (call [`fold`](Self::fold) first).
+    #[inline]
+    pub fn push_tail(&mut self, data: &[u8], budget: &Budget) {
+        debug_assert_eq!(*self.collected.get_mut(), 0, "the tail must end the region");
+        self.tail.extend(data, budget);
+    }
+
+    /// The commonest append: it fits the reservation and stays within the tail's current
+    /// page, so neither the shared budget nor a write-out is involved. False when the
+    /// long way must be taken.
+    #[inline]
+    pub fn push_tail_quickly(&mut self, data: &[u8], budget: &Budget, limit: usize) -> bool {
+        let quick = *self.collected.get_mut() == 0
+            && self.tail.len() + data.len() < limit
+            && self.tail.same_page_after(data.len())
+            && self.fits(data.len());
+        if quick {
+            self.tail.extend(data, budget);
+        }
+        quick
+    }
+
+    /// The tail's unsynced bytes were written at their place: they are all `written` now.
+    pub fn tail_written(&mut self, budget: &Budget) {
+        debug_assert_eq!(*self.collected.get_mut(), 0);
+        self.written += self.tail.len() as u64;
+        self.tail.clear(budget);
+        self.check();
+    }
+
+    /// `n` bytes were written at [`tail_offset`](Self::tail_offset), the tail being empty.
+    pub fn written_directly(&mut self, n: u64) {
+        debug_assert!(self.tail.is_empty() && *self.collected.get_mut() == 0);
+        self.written += n;
+        self.check();
+    }
+
+    /// After a write at an offset, with every byte in the file: the region is `len` long.
+    pub fn set_written_len(&mut self, len: u64) {
+        debug_assert!(self.tail.is_empty() && *self.collected.get_mut() == 0);
+        self.written = len;
+        self.check();
+    }
+
+    /// Shorten the region to `len <= len()` (call [`fold`](Self::fold) first).
+    pub fn truncate(&mut self, len: u64, budget: &Budget) {
+        debug_assert!(len <= self.len() && *self.collected.get_mut() == 0);
+        if len >= self.written {
+            self.tail.truncate((len - self.written) as usize, budget);
+        } else {
+            self.tail.clear(budget);
+            self.written = len;
+        }
+        self.check();
+    }
+
+    /// The reservation grew where it is.
+    pub fn grown(&mut self, reserved: u64) {
+        self.reserved = reserved;
+        self.check();
+    }
+
+    /// The region's `written` bytes were copied to a new place.
+    pub fn moved(&mut self, start: u64, reserved: u64) {
+        debug_assert_eq!(*self.collected.get_mut(), 0);
+        self.start = start;
+        self.reserved = reserved;
+        // What shared holders wrote of the tail stayed at the old place.
+        self.tail.unsync();
+        self.check();
+    }
+
+    pub fn rename(&mut self, name: String) {
+        self.name = name;
+    }
+
+    /// The region is gone: its tail with it, and stale handles see an unknown region.
+    pub fn mark_removed(&mut self, budget: &Budget) {
+        self.removed = true;
+        self.tail.clear(budget);
     }
 
     /// The metadata as callers see it: the length counts bytes still in memory, in the
@@ -170,7 +378,22 @@ impl RegionState {
         !self.dirty.load(Ordering::Acquire) && !self.dirty.swap(true, Ordering::AcqRel)
     }
 
+    /// Clear the changed flag; true when it was set.
+    pub fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    /// Set the changed flag again (a flush that took it failed).
+    pub fn set_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
     pub fn committed_len(&self) -> u64 {
         self.committed_len.load(Ordering::Acquire)
+    }
+
+    /// A durable commit recorded the region with `len` bytes.
+    pub fn set_committed_len(&self, len: u64) {
+        self.committed_len.store(len, Ordering::Release);
     }
 }

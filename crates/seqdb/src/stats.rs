@@ -70,7 +70,7 @@ impl Database {
         for (_, slot) in &slots {
             let region = slot.read_recursive();
             stats.live_bytes += region.snapshot().len();
-            stats.reserved_bytes += region.reserved;
+            stats.reserved_bytes += region.reserved();
         }
         Ok(stats)
     }

@@ -5,8 +5,6 @@
 //! tails together pass [`BUFFER_BUDGET`], when a reader or a flush needs the bytes in the
 //! file, or before any write that is not an append. Large appends go straight to the file.
 
-use std::sync::atomic::Ordering;
-
 use snafu::ResultExt;
 
 use seqdb_layout::GrowPlan;
@@ -26,8 +24,6 @@ const PREALLOCATE_MIN: u64 = 256 * 1024;
 const DIRECT_WRITE: usize = 16 * 1024;
 /// All tails together are kept under this many bytes.
 const BUFFER_BUDGET: u64 = 64 << 20;
-/// Tails are accounted in pages so that the shared counter is touched rarely.
-const ACCOUNT_SHIFT: u32 = 12;
 
 impl Database {
     /// Append `data` to the end of a region.
@@ -65,14 +61,14 @@ impl Database {
         self.inner.check_writable()?;
         let slot = self.inner.slot(&id)?;
         let mut region = slot.write();
-        if region.removed {
+        if region.is_removed() {
             return self.inner.unknown(&id);
         }
         self.inner.collect(&mut region)?;
         snafu::ensure!(
             len <= region.len(),
             TruncatePastEndSnafu {
-                region: region.name.clone(),
+                region: region.name().to_owned(),
                 requested: len,
                 len: region.len(),
             }
@@ -80,13 +76,8 @@ impl Database {
         if len == region.len() {
             return Ok(());
         }
-        if len >= region.written {
-            let keep = (len - region.written) as usize;
-            self.inner.resize_tail(&mut region, keep);
-        } else {
-            self.inner.discard_tail(&mut region);
-            region.written = len;
-        }
+        // `collect` folded what shared holders collected: the tail ends the region.
+        region.truncate(len, &self.inner.buffered);
         self.inner.note_dirty(&region);
         Ok(())
     }
@@ -114,14 +105,14 @@ impl Inner {
             // with a lent buffer goes the long way, which collects it first.
             if data.len() < DIRECT_WRITE
                 && let Some(mut region) = slot.try_write()
-                && !region.removed
-                && region.lent.get_mut().is_none()
+                && !region.is_removed()
+                && region.lent_mut().is_none()
             {
-                if buffer_quickly(&mut region, data) {
+                if region.push_tail_quickly(data, &self.buffered, TAIL_LIMIT) {
                     self.note_dirty(&region);
                     return Ok(());
                 }
-                if fits(&mut region, data.len()) {
+                if region.fits(data.len()) {
                     return self.append_in_place(&mut region, data);
                 }
             }
@@ -131,7 +122,7 @@ impl Inner {
             self.remember(number, &slot, true);
         }
         let mut region = slot.write();
-        if region.removed {
+        if region.is_removed() {
             return self.unknown(id);
         }
         self.collect(&mut region)?;
@@ -144,14 +135,14 @@ impl Inner {
         self.check_writable()?;
         let slot = self.slot(id)?;
         let mut region = slot.write();
-        if region.removed {
+        if region.is_removed() {
             return self.unknown(id);
         }
         self.collect(&mut region)?;
         snafu::ensure!(
             at <= region.len(),
             OffsetPastEndSnafu {
-                region: region.name.clone(),
+                region: region.name().to_owned(),
                 offset: at,
                 len: region.len(),
             }
@@ -165,11 +156,11 @@ impl Inner {
         self.reserve(&mut region, new_len)?;
         self.drain(&mut region)?;
         self.data
-            .write_all_at(data, region.start + at)
+            .write_all_at(data, region.start() + at)
             .context(SysSnafu)?;
         if new_len != region.len() {
             // The tail was written out above, so the whole region is in the file.
-            region.written = new_len;
+            region.set_written_len(new_len);
             self.note_dirty(&region);
         }
         Ok(())
@@ -177,10 +168,10 @@ impl Inner {
 
     fn end_after(&self, region: &RegionState, at: u64, n: usize) -> Result<u64> {
         at.checked_add(n as u64)
-            .filter(|end| region.start.checked_add(*end).is_some())
+            .filter(|end| region.start().checked_add(*end).is_some())
             .ok_or_else(|| {
                 TooLargeSnafu {
-                    region: region.name.clone(),
+                    region: region.name().to_owned(),
                     requested: u64::MAX,
                 }
                 .build()
@@ -192,22 +183,21 @@ impl Inner {
         if data.is_empty() {
             return Ok(());
         }
+        // The tail must end the region before it takes more bytes.
+        region.fold(&self.buffered);
         if data.len() >= DIRECT_WRITE {
             self.drain(region)?;
             self.data
-                .write_all_at(data, region.start + region.written)
+                .write_all_at(data, region.tail_offset())
                 .context(SysSnafu)?;
-            region.written += data.len() as u64;
+            region.written_directly(data.len() as u64);
         } else {
-            let before = region.tail.len();
-            region.tail.extend_from_slice(data);
-            self.account(before, region.tail.len());
-            let over = region.tail.len() >= TAIL_LIMIT
-                || self.buffered.load(Ordering::Relaxed) > BUFFER_BUDGET;
+            region.push_tail(data, &self.buffered);
+            let over = region.tail().len() >= TAIL_LIMIT || self.buffered.bytes() > BUFFER_BUDGET;
             if over && let Err(e) = self.drain(region) {
                 // Undo this append so the caller's error means "not appended".
-                let keep = region.tail.len() - data.len();
-                self.resize_tail(region, keep);
+                let len = region.len() - data.len() as u64;
+                region.truncate(len, &self.buffered);
                 return Err(e);
             }
         }
@@ -218,25 +208,25 @@ impl Inner {
     /// Make the region's reservation hold `new_len` bytes, and room for its lent buffer
     /// beyond them, moving it if needed.
     pub fn reserve(&self, region: &mut RegionState, new_len: u64) -> Result<()> {
-        // A move copies `written` bytes: they must be all of them.
-        region.fold();
+        // A move copies `written` bytes and then the tail: nothing may follow the tail.
+        region.fold(&self.buffered);
         let new_len = new_len.saturating_add(region.headroom());
-        if new_len <= region.reserved {
+        if new_len <= region.reserved() {
             return Ok(());
         }
         let mut table = self.table.write();
         let plan = table
             .layout
-            .grow(region.number as u64, new_len)
+            .grow(region.number() as u64, new_len)
             .context(LayoutSnafu { path: &self.path })?;
-        let old_end = region.start + region.reserved;
+        let old_end = region.start() + region.reserved();
         match plan {
             GrowPlan::InPlace => {}
             GrowPlan::ExtendIntoHole { reserved } | GrowPlan::AppendAtEnd { reserved } => {
-                region.reserved = reserved;
+                region.grown(reserved);
             }
             GrowPlan::Move { from, to } => {
-                let copied = match region.written {
+                let copied = match region.written() {
                     0 => Ok(()),
                     len => self.data.copy_within(from.start, to.start, len),
                 };
@@ -244,8 +234,7 @@ impl Inner {
                     self.poison(&e);
                     return Err(e).context(SysSnafu);
                 }
-                region.start = to.start;
-                region.reserved = to.len;
+                region.moved(to.start, to.len);
             }
         }
         // Before the table lock is released: a flush that captures the freed extent must
@@ -255,11 +244,11 @@ impl Inner {
         // Space the region has not used yet: let the file system allocate it in one go,
         // which makes writing it much cheaper than block by block. Only an optimisation:
         // where it fails (a full disk, say), the write that needs the space reports it.
-        let unused_from = (region.start + region.written).max(match plan {
-            GrowPlan::Move { .. } => region.start,
+        let unused_from = region.tail_offset().max(match plan {
+            GrowPlan::Move { .. } => region.start(),
             _ => old_end,
         });
-        let end = region.start + region.reserved;
+        let end = region.start() + region.reserved();
         if end.saturating_sub(unused_from) >= PREALLOCATE_MIN {
             let _ = self.data.preallocate(unused_from, end - unused_from);
         }
@@ -268,63 +257,15 @@ impl Inner {
 
     /// Write the region's in-memory tail to the data file.
     pub fn drain(&self, region: &mut RegionState) -> Result<()> {
-        region.fold();
-        if region.tail.is_empty() {
+        region.fold(&self.buffered);
+        if region.tail().is_empty() {
             return Ok(());
         }
+        let (offset, unsynced) = region.tail().unsynced();
         self.data
-            .write_all_at(&region.tail, region.start + region.written)
+            .write_all_at(unsynced, region.tail_offset() + offset as u64)
             .context(SysSnafu)?;
-        region.written += region.tail.len() as u64;
-        self.discard_tail(region);
+        region.tail_written(&self.buffered);
         Ok(())
     }
-
-    /// Drop the in-memory tail (after writing it, or when its bytes are cut off).
-    pub fn discard_tail(&self, region: &mut RegionState) {
-        self.resize_tail(region, 0);
-        if region.tail.capacity() > 2 * TAIL_LIMIT {
-            region.tail = Vec::new();
-        }
-    }
-
-    pub fn resize_tail(&self, region: &mut RegionState, len: usize) {
-        let before = region.tail.len();
-        region.tail.truncate(len);
-        self.account(before, region.tail.len());
-    }
-
-    fn account(&self, before: usize, after: usize) {
-        let (b, a) = (before >> ACCOUNT_SHIFT, after >> ACCOUNT_SHIFT);
-        if a > b {
-            self.buffered
-                .fetch_add(((a - b) as u64) << ACCOUNT_SHIFT, Ordering::Relaxed);
-        } else if b > a {
-            self.buffered
-                .fetch_sub(((b - a) as u64) << ACCOUNT_SHIFT, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The commonest append: it fits the reservation and stays within the tail's current
-/// page, so neither the shared page count nor a write-out is involved.
-#[inline]
-pub(crate) fn buffer_quickly(region: &mut RegionState, data: &[u8]) -> bool {
-    let before = region.tail.len();
-    let after = before + data.len();
-    let quick = after < TAIL_LIMIT
-        && (before >> ACCOUNT_SHIFT) == (after >> ACCOUNT_SHIFT)
-        && fits(region, data.len());
-    if quick {
-        region.tail.extend_from_slice(data);
-    }
-    quick
-}
-
-#[inline]
-pub(crate) fn fits(region: &mut RegionState, n: usize) -> bool {
-    region
-        .len()
-        .checked_add(n as u64 + region.headroom())
-        .is_some_and(|end| end <= region.reserved)
 }

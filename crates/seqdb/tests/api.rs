@@ -290,18 +290,45 @@ fn crc32(bytes: &[u8]) -> u32 {
 }
 
 #[test]
-fn unflushed_changes_are_not_visible_after_reopen() {
+fn dropping_the_last_handle_keeps_what_was_written() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
     let (id, _) = db.create_region_if_needed("r").unwrap();
     db.write_all_to_region(id.into(), b"kept").unwrap();
     db.flush().unwrap();
-    db.write_all_to_region(id.into(), b" lost").unwrap();
-    db.create_region_if_needed("also lost").unwrap();
+    db.write_all_to_region(id.into(), b" too").unwrap();
+    db.create_region_if_needed("also kept").unwrap();
+    let clone = db.clone();
     drop(db);
+    // A clone still holds the database open: nothing is closed yet.
+    assert!(matches!(
+        Database::open(dir.path()),
+        Err(seqdb::Error::AlreadyOpen { .. })
+    ));
+    clone.write_all_to_region(id.into(), b"!").unwrap();
+    drop(clone);
     let db = open(dir.path());
-    assert_eq!(bytes(&db, "r"), b"kept");
-    assert_eq!(db.regions().len(), 1);
+    assert_eq!(bytes(&db, "r"), b"kept too!");
+    assert_eq!(db.regions().len(), 2);
+}
+
+#[test]
+fn close_flushes_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let (id, _) = db.create_region_if_needed("r").unwrap();
+    db.write_all_to_region(id.into(), b"closed").unwrap();
+    db.close().unwrap();
+    let db = open(dir.path());
+    assert_eq!(bytes(&db, "r"), b"closed");
+    drop(db);
+    // A read-only handle has nothing to flush, and closing it writes nothing.
+    let before = std::fs::read(dir.path().join("meta")).unwrap();
+    Database::open_read_only(dir.path())
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_eq!(std::fs::read(dir.path().join("meta")).unwrap(), before);
 }
 
 #[test]

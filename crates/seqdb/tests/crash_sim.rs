@@ -416,30 +416,8 @@ impl Workload {
                 self.note(format!("punch holes ({punched} bytes)"));
             }
             76..=77 => {
-                // Rewritten committed bytes stay in the file, where a reopen would show
-                // them; flush first then, so the model stays exact.
-                let flushed = !self.shadow.is_empty();
-                if flushed {
-                    self.flush_step();
-                }
-                drop(self.db.take());
-                self.open();
-                if !flushed {
-                    // Dropping loses whatever was not flushed, removals included.
-                    self.removed.clear();
-                    let commit = &self.commits[&self.last_gen];
-                    self.model = commit
-                        .state
-                        .iter()
-                        .map(|(name, (_, bytes))| (name.clone(), bytes.clone()))
-                        .collect();
-                    self.numbers = commit
-                        .state
-                        .iter()
-                        .map(|(name, (n, _))| (name.clone(), *n))
-                        .collect();
-                }
-                self.note(format!("reopen (flushed first: {flushed})"));
+                // Dropping the last handle flushes: a commit like any other.
+                self.flush_step_by(true);
                 self.check_live("reopen");
             }
             _ => {
@@ -457,8 +435,23 @@ impl Workload {
     }
 
     fn flush_step(&mut self) {
+        self.flush_step_by(false);
+    }
+
+    /// A commit: by `flush`, `flush_then_punch` or `compact`, or with `by_drop` by
+    /// dropping the handle and opening the database again.
+    fn flush_step_by(&mut self, by_drop: bool) {
         let started = self.barriers();
         let what = match self.rng.below(20) {
+            _ if by_drop => {
+                drop(self.db.take());
+                let db = OpenOptions::new()
+                    .sync_observer(self.observer.clone())
+                    .open(&self.dir)
+                    .unwrap();
+                self.db = Some(db);
+                "drop and reopen"
+            }
             0 => {
                 self.compactions += 1;
                 self.db().compact().unwrap();

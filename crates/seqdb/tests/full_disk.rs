@@ -108,11 +108,12 @@ fn assert_paths_named_exist() {
 }
 
 /// A later error on a handle that already met a full disk: a full disk again, or the
-/// handle refusing changes after a move failed half-way (its cause: the full disk).
+/// handle refusing changes after a move, a metadata write or a sync failed (its cause:
+/// the full disk).
 fn assert_full_or_poisoned(error: &Error, root: &Path, during: &str) {
     match error {
-        Error::Poisoned { cause, .. } => assert!(
-            cause.contains("space"),
+        Error::Poisoned { source, .. } => assert!(
+            source.is_no_space() && error.is_no_space(),
             "{during}: poisoned by something else than a full disk: {error}"
         ),
         _ => assert_no_space(error, root, during),
