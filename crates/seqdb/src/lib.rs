@@ -51,6 +51,14 @@
 //! give an [`Error`] naming the path, region and offset involved. Nothing is ever
 //! written through the memory map, so a full disk cannot raise `SIGBUS`.
 //!
+//! Opening damaged files ends one of two ways. When they look exactly as a crash leaves
+//! them (the last commit record torn, or not written yet), `open` returns the newest
+//! commit a crash could have left. Any other damage (a metadata log cut short or broken
+//! before valid records, a zeroed, random or foreign data file, crafted values beyond
+//! the format's bounds) is refused with [`Error::Corrupt`] or another error naming the
+//! file and the offset; [`OpenOptions::recover`] gets past it explicitly, and
+//! [`check`] lists every finding.
+//!
 //! A failed sync is final for the handle: after a flush's data sync, metadata write or
 //! sync, checkpoint rename or directory sync fails, the flush returns that error and the
 //! handle refuses every later change with [`Error::Poisoned`] (a kernel may drop the
