@@ -39,7 +39,8 @@
 //! [`Database::truncate_region`]) may read back old or new, page by page. The commit is
 //! a checksummed metadata record written after the data is synced; see `docs/FORMAT.md`.
 //! A flush racing other threads records the state at one instant (names unique, every
-//! region at one point of its history).
+//! region's name, placement and length at one point of its history; bytes overwritten
+//! in place while it runs may reach the disk with it, page by page).
 //!
 //! Dropping the last handle of a read-write database flushes, as a `BufWriter` does,
 //! ignoring an error; [`Database::close`] flushes and reports it. A process kill or a
