@@ -1,6 +1,7 @@
 //! Helpers shared by the reliability suites: a deterministic PRNG, run budgets that
 //! grow with `SEQDB_STRESS_SCALE`, reading a database into a model, guarded opens, and a
-//! small codec of the metadata format written from `docs/FORMAT.md`.
+//! small codec of the metadata format written from `docs/FORMAT.md`; crash images taken at
+//! sync barriers are in [`images`].
 //!
 //! Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -12,6 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use seqdb::{Database, Identifier, OpenOptions};
+
+pub mod images;
 
 /// Every region's bytes by name: what a database holds, as a test expects it.
 pub type State = BTreeMap<String, Vec<u8>>;
