@@ -321,3 +321,55 @@ pub fn whole(file: &FileImage) -> Vec<u8> {
     }
     out
 }
+
+/// A directory that crash images are written to one after the other. Only the pages
+/// that differ from the previous image are rewritten, as long as the file on disk still
+/// has the length that image gave it (a read-write open may cut a torn metadata tail or
+/// delete `meta.tmp`; such a file is written whole next time).
+pub struct ImageDir {
+    pub dir: PathBuf,
+    written: BTreeMap<&'static str, Vec<u8>>,
+}
+
+impl ImageDir {
+    pub fn new(dir: PathBuf) -> Self {
+        ImageDir {
+            dir,
+            written: BTreeMap::new(),
+        }
+    }
+
+    /// Make the directory hold exactly `files`.
+    pub fn write(&mut self, files: Vec<(&'static str, Vec<u8>)>) {
+        use std::os::unix::fs::FileExt;
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let mut files: BTreeMap<&'static str, Vec<u8>> = files.into_iter().collect();
+        for name in FILES {
+            let path = self.dir.join(name);
+            let on_disk = std::fs::metadata(&path).ok().map(|m| m.len() as usize);
+            let previous = self.written.remove(name);
+            let Some(bytes) = files.remove(name) else {
+                if on_disk.is_some() {
+                    std::fs::remove_file(&path).unwrap();
+                }
+                continue;
+            };
+            match previous {
+                Some(previous) if on_disk == Some(previous.len()) => {
+                    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    if bytes.len() != previous.len() {
+                        file.set_len(bytes.len() as u64).unwrap();
+                    }
+                    for (i, page) in bytes.chunks(PAGE).enumerate() {
+                        let at = i * PAGE;
+                        if previous.get(at..at + page.len()) != Some(page) {
+                            file.write_all_at(page, at as u64).unwrap();
+                        }
+                    }
+                }
+                _ => std::fs::write(&path, &bytes).unwrap(),
+            }
+            self.written.insert(name, bytes);
+        }
+    }
+}
