@@ -68,7 +68,7 @@
 //! After the threads end, the live database must equal the histories applied in full (a
 //! check of the model itself).
 //!
-//! Counts: each seed runs one workload (600 rounds of the appender) and checks up to
+//! Counts: each seed runs one workload (until 400 of the appender's flushes were cued) and checks up to
 //! 5,000 images in at most 3 s, one image per barrier first; `SEQDB_STRESS_SCALE=<n>` runs
 //! `n` times as many seeds; `SEQDB_SEED=<seed>` runs one. The choices of each thread follow
 //! the seed, the interleaving does not, so a seed reproduces a race with some
@@ -311,6 +311,8 @@ struct Counts {
     ops: BTreeMap<Kind, u64>,
     /// Flushes of the appender that the swapper saw coming.
     cues: u64,
+    /// Flushes of the appender during which the swapper changed names twice or more.
+    met: u64,
     swaps: u64,
     recreates: u64,
     moves: u64,
@@ -341,12 +343,16 @@ struct Signal {
     flushes: AtomicU64,
     /// The swapper waits for the next flush.
     ready: AtomicBool,
+    /// The mixed threads hold back: the cores are the appender's and the swapper's.
+    quiet: AtomicBool,
+    /// The swapper's renames, removals and creations, counted as each returns.
+    changes: AtomicU64,
 }
 
-/// Wait until `done` or `limit` passed: spinning for the first 20 µs (the thread keeps
+/// Wait until `done` or `limit` passed: spinning for the first `spin` (the thread keeps
 /// its core), then yielding it between looks (the other thread may need it, on a machine
 /// busy with other work).
-fn spin_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+fn wait_until(limit: Duration, spin: Duration, done: impl Fn() -> bool) -> bool {
     let start = Instant::now();
     loop {
         if done() {
@@ -356,7 +362,7 @@ fn spin_until(limit: Duration, done: impl Fn() -> bool) -> bool {
         if waited > limit {
             return false;
         }
-        if waited > Duration::from_micros(20) {
+        if waited > spin {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();
@@ -719,12 +725,14 @@ impl Worker {
         }
     }
 
-    /// The appender: one byte to `A` and a flush, in a loop.
-    fn run_appender(&mut self, iterations: u64, deadline: Instant) {
+    /// The appender: one byte to `A` and a flush, in a loop, until `met` of these
+    /// flushes saw two changes of the swapper or more while they ran (a machine busy with
+    /// other work takes longer), six times as many rounds, or the deadline.
+    fn run_appender(&mut self, met: u64, deadline: Instant) {
         let mut wide = false;
         let mut block = 0;
-        for _ in 0..iterations {
-            if Instant::now() > deadline {
+        for _ in 0..6 * met {
+            if self.counts.met >= met || Instant::now() > deadline {
                 break;
             }
             // Removals shift the regions this thread holds: find `A` again.
@@ -760,19 +768,27 @@ impl Worker {
                     Kind::Flush
                 };
                 // Give the swapper its cue if it waits for one (or is about to), and let
-                // it see the cue before the flush starts.
-                let ready = spin_until(Duration::from_millis(1), || {
+                // it see the cue before the flush starts. Two times in three the mixed
+                // threads hold back meanwhile.
+                let quiet = !self.rng.one_in(3);
+                self.signal.quiet.store(quiet, Ordering::Release);
+                let ready = wait_until(Duration::from_millis(1), Duration::from_micros(20), || {
                     self.signal.ready.load(Ordering::Acquire)
                 });
                 self.signal.flushes.fetch_add(1, Ordering::Release);
                 if ready
-                    && spin_until(Duration::from_micros(50), || {
+                    && wait_until(Duration::from_micros(50), Duration::from_micros(20), || {
                         !self.signal.ready.load(Ordering::Acquire)
                     })
                 {
                     self.counts.cues += 1;
                 }
+                let before = self.signal.changes.load(Ordering::Acquire);
                 self.commit(kind);
+                self.signal.quiet.store(false, Ordering::Release);
+                if self.signal.changes.load(Ordering::Acquire) >= before + 2 {
+                    self.counts.met += 1;
+                }
             } else if roll < 89 {
                 if self.own[a].bytes.len() < 256 << 10 {
                     let len = self.rng.range(2 << 10, 40 << 10) as usize;
@@ -815,8 +831,10 @@ impl Worker {
                     self.apply(Kind::Remove, Some((old.lid, Effect::Remove)), |db| {
                         db.remove_region(id)
                     });
+                    self.signal.changes.fetch_add(1, Ordering::Release);
                     self.maybe_yield();
                     let i = self.create(SWAP_B.to_owned(), Role::Partner);
+                    self.signal.changes.fetch_add(1, Ordering::Release);
                     if self.rng.one_in(2) {
                         let len = self.rng.range(1, 3000) as usize;
                         self.append(i, len, true);
@@ -826,6 +844,7 @@ impl Worker {
                 }
                 let partner_name = self.own[partner].name.clone();
                 self.rename(partner, SWAP_TMP);
+                self.signal.changes.fetch_add(1, Ordering::Release);
                 if !chase {
                     self.maybe_yield();
                 }
@@ -839,11 +858,13 @@ impl Worker {
                     Some((a_lid, Effect::Rename(partner_name.clone()))),
                     |db| db.rename_region(id, &partner_name),
                 );
+                self.signal.changes.fetch_add(1, Ordering::Release);
                 let old_a = std::mem::replace(&mut a_name, partner_name);
                 if !chase {
                     self.maybe_yield();
                 }
                 self.rename(partner, &old_a);
+                self.signal.changes.fetch_add(1, Ordering::Release);
                 self.counts.swaps += 1;
                 if self.rng.one_in(4) {
                     std::thread::yield_now();
@@ -863,7 +884,7 @@ impl Worker {
     fn wait_for_flush(&mut self) {
         let seen = self.signal.flushes.load(Ordering::Acquire);
         self.signal.ready.store(true, Ordering::Release);
-        spin_until(Duration::from_millis(5), || {
+        wait_until(Duration::from_millis(5), Duration::from_micros(20), || {
             self.signal.flushes.load(Ordering::Acquire) != seen
         });
         self.signal.ready.store(false, Ordering::Release);
@@ -875,10 +896,11 @@ impl Worker {
             }
             _ => Duration::from_nanos(self.rng.below(12_000)),
         };
-        spin_until(pause, || false);
+        wait_until(pause, Duration::MAX, || false);
     }
 
-    /// A mixed thread, until the appender is done.
+    /// A mixed thread, until the appender is done. It sleeps now and then, and while the
+    /// appender asks for quiet.
     fn run_mixed(&mut self, stop: &AtomicBool) {
         let mut steps = 0u64;
         while !stop.load(Ordering::Relaxed) && steps < 200_000 {
@@ -886,8 +908,15 @@ impl Worker {
             self.mixed_step();
             // Leave the cores to the appender and the swapper now and then (there may
             // be twice as many threads as cores).
-            if self.rng.one_in(2) {
-                std::thread::sleep(Duration::from_micros(self.rng.range(20, 200)));
+            // (Rarely and long: every wake-up may take a core from the race.)
+            if self.rng.one_in(4) {
+                std::thread::sleep(Duration::from_micros(self.rng.range(200, 1000)));
+            }
+            let start = Instant::now();
+            while self.signal.quiet.load(Ordering::Acquire)
+                && start.elapsed() < Duration::from_millis(20)
+            {
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
     }
@@ -1708,7 +1737,7 @@ fn database_dir() -> tempfile::TempDir {
 }
 
 /// Run one threaded workload and check its crash images within the budget.
-fn simulate(seed: u64, iterations: u64, max_images: u64, seconds: u64) -> Outcome {
+fn simulate(seed: u64, met: u64, max_images: u64, seconds: u64) -> Outcome {
     let started = Instant::now();
     let scratch = database_dir();
     let dir = scratch.path().join("db");
@@ -1808,12 +1837,14 @@ fn simulate(seed: u64, iterations: u64, max_images: u64, seconds: u64) -> Outcom
     // Half the seeds swap only; the others also remove and create `B` again.
     let recreate = if seed.is_multiple_of(2) { 0 } else { 30 };
     let stop = AtomicBool::new(false);
-    let deadline = Instant::now() + Duration::from_secs(6 * support::scale());
+    let cpus = support::allowed_cpus();
+    let pinned = AtomicU64::new(0);
+    let deadline = Instant::now() + Duration::from_secs(3 * support::scale());
     let workers: Vec<Worker> = std::thread::scope(|s| {
         let handles: Vec<_> = workers
             .into_iter()
             .map(|mut w| {
-                let stop = &stop;
+                let (stop, cpus, pinned) = (&stop, &cpus, &pinned);
                 s.spawn(move || {
                     struct Done<'a>(&'a AtomicBool, bool);
                     impl Drop for Done<'_> {
@@ -1824,8 +1855,16 @@ fn simulate(seed: u64, iterations: u64, max_images: u64, seconds: u64) -> Outcom
                         }
                     }
                     let _done = Done(stop, w.thread == 0);
+                    // The appender and the swapper on CPUs of their own, so that the
+                    // scheduler never puts them on one (then they could not race).
+                    if w.thread < 2
+                        && let Some(&cpu) = cpus.get(w.thread)
+                        && cpus.len() >= 2
+                    {
+                        pinned.fetch_add(u64::from(support::pin_to_cpu(cpu)), Ordering::Relaxed);
+                    }
                     match w.thread {
-                        0 => w.run_appender(iterations, deadline),
+                        0 => w.run_appender(met, deadline),
                         1 => w.run_swapper(a_lid, a_number, stop, recreate),
                         _ => w.run_mixed(stop),
                     }
@@ -1842,6 +1881,7 @@ fn simulate(seed: u64, iterations: u64, max_images: u64, seconds: u64) -> Outcom
         }
         counts.swaps += w.counts.swaps;
         counts.cues += w.counts.cues;
+        counts.met += w.counts.met;
         counts.recreates += w.counts.recreates;
         counts.moves += w.counts.moves;
     }
@@ -1953,11 +1993,16 @@ fn simulate(seed: u64, iterations: u64, max_images: u64, seconds: u64) -> Outcom
         .map(|(k, n)| format!("{k:?} {n}"))
         .collect();
     println!(
-        "seed {seed}: {threads} threads, {} operations in {:.1?} ({}), {} swaps, {} \
+        "seed {seed}: {threads} threads ({}), {} operations in {:.1?} ({}), {} swaps, {} \
          re-creations of B, {} moves seen; {} of {} flushes of A's appender cued to the \
-         swapper, {overlapped} met by a rename; {} generations, {doubled} of them naming two \
+         swapper, {} of them during two changes of it or more, {overlapped} during a rename; {} generations, {doubled} of them naming two \
          regions alike, {} barriers; {} of {planned} planned crash images checked in {:.1?} \
          ({} also read-only; recovered {:?}); failures {:?}",
+        if pinned.load(Ordering::Relaxed) == 2 {
+            "the appender and the swapper each pinned to a CPU"
+        } else {
+            "not pinned"
+        },
         logs.iter().map(Vec::len).sum::<usize>(),
         workload_time,
         ops.join(", "),
@@ -1969,6 +2014,7 @@ fn simulate(seed: u64, iterations: u64, max_images: u64, seconds: u64) -> Outcom
             .iter()
             .filter(|f| matches!(f.kind, Kind::Flush | Kind::FlushThenPunch))
             .count(),
+        counts.met,
         producers.len(),
         captures.len() - 1,
         checker.checked,
@@ -2008,7 +2054,7 @@ fn crash_images_of_threads_recover_one_instant() {
     let mut flushes = 0;
     let mut failed: BTreeMap<Failure, (u64, Vec<u64>, String)> = BTreeMap::new();
     for seed in seeds(3000, 3) {
-        let outcome = simulate(seed, 600, 5000, 3);
+        let outcome = simulate(seed, 400, 5000, 3);
         images += outcome.checked;
         flushes += outcome.flushes;
         for (failure, messages) in outcome.failures {
