@@ -11,25 +11,34 @@
 //! - *appender* (thread 0): appends one byte by number to region `A` and flushes, in a
 //!   loop. In blocks it first appends 1 to 12 KiB to each of six regions of its own, whose
 //!   tails the flush then writes between its looks at `A` and at `A`'s partner (the
-//!   set-up numbers the pair lowest and highest); in the other blocks it appends to `A`
-//!   alone, so that `A` lends it a buffer. Sometimes a large append to `A` (it grows and
+//!   set-up numbers the partner lowest and `A` highest, the other way round for one seed
+//!   in four); in the other blocks it appends to `A` alone, so that `A` lends it a buffer. Sometimes a large append to `A` (it grows and
 //!   moves), an overwrite or a truncation of `A`, or a step of the mixed workload below.
 //! - *swapper* (thread 1): swaps the names of `A` and its partner through a temporary
 //!   name (the partner to `swap-tmp`, `A` to the partner's name, the partner to `A`'s old
 //!   name); in the other variant (odd seeds), when the partner is named `B`, sometimes
 //!   removes it and creates a new `B` instead. Most swaps start on a cue: right before
 //!   a flush the appender waits (1 ms at most) until the swapper waits for it, bumps a
-//!   counter, and waits until the swapper has seen it; the swapper then pauses for a
-//!   random while (mostly up to 12 µs, what a flush takes to reach the sync of its data)
-//!   and swaps. The other swaps come at any moment, with yields between the renames.
-//!   Sometimes it appends to the partner or takes a mixed step.
+//!   counter, and waits (50 µs at most) until the swapper has seen it; the swapper then
+//!   pauses for a random while (mostly up to 12 µs, what a flush takes to reach the sync
+//!   of its data) and swaps. The other swaps come at any moment, with yields between the
+//!   renames. Sometimes it appends to the partner or takes a mixed step.
 //! - *mixed* (threads 2 and 3, when there are): on regions of their own (names `t<i>-<j>`),
 //!   creations, renames, removals (by name and by number), `retain_regions`, appends by
 //!   name and by number (1 B to 48 KiB, so regions grow and move; runs of 16 to 24
 //!   appends by number, so a region lends the thread a buffer), `write_all_to_region_at`,
 //!   `truncate_write_all_to_region`, `truncate_region`, `flush`, `flush_then_punch` and
-//!   `compact` (`Error::Busy` is tolerated). They yield at random points and sleep now
-//!   and then, leaving the two cores to the race above.
+//!   `compact` (`Error::Busy` is tolerated; any other error of these calls is a failure,
+//!   reported at the end). They yield at random points, sleep now and then, and hold
+//!   back during two in three of the appender's cued flushes.
+//!
+//! A race between a flush and renames is a matter of microseconds, and two threads can
+//! only race on two cores: the appender and the swapper are pinned to CPUs of their own
+//! (with `taskset`, where permitted; the summary says whether), and the appender goes on
+//! until 400 of its flushes saw two name changes of the swapper or more (or six times
+//! as many rounds, or 3 s), so a machine busy with other work takes longer rather than
+//! trying less. The database lives on `/dev/shm` when there is one (thousands of
+//! barriers).
 //!
 //! Every call to the engine takes a stamp from one `SeqCst` clock before it (`inv`) and
 //! after it returns (`resp`). Each region is a logical object with two histories: its
@@ -68,12 +77,15 @@
 //! After the threads end, the live database must equal the histories applied in full (a
 //! check of the model itself).
 //!
-//! Counts: each seed runs one workload (until 400 of the appender's flushes were cued) and checks up to
-//! 5,000 images in at most 3 s, one image per barrier first; `SEQDB_STRESS_SCALE=<n>` runs
-//! `n` times as many seeds; `SEQDB_SEED=<seed>` runs one. The choices of each thread follow
-//! the seed, the interleaving does not, so a seed reproduces a race with some
-//! probability, not always. A failure prints its seed, barrier, image and check, the
-//! operations around it, and keeps the image directory (the first six of a seed).
+//! Counts: each seed runs one workload and checks up to 5,000 images in at most 3 s, one
+//! image per barrier first; three seeds (3000 to 3002: two, three and four threads);
+//! `SEQDB_STRESS_SCALE=<n>` runs `n` times as many seeds; `SEQDB_SEED=<seed>` runs one.
+//! The choices of each thread follow the seed, the interleaving does not, so a seed
+//! reproduces a race with some probability, not always. A failure prints its seed,
+//! barrier, image and check, the operations around it, and keeps the image directory (the
+//! first six of a seed). The summary of a seed also counts, from the captured metadata
+//! read with the codec of `docs/FORMAT.md`, the commits whose state names two regions
+//! alike.
 
 mod support;
 
