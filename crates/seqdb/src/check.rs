@@ -142,10 +142,10 @@ pub fn check(path: &Path) -> Result<CheckReport> {
                 .push(format!("the data file {} is missing", data_path.display()));
             None
         }
-        Err(source) => return Err(Error::Sys { source }),
+        Err(source) => return Err(Error::sys(source)),
     };
     if let Some(file) = &data {
-        report.data_len = file.len()?;
+        report.data_len = file.len().map_err(Error::sys)?;
     }
 
     if path.join(META_TMP_FILE).exists() {
@@ -173,9 +173,9 @@ pub fn check(path: &Path) -> Result<CheckReport> {
             }
             return Ok(report);
         }
-        Err(source) => return Err(Error::Sys { source }),
+        Err(source) => return Err(Error::sys(source)),
     };
-    let bytes = meta.read_to_vec()?;
+    let bytes = meta.read_to_vec().map_err(Error::sys)?;
     report.meta_len = bytes.len() as u64;
 
     let Some(state) = check_log(&bytes, &mut report) else {
