@@ -1,15 +1,17 @@
 //! `cargo xtask stress [--scale N] [--seed S]`: the reliability suites with larger counts.
 //!
-//! Runs the crash-image simulation, the SIGKILL test, the full-disk tests, the
-//! hostile-file tests and the failing-sync tests of `seqdb` in release mode with
+//! Runs the crash-image simulations (one thread, and threads racing flushes), the SIGKILL
+//! test, the full-disk tests, the hostile-file tests, the flush races and the
+//! failing-sync tests of `seqdb` in release mode with
 //! `SEQDB_STRESS_SCALE=N` (default 20), which multiplies their case counts and time
 //! bounds; `--seed S` replays one seed (`SEQDB_SEED`). Each suite prints what it tried.
 
 use std::process::Command;
 
 /// The reliability suites, as `--test` targets of the `seqdb` crate.
-const SUITES: [&str; 6] = [
+const SUITES: [&str; 7] = [
     "crash_sim",
+    "crash_sim_threads",
     "process_kill",
     "full_disk",
     "hostile_files",

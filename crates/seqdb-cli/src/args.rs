@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// DB is a database directory. REGION is a region's name, or `#N` for the region
 /// numbered N. Read-only commands (info, ls, cat, check, map) share the database with
 /// other readers but fail while a writer has it open; put, compact and punch need it to
-/// themselves.
+/// themselves. Every command that prints a report takes `--json` to print it as one
+/// JSON value instead; errors stay one line of text on standard error.
 #[derive(Debug, Parser)]
 #[command(name = "seqdb", version, about, long_about)]
 pub struct Args {
@@ -25,6 +26,9 @@ pub enum Command {
     Info {
         /// The database directory.
         db: PathBuf,
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// List the regions: name, number, length, reservation and start offset.
     Ls {
@@ -61,6 +65,9 @@ pub enum Command {
         /// extending the region past its end if needed (at most the region's length).
         #[arg(long)]
         at: Option<u64>,
+        /// Print what was written as a JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate the metadata log, its checksums, the data file's header and the region
     /// layout. Exits with 1 and one line per problem, naming the file and offset, when
@@ -73,25 +80,41 @@ pub enum Command {
         /// when the database is healthy afterwards.
         #[arg(long)]
         repair: bool,
+        /// Print a JSON object (counts, problems, warnings, and with `--repair` what
+        /// was done and the check after it) instead of text; the exit status is the
+        /// same.
+        #[arg(long)]
+        json: bool,
     },
     /// Move regions together, trim reservations, shrink the file and give free space
     /// back to the file system.
     Compact {
         /// The database directory.
         db: PathBuf,
+        /// Print the space before and after as a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Give space that no region uses back to the file system (hole punching).
     Punch {
         /// The database directory.
         db: PathBuf,
+        /// Print the space before and after as a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
-    /// Draw the data file as an SVG picture: regions, reserved space and holes.
+    /// Draw the data file as an SVG picture (`--svg`), or list its stretches as JSON
+    /// (`--json`): each region's bytes, its unused reservation, and the holes.
     Map {
         /// The database directory.
         db: PathBuf,
         /// Where to write the SVG file.
-        #[arg(long, value_name = "OUT.svg")]
-        svg: PathBuf,
+        #[arg(long, value_name = "OUT.svg", required_unless_present = "json")]
+        svg: Option<PathBuf>,
+        /// Print the totals and every stretch of the file, in file order, as a JSON
+        /// object.
+        #[arg(long)]
+        json: bool,
     },
 }
 

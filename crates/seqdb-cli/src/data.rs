@@ -5,9 +5,28 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use seqdb::Identifier;
+use serde::Serialize;
 
 use crate::failure::{Context, Failure};
 use crate::open;
+use crate::output::{print, print_json};
+
+/// What `put --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Put {
+    /// The database directory, as given.
+    pub database: String,
+    /// The region's name.
+    pub region: String,
+    /// The region's number.
+    pub number: usize,
+    /// Where the bytes went: the region's old length for an append, or `--at`.
+    pub offset: u64,
+    /// How many bytes were written.
+    pub written: u64,
+    /// The region's length afterwards.
+    pub len: u64,
+}
 
 /// A region argument: `#N` names region number N, anything else is a name.
 pub fn region_id(text: &str) -> Identifier {
@@ -41,8 +60,8 @@ pub fn cat(db: &Path, region: &str, offset: u64, len: Option<u64>) -> Result<Exi
     }
 }
 
-/// `seqdb put DB REGION [--at N]`: standard input into the region, then a flush.
-pub fn put(db: &Path, region: &str, at: Option<u64>) -> Result<ExitCode, Failure> {
+/// `seqdb put DB REGION [--at N] [--json]`: standard input into the region, then a flush.
+pub fn put(db: &Path, region: &str, at: Option<u64>, as_json: bool) -> Result<ExitCode, Failure> {
     let id = region_id(region);
     // A number names an existing region, so only a name may create the database.
     let create = matches!(id, Identifier::Name(_));
@@ -90,13 +109,23 @@ pub fn put(db: &Path, region: &str, at: Option<u64>) -> Result<ExitCode, Failure
     }
     database.flush()?;
     let region = database.get_region(id())?;
-    println!(
-        "wrote {written} bytes to region {:?} at offset {}; it now holds {} bytes; flushed",
+    let offset = at.unwrap_or(start);
+    if as_json {
+        return print_json(&Put {
+            database: db.display().to_string(),
+            region: region.name().to_owned(),
+            number: region.number(),
+            offset,
+            written,
+            len: region.len(),
+        });
+    }
+    print(&format!(
+        "wrote {written} bytes to region {:?} at offset {offset}; it now holds {} bytes; \
+         flushed\n",
         region.name(),
-        at.unwrap_or(start),
         region.len()
-    );
-    Ok(ExitCode::SUCCESS)
+    ))
 }
 
 #[cfg(test)]

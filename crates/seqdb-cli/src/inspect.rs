@@ -1,20 +1,151 @@
 //! Commands that look without touching: `info`, `ls` and `check`.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use seqdb::Region;
+use seqdb::{CheckReport, Region};
+use serde::Serialize;
 
 use crate::args::SortKey;
-use crate::failure::{Context, Failure};
-use crate::{disk, human, json, open};
+use crate::failure::Failure;
+use crate::output::{print, print_json};
+use crate::{disk, human, open};
 
-/// `seqdb info DB`.
-pub fn info(db: &Path) -> Result<ExitCode, Failure> {
+/// What `info --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Info {
+    /// The database directory, as given.
+    pub database: String,
+    /// The on-disk format version this build reads and writes.
+    pub format_version: u32,
+    /// Generation of the last commit.
+    pub generation: u64,
+    /// Length of the data file.
+    pub file_len: u64,
+    /// Bytes the file system has allocated for the database's files.
+    pub allocated: AllocatedBytes,
+    /// Sum of the regions' lengths.
+    pub live_bytes: u64,
+    /// Sum of the regions' reservations.
+    pub reserved_bytes: u64,
+    /// Bytes freed since the last commit, reusable after the next one.
+    pub pending_bytes: u64,
+    /// Number of regions.
+    pub regions: u64,
+    /// Number of free holes between regions.
+    pub holes: u64,
+    /// Bytes in those holes.
+    pub hole_bytes: u64,
+    /// File length divided by live bytes (1 for an empty database).
+    pub space_amplification: f64,
+}
+
+/// Allocated bytes on disk, per file.
+#[derive(Debug, Serialize)]
+pub struct AllocatedBytes {
+    /// Both files together.
+    pub total: u64,
+    /// The data file.
+    pub data: u64,
+    /// The metadata file.
+    pub meta: u64,
+}
+
+/// One region, as `ls --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct RegionRow<'a> {
+    /// The region's name.
+    pub name: &'a str,
+    /// The region's number.
+    pub number: usize,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Bytes reserved for it in the data file.
+    pub reserved: u64,
+    /// Offset of its first byte in the data file.
+    pub start: u64,
+}
+
+impl<'a> From<&'a Region> for RegionRow<'a> {
+    fn from(region: &'a Region) -> Self {
+        RegionRow {
+            name: region.name(),
+            number: region.number(),
+            len: region.len(),
+            reserved: region.reserved(),
+            start: region.start(),
+        }
+    }
+}
+
+/// What `check --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Check<'a> {
+    /// The database directory, as given.
+    pub database: String,
+    /// Whether no problem was found (warnings allowed).
+    pub healthy: bool,
+    /// Valid commit records in the metadata log that opening would apply.
+    pub records: u64,
+    /// Generation of the newest commit opening would recover.
+    pub generation: u64,
+    /// Regions in the recovered state.
+    pub regions: u64,
+    /// Sum of their lengths.
+    pub live_bytes: u64,
+    /// Length of the data file (0 when it is missing).
+    pub data_len: u64,
+    /// Length of the metadata file (0 when it is missing).
+    pub meta_len: u64,
+    /// One sentence per problem: damage, naming the file, offset and region involved.
+    pub problems: &'a [String],
+    /// One sentence per harmless leftover of a crash, which the next read-write open
+    /// cleans up.
+    pub warnings: &'a [String],
+}
+
+impl<'a> Check<'a> {
+    fn new(db: &Path, report: &'a CheckReport) -> Self {
+        Check {
+            database: db.display().to_string(),
+            healthy: report.is_healthy(),
+            records: report.records,
+            generation: report.generation,
+            regions: report.regions,
+            live_bytes: report.live_bytes,
+            data_len: report.data_len,
+            meta_len: report.meta_len,
+            problems: &report.problems,
+            warnings: &report.warnings,
+        }
+    }
+}
+
+/// `seqdb info DB [--json]`.
+pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
     let database = open::read_only(db)?;
     let stats = database.stats()?;
     let allocated = disk::allocated(db)?;
+    if as_json {
+        return print_json(&Info {
+            database: db.display().to_string(),
+            format_version: seqdb::FORMAT_VERSION,
+            generation: stats.generation,
+            file_len: stats.file_len,
+            allocated: AllocatedBytes {
+                total: allocated.total(),
+                data: allocated.data,
+                meta: allocated.meta,
+            },
+            live_bytes: stats.live_bytes,
+            reserved_bytes: stats.reserved_bytes,
+            pending_bytes: stats.pending_bytes,
+            regions: stats.regions,
+            holes: stats.holes,
+            hole_bytes: stats.hole_bytes,
+            space_amplification: stats.space_amplification(),
+        });
+    }
     let rows = [
         ("database", db.display().to_string()),
         ("format", format!("version {}", seqdb::FORMAT_VERSION)),
@@ -51,7 +182,7 @@ pub fn info(db: &Path) -> Result<ExitCode, Failure> {
     print(&out)
 }
 
-/// `seqdb ls DB`.
+/// `seqdb ls DB [--sort KEY] [--json]`.
 pub fn ls(db: &Path, sort: Option<SortKey>, as_json: bool) -> Result<ExitCode, Failure> {
     let database = open::read_only(db)?;
     let mut regions = database.regions();
@@ -63,32 +194,11 @@ pub fn ls(db: &Path, sort: Option<SortKey>, as_json: bool) -> Result<ExitCode, F
         }
         Some(SortKey::Start) => regions.sort_by_key(Region::start),
     }
-    let out = if as_json {
-        ls_json(&regions)
-    } else {
-        ls_table(&regions)
-    };
-    print(&out)
-}
-
-fn ls_json(regions: &[Region]) -> String {
-    let objects: Vec<String> = regions
-        .iter()
-        .map(|region| {
-            json::object(&[
-                ("name", json::string(region.name())),
-                ("number", region.number().to_string()),
-                ("len", region.len().to_string()),
-                ("reserved", region.reserved().to_string()),
-                ("start", region.start().to_string()),
-            ])
-        })
-        .collect();
-    if objects.is_empty() {
-        "[]\n".to_owned()
-    } else {
-        format!("[\n  {}\n]\n", objects.join(",\n  "))
+    if as_json {
+        let rows: Vec<RegionRow<'_>> = regions.iter().map(RegionRow::from).collect();
+        return print_json(&rows);
     }
+    print(&ls_table(&regions))
 }
 
 fn ls_table(regions: &[Region]) -> String {
@@ -124,33 +234,115 @@ fn ls_table(regions: &[Region]) -> String {
     out
 }
 
-/// `seqdb check DB [--repair]`: exit status 1 when a problem is found (with `--repair`,
-/// when one is left after repairing).
-pub fn check(db: &Path, repair: bool) -> Result<ExitCode, Failure> {
+/// `seqdb check DB [--repair] [--json]`: exit status 1 when a problem is found (with
+/// `--repair`, when one is left after repairing).
+pub fn check(db: &Path, repair: bool, as_json: bool) -> Result<ExitCode, Failure> {
     let report = checked(db)?;
-    print(&format!("{report}\n"))?;
     if !repair {
+        if as_json {
+            print_json(&Check::new(db, &report))?;
+        } else {
+            print(&format!("{report}\n"))?;
+        }
         return Ok(status(&report));
     }
-    if report.is_healthy() && report.warnings.is_empty() {
-        print("repair: nothing to repair\n")?;
-        return Ok(ExitCode::SUCCESS);
+    if !as_json {
+        print(&format!("{report}\n"))?;
     }
-    let database = open::recovering(db)?;
-    let done = match database.recovery_report() {
-        Some(recovery) => format!("repair: {recovery}\n"),
-        None => "repair: no damage to recover past; opening for writing cleaned up the \
-                 leftovers\n"
-            .to_owned(),
+    let recovery = if report.is_healthy() && report.warnings.is_empty() {
+        None
+    } else {
+        let database = open::recovering(db)?;
+        let recovery = database.recovery_report().cloned();
+        drop(database);
+        Some(recovery)
     };
-    drop(database);
-    print(&done)?;
-    let after = checked(db)?;
-    print(&format!("after repair: {after}\n"))?;
-    Ok(status(&after))
+    let after = match &recovery {
+        None => None,
+        Some(_) => Some(checked(db)?),
+    };
+    if as_json {
+        print_json(&Repaired {
+            before: Check::new(db, &report),
+            repaired: recovery.is_some(),
+            recovery: recovery
+                .as_ref()
+                .and_then(|r| r.as_ref().map(Recovery::new)),
+            after: after.as_ref().map(|after| Check::new(db, after)),
+        })?;
+    } else {
+        match &recovery {
+            None => print("repair: nothing to repair\n")?,
+            Some(Some(recovery)) => print(&format!("repair: {recovery}\n"))?,
+            Some(None) => print(
+                "repair: no damage to recover past; opening for writing cleaned up the \
+                 leftovers\n",
+            )?,
+        };
+        if let Some(after) = &after {
+            print(&format!("after repair: {after}\n"))?;
+        }
+    }
+    Ok(status(after.as_ref().unwrap_or(&report)))
 }
 
-fn checked(db: &Path) -> Result<seqdb::CheckReport, Failure> {
+/// What `check --repair --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Repaired<'a> {
+    /// The check before repairing.
+    pub before: Check<'a>,
+    /// Whether the database was opened to repair it (there was something to repair).
+    pub repaired: bool,
+    /// What recovering past damage did, when there was damage.
+    pub recovery: Option<Recovery>,
+    /// The check after repairing, when the database was repaired.
+    pub after: Option<Check<'a>>,
+}
+
+/// What recovering past damage did (`seqdb::RecoveryReport`).
+#[derive(Debug, Serialize)]
+pub struct Recovery {
+    /// The damage found, one sentence each, naming the file and offset.
+    pub damage: Vec<String>,
+    /// The generation recovered.
+    pub generation: u64,
+    /// Where the metadata log was cut, if it was.
+    pub cut_at: Option<u64>,
+    /// Bytes dropped with the cut.
+    pub cut_bytes: u64,
+    /// Valid commits dropped with the cut.
+    pub dropped: Vec<Dropped>,
+    /// The data file header's newest commit before it was rewritten, if it was.
+    pub restamped_from: Option<u64>,
+}
+
+/// A valid commit record dropped by recovery.
+#[derive(Debug, Serialize)]
+pub struct Dropped {
+    /// Its offset in the metadata file.
+    pub offset: u64,
+    /// Its generation.
+    pub generation: u64,
+}
+
+impl Recovery {
+    fn new(report: &seqdb::RecoveryReport) -> Self {
+        Recovery {
+            damage: report.damage.clone(),
+            generation: report.generation,
+            cut_at: report.cut_at,
+            cut_bytes: report.cut_bytes,
+            dropped: report
+                .dropped
+                .iter()
+                .map(|&(offset, generation)| Dropped { offset, generation })
+                .collect(),
+            restamped_from: report.restamped_from,
+        }
+    }
+}
+
+fn checked(db: &Path) -> Result<CheckReport, Failure> {
     seqdb::check(db).map_err(|error| match error {
         seqdb::Error::AlreadyOpen { .. } => Failure::new(format!(
             "database {} is open for writing by another process or handle; the check reads \
@@ -162,24 +354,10 @@ fn checked(db: &Path) -> Result<seqdb::CheckReport, Failure> {
     })
 }
 
-fn status(report: &seqdb::CheckReport) -> ExitCode {
+fn status(report: &CheckReport) -> ExitCode {
     if report.is_healthy() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// Write `text` to standard output; a closed pipe (`| head`) is not an error.
-pub fn print(text: &str) -> Result<ExitCode, Failure> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        result => result
-            .map(|()| ExitCode::SUCCESS)
-            .context(|| "cannot write to standard output".to_owned()),
     }
 }

@@ -10,10 +10,10 @@ mod disk;
 mod failure;
 mod human;
 mod inspect;
-mod json;
 mod maintain;
 mod map;
 mod open;
+mod output;
 mod progress;
 mod svg;
 
@@ -26,7 +26,7 @@ use crate::args::{Args, Command};
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Info { db } => inspect::info(&db),
+        Command::Info { db, json } => inspect::info(&db, json),
         Command::Ls { db, sort, json } => inspect::ls(&db, sort, json),
         Command::Cat {
             db,
@@ -34,11 +34,16 @@ fn main() -> ExitCode {
             offset,
             len,
         } => data::cat(&db, &region, offset, len),
-        Command::Put { db, region, at } => data::put(&db, &region, at),
-        Command::Check { db, repair } => inspect::check(&db, repair),
-        Command::Compact { db } => maintain::compact(&db),
-        Command::Punch { db } => maintain::punch(&db),
-        Command::Map { db, svg } => map::map(&db, &svg),
+        Command::Put {
+            db,
+            region,
+            at,
+            json,
+        } => data::put(&db, &region, at, json),
+        Command::Check { db, repair, json } => inspect::check(&db, repair, json),
+        Command::Compact { db, json } => maintain::compact(&db, json),
+        Command::Punch { db, json } => maintain::punch(&db, json),
+        Command::Map { db, svg, json } => map::map(&db, svg.as_deref(), json),
     };
     match result {
         Ok(code) => code,

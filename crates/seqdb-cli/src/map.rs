@@ -4,10 +4,87 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use seqdb::Region;
+use serde::Serialize;
 
 use crate::failure::{Context, Failure};
+use crate::output::{print, print_json};
 use crate::svg::{Kind, Picture, RegionLabel, Segment};
 use crate::{disk, human, open};
+
+/// What `map --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Map<'a> {
+    /// The database directory, as given.
+    pub database: String,
+    /// The SVG file written, if `--svg` was given.
+    pub svg: Option<String>,
+    /// Length of the data file.
+    pub file_len: u64,
+    /// Bytes the file system has allocated for the data and metadata files.
+    pub allocated_bytes: u64,
+    /// Sum of the regions' lengths.
+    pub live_bytes: u64,
+    /// Sum of the regions' reservations.
+    pub reserved_bytes: u64,
+    /// Number of regions.
+    pub regions: usize,
+    /// Number of holes: stretches no region uses, between regions or up to the end of
+    /// the file.
+    pub holes: u64,
+    /// Bytes in those holes.
+    pub hole_bytes: u64,
+    /// Generation of the last commit.
+    pub generation: u64,
+    /// Every stretch of the file and of the reservations, in file order, without gaps.
+    pub segments: Vec<SegmentRow<'a>>,
+}
+
+/// One stretch `[start, end)` of the data file, as `map --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct SegmentRow<'a> {
+    /// What it holds.
+    pub kind: SegmentKind,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// The region it belongs to; `null` for a hole.
+    pub region: Option<RegionRef<'a>>,
+}
+
+/// What a stretch holds, in JSON: `"header"`, `"used"`, `"reserved"` or `"hole"`.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentKind {
+    /// The data file's header.
+    Header,
+    /// A region's bytes.
+    Used,
+    /// Space reserved for a region beyond its length.
+    Reserved,
+    /// Space no region uses.
+    Hole,
+}
+
+impl From<Kind> for SegmentKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Used => SegmentKind::Used,
+            Kind::Reserved => SegmentKind::Reserved,
+            Kind::Hole => SegmentKind::Hole,
+            Kind::Header => SegmentKind::Header,
+        }
+    }
+}
+
+/// Which region a stretch belongs to.
+#[derive(Debug, Serialize)]
+pub struct RegionRef<'a> {
+    /// The region's name.
+    pub name: &'a str,
+    /// The region's number.
+    pub number: usize,
+}
 
 /// Cut the file `[0, file_len)` and every reservation into segments, in file order:
 /// the data file's header, each region's bytes, its unused reservation, and the holes
@@ -45,12 +122,13 @@ pub fn segments(regions: &[Region], file_len: u64) -> Vec<Segment> {
     out
 }
 
-/// `seqdb map DB --svg OUT`.
-pub fn map(db: &Path, out: &Path) -> Result<ExitCode, Failure> {
+/// `seqdb map DB [--svg OUT] [--json]` (at least one of the two).
+pub fn map(db: &Path, out: Option<&Path>, as_json: bool) -> Result<ExitCode, Failure> {
     let database = open::read_only(db)?;
     let stats = database.stats()?;
     let allocated = disk::allocated(db)?.total();
     let regions = database.regions();
+    drop(database);
     let segments = segments(&regions, stats.file_len);
     let (holes, hole_bytes) = segments
         .iter()
@@ -58,6 +136,66 @@ pub fn map(db: &Path, out: &Path) -> Result<ExitCode, Failure> {
         .fold((0u64, 0u64), |(n, bytes), s| {
             (n + 1, bytes + (s.end - s.start))
         });
+    if let Some(out) = out {
+        let picture = picture(
+            db, &regions, &segments, &stats, allocated, holes, hole_bytes,
+        );
+        let svg = crate::svg::render(&picture);
+        std::fs::write(out, svg).context(|| format!("cannot write {}", out.display()))?;
+    }
+    if as_json {
+        return print_json(&Map {
+            database: db.display().to_string(),
+            svg: out.map(|out| out.display().to_string()),
+            file_len: stats.file_len,
+            allocated_bytes: allocated,
+            live_bytes: stats.live_bytes,
+            reserved_bytes: stats.reserved_bytes,
+            regions: regions.len(),
+            holes,
+            hole_bytes,
+            generation: stats.generation,
+            segments: segments
+                .iter()
+                .map(|segment| SegmentRow {
+                    kind: segment.kind.into(),
+                    start: segment.start,
+                    end: segment.end,
+                    region: segment
+                        .region
+                        .and_then(|i| regions.get(i))
+                        .map(|region| RegionRef {
+                            name: region.name(),
+                            number: region.number(),
+                        }),
+                })
+                .collect(),
+        });
+    }
+    let Some(out) = out else {
+        // clap requires --svg unless --json is given.
+        return Err(Failure::new("map needs --svg OUT.svg or --json"));
+    };
+    print(&format!(
+        "wrote {}: {}, {} holding {}, file length {}\n",
+        out.display(),
+        disk::plural(regions.len() as u64, "region"),
+        disk::plural(holes, "hole"),
+        human::bytes(hole_bytes),
+        human::bytes(stats.file_len)
+    ))
+}
+
+/// The SVG picture's content: the segments, a label per region and the totals.
+fn picture(
+    db: &Path,
+    regions: &[Region],
+    segments: &[Segment],
+    stats: &seqdb::Stats,
+    allocated: u64,
+    holes: u64,
+    hole_bytes: u64,
+) -> Picture {
     let labels = regions
         .iter()
         .map(|r| RegionLabel {
@@ -72,10 +210,10 @@ pub fn map(db: &Path, out: &Path) -> Result<ExitCode, Failure> {
             ),
         })
         .collect();
-    let picture = Picture {
+    Picture {
         title: format!("seqdb data file of {}", db.display()),
         file_len: stats.file_len,
-        segments,
+        segments: segments.to_vec(),
         regions: labels,
         totals: vec![
             format!(
@@ -94,15 +232,5 @@ pub fn map(db: &Path, out: &Path) -> Result<ExitCode, Failure> {
                 stats.generation
             ),
         ],
-    };
-    let svg = crate::svg::render(&picture);
-    std::fs::write(out, svg).context(|| format!("cannot write {}", out.display()))?;
-    crate::inspect::print(&format!(
-        "wrote {}: {}, {} holding {}, file length {}\n",
-        out.display(),
-        disk::plural(regions.len() as u64, "region"),
-        disk::plural(holes, "hole"),
-        human::bytes(hole_bytes),
-        human::bytes(stats.file_len)
-    ))
+    }
 }

@@ -134,3 +134,69 @@ pub enum LayoutError {
         actual: u64,
     },
 }
+
+impl LayoutError {
+    /// The region the error concerns (for an overlap, the one starting first), if it
+    /// concerns one.
+    pub fn key(&self) -> Option<RegionKey> {
+        match self {
+            LayoutError::UnknownRegion { key }
+            | LayoutError::DuplicateRegion { key }
+            | LayoutError::LenExceedsReserved { key, .. }
+            | LayoutError::MisalignedStart { key, .. }
+            | LayoutError::MisalignedReserved { key, .. }
+            | LayoutError::EmptyReservation { key, .. }
+            | LayoutError::BelowBase { key, .. }
+            | LayoutError::PastFileEnd { key, .. }
+            | LayoutError::Overflow { key, .. } => Some(*key),
+            LayoutError::Overlap { first, .. } => Some(*first),
+            LayoutError::Inconsistent { .. } | LayoutError::TotalMismatch { .. } => None,
+        }
+    }
+
+    /// The file offset where the problem lies, if it has one: a misaligned, empty,
+    /// overflowing or header-overlapping reservation's start, where an overlapping region starts, where a
+    /// reservation past the file's end ends, or where the bookkeeping contradicts itself.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            LayoutError::MisalignedStart { start, .. }
+            | LayoutError::EmptyReservation { start, .. }
+            | LayoutError::BelowBase { start, .. }
+            | LayoutError::Overflow { start, .. } => Some(*start),
+            LayoutError::Overlap { second_start, .. } => Some(*second_start),
+            LayoutError::PastFileEnd { end, .. } => Some(*end),
+            LayoutError::Inconsistent { offset, .. } => Some(*offset),
+            LayoutError::UnknownRegion { .. }
+            | LayoutError::DuplicateRegion { .. }
+            | LayoutError::LenExceedsReserved { .. }
+            | LayoutError::MisalignedReserved { .. }
+            | LayoutError::TotalMismatch { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_and_offset_name_what_the_error_concerns() {
+        let overlap = LayoutError::Overlap {
+            first: 3,
+            second: 4,
+            first_end: 8192,
+            second_start: 4096,
+        };
+        assert_eq!((overlap.key(), overlap.offset()), (Some(3), Some(4096)));
+        let unknown = LayoutError::UnknownRegion { key: 7 };
+        assert_eq!((unknown.key(), unknown.offset()), (Some(7), None));
+        let inconsistent = LayoutError::Inconsistent {
+            offset: 12,
+            problem: "x",
+        };
+        assert_eq!(
+            (inconsistent.key(), inconsistent.offset()),
+            (None, Some(12))
+        );
+    }
+}

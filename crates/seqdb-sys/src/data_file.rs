@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result, io_error, range_end};
 use crate::file::LockedFile;
 use crate::mapping::{self, DEFAULT_MIN_MAP_LEN};
+use crate::options::Lock;
 use crate::pins::{PinId, PinKind, Pins};
 use crate::platform::PunchOutcome;
 use crate::view::View;
@@ -56,6 +57,16 @@ impl DataFile {
     /// From now on the file's contents and length change only through this
     /// `DataFile`: the modifying methods of [`DataFile::file`] return
     /// [`Error::Managed`].
+    ///
+    /// The file must hold a lock, shared or exclusive: views into the mapping
+    /// are sound only while no other handle that honours the lock can write
+    /// or truncate the file (see the crate documentation).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unlocked`], naming the path, if `file` was opened with
+    /// [`Lock::Unlocked`]; [`Error::Io`] if the length cannot be read or the
+    /// mapping cannot be made.
     pub fn new(file: LockedFile) -> Result<Self> {
         Self::with_min_map_len(file, DEFAULT_MIN_MAP_LEN)
     }
@@ -65,6 +76,11 @@ impl DataFile {
     /// force new mappings as the file grows, which tests use.
     #[doc(hidden)]
     pub fn with_min_map_len(mut file: LockedFile, min_map_len: u64) -> Result<Self> {
+        if file.lock() == Lock::Unlocked {
+            return Err(Error::Unlocked {
+                path: file.path().to_path_buf(),
+            });
+        }
         file.set_managed();
         let len = file.len()?;
         let map = mapping::map(file.as_file(), len, min_map_len)

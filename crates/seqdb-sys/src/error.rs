@@ -109,6 +109,20 @@ pub enum Error {
         /// Offset of the refused operation.
         offset: u64,
     },
+
+    /// A [`DataFile`](crate::DataFile) was given a file opened with
+    /// [`Lock::Unlocked`](crate::Lock::Unlocked). Views into the mapping are sound only
+    /// while no other handle can write or truncate the file, which the lock (shared or
+    /// exclusive) is there to ensure.
+    #[snafu(display(
+        "{}: a data file must be opened with a lock (shared or exclusive); without one, \
+         another handle could change or truncate the mapped bytes under a view",
+        path.display()
+    ))]
+    Unlocked {
+        /// The file opened without a lock.
+        path: PathBuf,
+    },
 }
 
 impl Error {
@@ -129,8 +143,60 @@ impl Error {
             | Error::OutOfBounds { path, .. }
             | Error::RangeOverflow { path, .. }
             | Error::OverlappingCopy { path, .. }
-            | Error::Managed { path, .. } => path,
+            | Error::Managed { path, .. }
+            | Error::Unlocked { path } => path,
         }
+    }
+
+    /// The operation that failed or was refused, as errors name it (for example
+    /// `"write"`, `"fdatasync"` or `"mmap"`), for [`Error::Io`] and [`Error::Managed`].
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            Error::Io { op, .. } | Error::Managed { op, .. } => Some(op),
+            Error::Locked { .. }
+            | Error::RangeBusy { .. }
+            | Error::OutOfBounds { .. }
+            | Error::RangeOverflow { .. }
+            | Error::OverlappingCopy { .. }
+            | Error::Unlocked { .. } => None,
+        }
+    }
+
+    /// The file offset the error concerns: where the operation was working (0 for a
+    /// system call that has none), the start of the refused range, or a copy's
+    /// destination. `None` when the error concerns the whole file.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Error::Io { offset, .. }
+            | Error::RangeBusy { offset, .. }
+            | Error::OutOfBounds { offset, .. }
+            | Error::RangeOverflow { offset, .. }
+            | Error::Managed { offset, .. } => Some(*offset),
+            Error::OverlappingCopy { to, .. } => Some(*to),
+            Error::Locked { .. } | Error::Unlocked { .. } => None,
+        }
+    }
+
+    /// The kind of I/O error this is: the operating system's for [`Error::Io`];
+    /// [`ResourceBusy`](io::ErrorKind::ResourceBusy) for a lock or range held by
+    /// another; [`InvalidInput`](io::ErrorKind::InvalidInput) for a request this
+    /// crate refuses (out of bounds, overflowing, overlapping, bypassing a `DataFile`,
+    /// mapping an unlocked file).
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Error::Io { source, .. } => source.kind(),
+            Error::Locked { .. } | Error::RangeBusy { .. } => io::ErrorKind::ResourceBusy,
+            Error::OutOfBounds { .. }
+            | Error::RangeOverflow { .. }
+            | Error::OverlappingCopy { .. }
+            | Error::Managed { .. }
+            | Error::Unlocked { .. } => io::ErrorKind::InvalidInput,
+        }
+    }
+
+    /// The operating system's error code (`errno`), for an [`Error::Io`] that has one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.io_error().and_then(io::Error::raw_os_error)
     }
 
     /// The operating system's error, for [`Error::Io`].
@@ -197,6 +263,7 @@ impl Clone for Error {
                 op,
                 offset: *offset,
             },
+            Error::Unlocked { path } => Error::Unlocked { path: path.clone() },
         }
     }
 }
@@ -254,6 +321,34 @@ mod tests {
         let copy = error.clone();
         assert!(copy.is_no_space());
         assert_eq!(copy.to_string(), text);
+        assert_eq!(error.operation(), Some("write"));
+        assert_eq!(error.offset(), Some(4096));
+        assert_eq!(error.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(
+            error.raw_os_error(),
+            Some(rustix::io::Errno::NOSPC.raw_os_error())
+        );
+    }
+
+    #[test]
+    fn refusals_have_a_kind_and_no_os_code() {
+        let busy = Error::RangeBusy {
+            path: PathBuf::from("f"),
+            offset: 10,
+            len: 5,
+        };
+        assert_eq!(busy.kind(), io::ErrorKind::ResourceBusy);
+        assert_eq!(busy.offset(), Some(10));
+        assert_eq!(busy.operation(), None);
+        assert_eq!(busy.raw_os_error(), None);
+        let unlocked = Error::Unlocked {
+            path: PathBuf::from("db/data"),
+        };
+        assert_eq!(unlocked.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(unlocked.offset(), None);
+        assert_eq!(unlocked.path(), Path::new("db/data"));
+        assert!(unlocked.to_string().starts_with("db/data: "));
+        assert_eq!(unlocked.clone().to_string(), unlocked.to_string());
     }
 
     #[test]

@@ -21,7 +21,9 @@ use crate::sync::SyncKind;
 /// A second opener, whether another handle in this process or another
 /// process, gets [`Error::Locked`] naming the path at once, never a hang.
 /// [`Lock::Shared`] suits read-only opens: several shared holders may coexist,
-/// and shared and exclusive holders conflict. [`Lock::Unlocked`] takes no lock.
+/// and shared and exclusive holders conflict. [`Lock::Unlocked`] takes no lock
+/// (for reading a file beside its holder); such a handle cannot become a
+/// [`DataFile`](crate::DataFile).
 /// The lock is released when the handle (and any mapping made from it) is
 /// dropped.
 ///

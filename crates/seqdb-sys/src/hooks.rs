@@ -59,9 +59,8 @@ pub struct FaultPoint<'a> {
 }
 
 /// Asked before every [`FaultOp`]: `Ok(())` lets the operation run, `Err(e)`
-/// makes it fail with `e` without running it (the caller sees the same
-/// [`Error::Io`](crate::Error::Io), naming the path and operation, as a real
-/// failure would give). Tests use it to make, say, the third data sync of a
+/// makes it fail with `e` without running it (the caller sees the same error,
+/// naming the path and operation, as a real failure would give). Tests use it to make, say, the third data sync of a
 /// file fail with `EIO`; when `None` it costs one branch.
 ///
 /// ```

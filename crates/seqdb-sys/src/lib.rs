@@ -61,9 +61,14 @@
 //!   a truncation is in flight no view of the range it removes can be made,
 //!   and a truncation below a live view is refused.
 //!
+//! - *Locked.* A `DataFile` holds a lock, shared or exclusive, for its whole
+//!   life: [`DataFile::new`] refuses a file opened with [`Lock::Unlocked`]
+//!   ([`Error::Unlocked`]), so every handle this crate's safe API can make
+//!   that writes the file conflicts with it.
+//!
 //! What an advisory lock cannot prevent is outside this argument: another
-//! process that ignores the lock (or a handle opened with
-//! [`Lock::Unlocked`]) may write or truncate the file behind our back. A
+//! process that ignores the lock, or a plain [`LockedFile`] opened with
+//! [`Lock::Unlocked`], may write or truncate the file behind our back. A
 //! write then shows through existing views, and a truncation makes reading a
 //! view of the removed range raise `SIGBUS`. Do not modify a database's
 //! files while it is open.

@@ -12,7 +12,8 @@ pub enum Lock {
     Exclusive,
     /// Any number of shared holders, none exclusive: the mode for readers.
     Shared,
-    /// No lock at all.
+    /// No lock at all. [`DataFile`](crate::DataFile) refuses such a file:
+    /// nothing would keep other handles from changing the bytes it maps.
     Unlocked,
 }
 

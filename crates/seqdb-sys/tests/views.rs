@@ -329,3 +329,32 @@ fn random_operations_match_a_byte_model() {
         .tests(150)
         .quickcheck(matches_the_model as fn(Vec<Op>) -> bool);
 }
+
+/// Mapping a file that holds no lock would let another handle change or truncate the
+/// bytes under a view: `DataFile` refuses it, naming the path, and takes locked files.
+#[test]
+fn a_file_without_a_lock_cannot_become_a_data_file() {
+    use seqdb_sys::Lock;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data");
+    let holder = LockedFile::open(&path, &FileOptions::read_write()).expect("create");
+    holder.write_all_at(b"bytes", 0).expect("write");
+    let unlocked = FileOptions {
+        lock: Lock::Unlocked,
+        ..FileOptions::read_only()
+    };
+    for build in [DataFile::new, |file| DataFile::with_min_map_len(file, 4096)] {
+        let file = LockedFile::open(&path, &unlocked).expect("an unlocked handle opens");
+        let error = build(file).expect_err("an unlocked file is refused");
+        assert!(matches!(&error, Error::Unlocked { .. }), "{error:?}");
+        assert_eq!(error.path(), path);
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+        let text = error.to_string();
+        assert!(text.contains(&*path.to_string_lossy()), "{text}");
+        assert!(text.contains("lock"), "{text}");
+    }
+    drop(holder);
+    let shared = LockedFile::open(&path, &FileOptions::read_only()).expect("shared");
+    let data = DataFile::new(shared).expect("a shared lock is enough");
+    assert_eq!(&*data.view(0, 5).expect("view"), b"bytes");
+}

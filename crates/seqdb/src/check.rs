@@ -146,10 +146,10 @@ pub fn check(path: &Path) -> Result<CheckReport> {
                 .push(format!("the data file {} is missing", data_path.display()));
             None
         }
-        Err(source) => return Err(Error::Sys { source }),
+        Err(source) => return Err(Error::sys(source)),
     };
     if let Some(file) = &data {
-        report.data_len = file.len()?;
+        report.data_len = file.len().map_err(Error::sys)?;
     }
 
     if path.join(META_TMP_FILE).exists() {
@@ -165,9 +165,9 @@ pub fn check(path: &Path) -> Result<CheckReport> {
             missing_metadata(path, data.as_ref(), &mut report)?;
             return Ok(report);
         }
-        Err(source) => return Err(Error::Sys { source }),
+        Err(source) => return Err(Error::sys(source)),
     };
-    report.meta_len = meta.len()?;
+    report.meta_len = meta.len().map_err(Error::sys)?;
     let source = FileSource {
         file: &meta,
         len: report.meta_len,
@@ -218,7 +218,7 @@ fn unlocked() -> FileOptions {
 
 /// Judge the log against the data file's header, as `open` does.
 fn judge(path: &Path, data: &LockedFile, scan: &LogScan, report: &mut CheckReport) -> Result<()> {
-    let header = match opening::data_header(path, data, report.data_len, &scan.id) {
+    let header = match opening::data_header(path, data, report.data_len, scan) {
         Ok(header) => header,
         Err(error @ Error::Sys { .. }) => return Err(error),
         Err(error) => {
@@ -226,6 +226,12 @@ fn judge(path: &Path, data: &LockedFile, scan: &LogScan, report: &mut CheckRepor
             return Ok(());
         }
     };
+    if header.blank {
+        report.warnings.push(format!(
+            "{DATA_FILE} offset 0: the data file's header was never written (the database's \
+             creation was cut short); the next read-write open writes it"
+        ));
+    }
     let judgement = diagnosis::judge(scan, &header);
     report.problems.extend(judgement.damage.iter().map(line));
     report.warnings.extend(judgement.warnings.iter().map(line));

@@ -27,9 +27,12 @@ impl Database {
     /// and bytes survive a process crash or power cut (see the crate documentation for the
     /// exact contract). Costs what changed since the last flush.
     ///
-    /// Operations racing the flush on other threads are either wholly in the commit or
-    /// wholly not, and the commit is a state the database was in at one instant (an append
-    /// through a buffer the region lent to its thread counts from when it is collected).
+    /// The commit is a state the database was in at one instant, whatever other threads
+    /// do meanwhile: names unique, and every region's name, placement and length (and so
+    /// its appended bytes) at one point of its history. An append through a buffer the
+    /// region lent to its thread counts from when it is collected, which a flush does at
+    /// that instant. Bytes *overwritten* inside a region's length while the flush runs
+    /// may reach the disk with it, page by page, as the durability contract allows.
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
@@ -187,6 +190,11 @@ impl Inner {
                 held.insert(number, (slot, region));
             }
             if complete {
+                // Everything a lent buffer published before the instant: a thread's push
+                // that precedes its change to another held region is then in the record.
+                for (_, region) in held.values() {
+                    self.settle_shared(region)?;
+                }
                 return Ok(self.snapshot(&mut table, checkpoint, held));
             }
         }

@@ -101,6 +101,8 @@ pub(crate) struct DataHeader {
     pub generation: u64,
     /// The offset of a slot that is not valid, when one is not (a torn write).
     pub damaged_slot: Option<u64>,
+    /// The header was never written (a creation cut short; see `opening::data_header`).
+    pub blank: bool,
 }
 
 /// Why a data file header cannot be used.
@@ -151,6 +153,7 @@ pub(crate) fn decode_page(page: &[u8]) -> Result<DataHeader, BadDataHeader> {
             id: *id,
             generation: *generation,
             damaged_slot: SLOT_OFFSETS.iter().copied().find(|o| o != offset),
+            blank: false,
         }),
         [(_, a, g), (_, b, h), ..] => {
             if a != b {
@@ -162,6 +165,7 @@ pub(crate) fn decode_page(page: &[u8]) -> Result<DataHeader, BadDataHeader> {
                 id: *a,
                 generation: (*g).max(*h),
                 damaged_slot: None,
+                blank: false,
             })
         }
     }
@@ -204,7 +208,8 @@ mod tests {
             Ok(DataHeader {
                 id: ID,
                 generation: 0,
-                damaged_slot: None
+                damaged_slot: None,
+                blank: false
             })
         );
     }
@@ -221,7 +226,8 @@ mod tests {
             Ok(DataHeader {
                 id: ID,
                 generation: 4,
-                damaged_slot: Some(at as u64)
+                damaged_slot: Some(at as u64),
+                blank: false
             })
         );
     }

@@ -143,12 +143,21 @@ impl Database {
     /// database is open shares it until the child executes a new program (the files are
     /// opened close-on-exec), so right after a drop the database can still look open for
     /// that moment.
+    ///
+    /// The data file is mapped into memory, and [`Reader`](crate::Reader)s hand out
+    /// slices of that map. The lock keeps other handles of this crate out, but it is
+    /// advisory: anything else that writes or truncates the data file while the database
+    /// is open changes bytes under those slices, or makes reading them raise `SIGBUS`.
+    /// Change a database's files only through this crate; see
+    /// [Safety of the memory map](crate#safety-of-the-memory-map).
     pub fn open(path: &Path) -> Result<Self> {
         Self::open_with(path, &OpenOptions::new())
     }
 
     /// Open an existing database for reading only (a shared lock: other read-only handles
-    /// may coexist, a read-write handle may not).
+    /// may coexist, a read-write handle may not). The data file is mapped as for
+    /// [`open`](Self::open), with the same rule: nothing else may write or truncate it
+    /// while the handle lives.
     pub fn open_read_only(path: &Path) -> Result<Self> {
         Self::open_with(path, &OpenOptions::new().read_only(true))
     }
@@ -177,7 +186,7 @@ impl Database {
             seqdb_sys::Error::Locked { .. } => Error::AlreadyOpen {
                 path: path.to_owned(),
             },
-            source => Error::Sys { source },
+            source => Error::sys(source),
         })?;
         if !data_existed {
             // The new file's entry; and the directory's own, which an earlier open that
@@ -401,7 +410,7 @@ impl Inner {
         if let Some(cause) = self.poisoned.get() {
             return Err(Error::Poisoned {
                 path: self.path.clone(),
-                source: cause.clone(),
+                source: crate::error::IoError::new(cause.clone()),
             });
         }
         Ok(())
@@ -420,10 +429,9 @@ impl Inner {
     pub fn final_on_error<T>(&self, result: Result<T>) -> Result<T> {
         if let Err(error) = &result {
             match error {
-                Error::Sys {
-                    source: seqdb_sys::Error::RangeBusy { .. },
-                } => {}
-                Error::Sys { source } | Error::Poisoned { source, .. } => self.poison(source),
+                Error::Sys { source }
+                    if matches!(source.sys(), seqdb_sys::Error::RangeBusy { .. }) => {}
+                Error::Sys { source } | Error::Poisoned { source, .. } => self.poison(source.sys()),
                 other => self.poison(&seqdb_sys::Error::Io {
                     path: self.path.clone(),
                     op: "flush",

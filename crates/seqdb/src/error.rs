@@ -1,6 +1,12 @@
 //! The one error type of the crate; every variant names what it concerns.
+//!
+//! The failures of the platform layer and of the allocator reach callers as
+//! [`IoError`] and [`LayoutError`]: types of this crate, so that what the crates
+//! beneath report can change without changing this crate's API.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use snafu::Snafu;
 
@@ -16,8 +22,10 @@ pub enum Error {
     /// the operation and the offset; a full disk shows up here).
     #[snafu(display("{source}"))]
     Sys {
-        /// What the platform layer reported.
-        source: seqdb_sys::Error,
+        /// What the platform layer reported: the file, the operation, the offset and
+        /// the operating system's error.
+        #[snafu(source(from(seqdb_sys::Error, IoError::new)))]
+        source: IoError,
     },
 
     /// Another process or another handle in this process has the database open.
@@ -249,7 +257,7 @@ pub enum Error {
         /// The database directory.
         path: PathBuf,
         /// The first failure, naming the file and the operation.
-        source: seqdb_sys::Error,
+        source: IoError,
     },
 
     /// The allocator rejected an operation or the stored layout is invalid.
@@ -258,7 +266,8 @@ pub enum Error {
         /// The database directory.
         path: PathBuf,
         /// What the allocator reported.
-        source: seqdb_layout::LayoutError,
+        #[snafu(source(from(seqdb_layout::LayoutError, LayoutError::new)))]
+        source: LayoutError,
     },
 }
 
@@ -285,8 +294,241 @@ impl Error {
     }
 }
 
-impl From<seqdb_sys::Error> for Error {
-    fn from(source: seqdb_sys::Error) -> Self {
-        Error::Sys { source }
+impl Error {
+    /// The error for a failure of the platform layer.
+    pub(crate) fn sys(source: seqdb_sys::Error) -> Self {
+        Error::Sys {
+            source: IoError::new(source),
+        }
+    }
+}
+
+/// A failed or refused operation on one of the database's files: the data file, the
+/// metadata file or the database directory.
+///
+/// It names the file ([`path`](Self::path)), the operation
+/// ([`operation`](Self::operation)) and the offset ([`offset`](Self::offset)), and says
+/// what kind of failure it was ([`kind`](Self::kind), [`raw_os_error`](Self::raw_os_error),
+/// [`is_no_space`](Self::is_no_space)). Its [`source`](std::error::Error::source) is the
+/// operating system's [`io::Error`] when there is one. Its fields are private, so more
+/// can be told about a failure later without a breaking change.
+#[derive(Clone)]
+pub struct IoError {
+    inner: seqdb_sys::Error,
+}
+
+impl IoError {
+    /// Wraps what the platform layer reported.
+    pub(crate) fn new(inner: seqdb_sys::Error) -> Self {
+        IoError { inner }
+    }
+
+    /// What the platform layer reported, for this crate's own decisions.
+    pub(crate) fn sys(&self) -> &seqdb_sys::Error {
+        &self.inner
+    }
+
+    /// The file or directory the failure concerns.
+    pub fn path(&self) -> &Path {
+        self.inner.path()
+    }
+
+    /// The operation that failed, as the message names it (for example `"write"`,
+    /// `"fdatasync"`, `"open"` or `"mmap"`), when the failure was a system call.
+    pub fn operation(&self) -> Option<&'static str> {
+        self.inner.operation()
+    }
+
+    /// The file offset the operation was working at (0 for a system call that has
+    /// none), or the start of the byte range it was refused for; `None` when the
+    /// failure concerns the whole file (another handle holds its lock, say).
+    pub fn offset(&self) -> Option<u64> {
+        self.inner.offset()
+    }
+
+    /// The kind of failure: the operating system's for a failed system call (for
+    /// example [`StorageFull`](io::ErrorKind::StorageFull) or
+    /// [`PermissionDenied`](io::ErrorKind::PermissionDenied));
+    /// [`ResourceBusy`](io::ErrorKind::ResourceBusy) when another handle holds the
+    /// file's lock or a reader holds the bytes; [`InvalidInput`](io::ErrorKind::InvalidInput)
+    /// for a request the platform layer refuses.
+    pub fn kind(&self) -> io::ErrorKind {
+        self.inner.kind()
+    }
+
+    /// The operating system's error code (`errno`), when a system call failed.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.inner.raw_os_error()
+    }
+
+    /// Whether the file system ran out of space or quota (`ENOSPC` or `EDQUOT`).
+    pub fn is_no_space(&self) -> bool {
+        self.inner.is_no_space()
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Debug for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoError")
+            .field("path", &self.path())
+            .field("operation", &self.operation())
+            .field("offset", &self.offset())
+            .field("kind", &self.kind())
+            .field("raw_os_error", &self.raw_os_error())
+            .field("message", &self.to_string())
+            .finish()
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .io_error()
+            .map(|error| error as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The allocator rejected an operation, or the regions stored in the metadata do not
+/// form a valid layout (overlapping, misaligned, or reaching past the data file).
+///
+/// The message says what is wrong; [`region_number`](Self::region_number) and
+/// [`offset`](Self::offset) say where. Its fields are private, so more can be told
+/// later without a breaking change.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LayoutError {
+    inner: seqdb_layout::LayoutError,
+}
+
+impl LayoutError {
+    /// Wraps what the allocator reported.
+    pub(crate) fn new(inner: seqdb_layout::LayoutError) -> Self {
+        LayoutError { inner }
+    }
+
+    /// The number of the region the error concerns (for two overlapping regions, the
+    /// one starting first), if it concerns one.
+    pub fn region_number(&self) -> Option<usize> {
+        self.inner.key().and_then(|key| usize::try_from(key).ok())
+    }
+
+    /// The offset in the data file where the problem lies, if it has one.
+    pub fn offset(&self) -> Option<u64> {
+        self.inner.offset()
+    }
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl fmt::Debug for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LayoutError")
+            .field("region_number", &self.region_number())
+            .field("offset", &self.offset())
+            .field("message", &self.to_string())
+            .finish()
+    }
+}
+
+impl std::error::Error for LayoutError {}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use snafu::ResultExt;
+
+    use super::*;
+
+    /// `ENOSPC`.
+    const NO_SPACE: i32 = 28;
+
+    fn failed_write(code: i32) -> seqdb_sys::Error {
+        seqdb_sys::Error::Io {
+            path: PathBuf::from("db/data"),
+            op: "write",
+            offset: 8192,
+            source: io::Error::from_raw_os_error(code),
+        }
+    }
+
+    #[test]
+    fn an_io_error_tells_path_operation_offset_and_kind() {
+        let result: std::result::Result<(), _> = Err(failed_write(NO_SPACE));
+        let error = result.context(SysSnafu).unwrap_err();
+        assert!(error.is_no_space());
+        let Error::Sys { source } = &error else {
+            panic!("expected Sys, got {error:?}");
+        };
+        assert_eq!(source.path(), Path::new("db/data"));
+        assert_eq!(source.operation(), Some("write"));
+        assert_eq!(source.offset(), Some(8192));
+        assert_eq!(source.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(source.raw_os_error(), Some(NO_SPACE));
+        assert!(source.is_no_space());
+        assert_eq!(error.to_string(), source.to_string());
+        assert!(
+            source
+                .to_string()
+                .starts_with("write db/data at offset 8192: ")
+        );
+        let os = source.source().expect("the operating system's error");
+        assert!(os.downcast_ref::<io::Error>().is_some());
+        let copy = source.clone();
+        assert_eq!(copy.to_string(), source.to_string());
+        let debug = format!("{source:?}");
+        assert!(debug.starts_with("IoError {"), "{debug}");
+        assert!(debug.contains("StorageFull"), "{debug}");
+    }
+
+    #[test]
+    fn poisoned_by_a_full_disk_is_no_space() {
+        let poisoned = Error::Poisoned {
+            path: PathBuf::from("db"),
+            source: IoError::new(failed_write(NO_SPACE)),
+        };
+        assert!(poisoned.is_no_space());
+        let other = Error::sys(failed_write(5));
+        assert!(!other.is_no_space());
+        assert_eq!(
+            other.source().map(ToString::to_string),
+            Some(failed_write(5).to_string())
+        );
+    }
+
+    #[test]
+    fn a_layout_error_tells_region_and_offset() {
+        let result: std::result::Result<(), _> = Err(seqdb_layout::LayoutError::Overlap {
+            first: 2,
+            second: 5,
+            first_end: 12288,
+            second_start: 8192,
+        });
+        let error = result
+            .context(LayoutSnafu {
+                path: PathBuf::from("db"),
+            })
+            .unwrap_err();
+        let Error::Layout { source, .. } = &error else {
+            panic!("expected Layout, got {error:?}");
+        };
+        assert_eq!(source.region_number(), Some(2));
+        assert_eq!(source.offset(), Some(8192));
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid layout in db: regions 2 and 5")
+        );
+        assert_eq!(source.clone(), *source);
+        assert!(format!("{source:?}").starts_with("LayoutError {"));
     }
 }

@@ -109,8 +109,15 @@ impl Inner {
     /// is free, collect the buffer so the region gives it up now rather than at the next
     /// flush. Holds no lock on entry.
     fn give_back(&self, recent: Recent) {
-        let Recent { slot, producer, .. } = recent;
-        if producer.is_none() {
+        let Recent {
+            database,
+            slot,
+            producer,
+            ..
+        } = recent;
+        // A buffer another database lent: ending the producer is enough, that database's
+        // next flush or reader collects it (its list still names the region).
+        if producer.is_none() || database != self.id {
             return;
         }
         drop(producer);

@@ -39,7 +39,8 @@
 //! [`Database::truncate_region`]) may read back old or new, page by page. The commit is
 //! a checksummed metadata record written after the data is synced; see `docs/FORMAT.md`.
 //! A flush racing other threads records the state at one instant (names unique, every
-//! region at one point of its history).
+//! region's name, placement and length at one point of its history; bytes overwritten
+//! in place while it runs may reach the disk with it, page by page).
 //!
 //! Dropping the last handle of a read-write database flushes, as a `BufWriter` does,
 //! ignoring an error; [`Database::close`] flushes and reports it. A process kill or a
@@ -48,7 +49,9 @@
 //! # Errors, not crashes
 //!
 //! A full disk, a damaged or foreign metadata file, a second opener, or bad arguments
-//! give an [`Error`] naming the path, region and offset involved. Nothing is ever
+//! give an [`Error`] naming the path, region and offset involved. A failed system call
+//! is an [`Error::Sys`] whose [`IoError`] tells the file, the operation, the offset and
+//! the [`std::io::ErrorKind`]; [`Error::is_no_space`] tells a full disk. Nothing is ever
 //! written through the memory map, so a full disk cannot raise `SIGBUS`.
 //!
 //! Opening damaged files ends one of two ways. When they look exactly as a crash leaves
@@ -67,6 +70,31 @@
 //! commit its files hold. A failed write of region bytes is not final: the next flush
 //! writes them again. [`OpenOptions::fault_injector`] makes such failures happen on
 //! demand, for tests.
+//!
+//! # Safety of the memory map
+//!
+//! Reads are zero-copy: a [`Reader`] hands out `&[u8]` slices that point straight into
+//! a read-only, shared memory map of the data file. This crate keeps those slices sound
+//! against everything it does itself: no write, truncation, hole punch or compaction
+//! touches bytes a live reader holds (writers of that region wait for it), and nothing
+//! is ever written through the map.
+//!
+//! What it cannot control is another writer of the file. While a database is open, its
+//! data file holds an advisory lock (`flock`): shared for [`Database::open_read_only`],
+//! exclusive for [`Database::open`]. Every handle of this crate honours it, so a second
+//! opener gets [`Error::AlreadyOpen`] instead of a second writer. But the lock is only
+//! advisory. **Another process, or another handle in this one (a `std::fs::File`, a
+//! shell's `>`, an editor, a sync tool), that writes or truncates the data file while
+//! the database is open** changes bytes under a `&[u8]` that Rust assumes cannot
+//! change, and a truncation makes reading a slice of the removed range raise `SIGBUS`,
+//! which kills the process. So:
+//!
+//! - change a database's files (`data`, `meta`) only through this crate, and do not
+//!   replace, truncate or restore them while any handle has the database open;
+//! - copy a database for a backup while no read-write handle has it open (holding a
+//!   read-only handle keeps writers out meanwhile);
+//! - do not open a database on a file system that another machine can change under
+//!   this one (a network file system shared with a writer elsewhere).
 //!
 //! # Concurrency
 //!
@@ -114,7 +142,7 @@ mod write;
 
 pub use check::{CheckReport, check};
 pub use database::Database;
-pub use error::{Error, Result};
+pub use error::{Error, IoError, LayoutError, Result};
 pub use identifier::Identifier;
 pub use io::{RegionCursor, RegionWriter};
 pub use options::OpenOptions;

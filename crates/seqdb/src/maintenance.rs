@@ -88,6 +88,9 @@ impl Database {
                 break;
             }
         }
+        // Under the commit lock, which hole punching holds too: a punch of a hole past the
+        // new end would otherwise overlap the truncation.
+        let _commit = self.inner.commit.lock();
         let table = self.inner.table.read();
         let end = table.layout.file_end();
         if self.inner.data.len() != end {

@@ -1,10 +1,12 @@
 //! Opening a database's files: creating a new database, or reading the newest commit
 //! and refusing damage (or, when asked, recovering past it).
 //!
-//! The order of a new database's first writes makes every crash image open: the data
-//! file and its header first (synced), then the metadata file. A directory whose data
-//! file holds nothing but a fresh header, or nothing at all, and no metadata file is a
-//! database whose creation was interrupted, and is created again.
+//! Every crash image of a new database opens: its data file's header is written first
+//! (the first commit's data sync makes it durable), then the metadata file is installed
+//! by a rename. A directory whose data file holds nothing but a fresh header, or
+//! nothing at all, and no metadata file is a creation cut short and is created again; so
+//! is one whose metadata holds only the empty first checkpoint next to a data file whose
+//! header was never written.
 
 use std::collections::hash_map::RandomState;
 use std::fs;
@@ -81,7 +83,7 @@ pub(crate) fn open_files(
         len: file.len().context(SysSnafu)?,
     };
     let mut scan = replay::scan_log(&meta_path, &source, None)?;
-    let header = data_header(dir, data, data_len, &scan.id)?;
+    let header = data_header(dir, data, data_len, &scan)?;
     let judgement = diagnosis::judge(&scan, &header);
     let recovery = match judgement.damage.first() {
         None => None,
@@ -115,6 +117,10 @@ pub(crate) fn open_files(
     })?;
     let mut log = None;
     if !read_only {
+        if header.blank {
+            data.write_all_at(&data_header::encode_page(&id, 0), 0)
+                .context(SysSnafu)?;
+        }
         if let Some(report) = &recovery
             && report.restamped_from.is_some()
         {
@@ -158,16 +164,30 @@ fn corrupt(dir: &Path, finding: &Finding) -> Error {
 }
 
 /// Decode the data file's header; it must belong to the database `id`.
+///
+/// A header never written (the first page zeros, or the file shorter) next to a log that
+/// holds nothing but the empty checkpoint of generation 0 is a creation cut short: the
+/// header is written without a sync, and the first commit's data sync makes it durable.
+/// It is then reported with `blank` set; any other missing header is damage.
 pub(crate) fn data_header(
     dir: &Path,
     data: &LockedFile,
     data_len: u64,
-    id: &DatabaseId,
+    scan: &LogScan,
 ) -> Result<DataHeader> {
     let path = dir.join(DATA_FILE);
+    let id = &scan.id;
     let page = data_header::read_page(data, data_len)?;
     let header = match data_header::decode_page(&page) {
         Ok(header) => header,
+        Err(BadDataHeader::Blank) if scan.state.is_new() => {
+            return Ok(DataHeader {
+                id: *id,
+                generation: 0,
+                damaged_slot: None,
+                blank: true,
+            });
+        }
         Err(BadDataHeader::Blank) => {
             return CorruptSnafu {
                 path,
@@ -314,9 +334,10 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
     if options.read_only {
         return Ok(empty);
     }
+    // Not synced: a crash before the first commit's data sync may leave the header
+    // unwritten, which `data_header` takes for the creation cut short that it is.
     data.write_all_at(&data_header::encode_page(&id, 0), 0)
         .context(SysSnafu)?;
-    data.sync_data().context(SysSnafu)?;
     let checkpoint = Record {
         generation: 0,
         kind: RecordKind::Checkpoint,

@@ -17,6 +17,11 @@ use crate::{Database, Identifier, Region, Result};
 /// region lent an append buffer goes on appending into it until it is full; the reader
 /// shows the bytes as they were when it was made. Do not write to a region from the
 /// thread that holds a reader of it.
+///
+/// The slices a reader returns point into a memory map of the data file. Nothing this
+/// crate does changes them while the reader lives; a process or handle outside it that
+/// writes or truncates the data file would (a truncation makes reading them raise
+/// `SIGBUS`). See [Safety of the memory map](crate#safety-of-the-memory-map).
 pub struct Reader<'a> {
     // Declared first so it is dropped first: the bytes are unpinned before the region
     // lock is released.

@@ -97,6 +97,12 @@ impl Replayed {
         self.generation = record.generation;
     }
 
+    /// Whether this is the state of a new database: generation 0, no region, no number
+    /// ever used.
+    pub fn is_new(&self) -> bool {
+        self.generation == 0 && self.entries.is_empty() && self.next_number == 0
+    }
+
     /// The entries ordered by number.
     pub fn into_sorted(mut self) -> Vec<Placed> {
         // Mostly in order already (a checkpoint lists regions by number), which the

@@ -453,3 +453,53 @@ fn appends_by_number_follow_removal_reuse_and_stay_in_their_database() {
     assert_eq!(bytes(&db1, "b"), b"xy");
     assert_eq!(bytes(&db2, "a"), b"222");
 }
+
+/// A failed system call reaches the caller as `Error::Sys` with this crate's `IoError`:
+/// the file, the operation, the offset, the kind and the operating system's code, with
+/// that `io::Error` as its source; a full disk is `is_no_space` at both levels.
+#[test]
+fn a_failed_system_call_is_an_io_error_naming_file_operation_and_kind() {
+    fn bounds<T: std::error::Error + Clone + Send + Sync + 'static>() {}
+    bounds::<seqdb::IoError>();
+    bounds::<seqdb::LayoutError>();
+
+    const NO_SPACE: i32 = 28; // ENOSPC
+    let dir = tempfile::tempdir().unwrap();
+    let injector: seqdb::FaultInjector = std::sync::Arc::new(|point| {
+        if point.op == seqdb::FaultOp::SyncData && point.path.ends_with("data") {
+            return Err(std::io::Error::from_raw_os_error(NO_SPACE));
+        }
+        Ok(())
+    });
+    let db = seqdb::OpenOptions::new()
+        .fault_injector(injector)
+        .open(dir.path())
+        .unwrap();
+    let (number, _) = db.create_region_if_needed("a").unwrap();
+    db.write_all_to_region(number.into(), b"bytes").unwrap();
+    let error = db.flush().expect_err("the data sync fails");
+    assert!(error.is_no_space(), "{error}");
+    let Error::Sys { source } = &error else {
+        panic!("expected Error::Sys, got {error:?}");
+    };
+    assert_eq!(source.path(), dir.path().join("data"));
+    assert_eq!(source.operation(), Some("fdatasync"));
+    assert_eq!(source.offset(), Some(0));
+    assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
+    assert_eq!(source.raw_os_error(), Some(NO_SPACE));
+    assert!(source.is_no_space());
+    let os = std::error::Error::source(source).expect("the OS error is the source");
+    assert_eq!(
+        os.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error),
+        Some(NO_SPACE)
+    );
+
+    // The handle refuses changes now, naming the same failure.
+    let refused = db.write_all_to_region(number.into(), b"more").unwrap_err();
+    let Error::Poisoned { source: first, .. } = &refused else {
+        panic!("expected Error::Poisoned, got {refused:?}");
+    };
+    assert_eq!(first.to_string(), source.to_string());
+    assert!(refused.is_no_space());
+}

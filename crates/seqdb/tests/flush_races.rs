@@ -10,9 +10,10 @@
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use seqdb::{Database, Identifier, OpenOptions, SyncEvent, SyncKind};
 
@@ -211,4 +212,104 @@ fn a_flush_racing_removals_and_creations_commits_unique_names() {
         }
         println!("{rounds} rounds of removals and creations");
     });
+}
+
+/// One thread appends item `i` to region `r` by number (so that `r` lends it a buffer)
+/// and then item `i` to region `s` by name: in every state the database was in, `s` holds
+/// no more items than `r`. A flusher races it, and every commit point is checked. (A flush
+/// collects each lent buffer once more at its instant, after every region is held: a push
+/// that came before a change to another held region is then in the record.)
+#[test]
+fn a_commit_keeps_one_threads_order_across_regions() {
+    let dir = scratch_dir();
+    let check = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let bad: Arc<Mutex<Vec<String>>> = Arc::default();
+    let checked = Arc::new(AtomicU64::new(0));
+    let armed = Arc::new(AtomicBool::new(false));
+    let observer = {
+        let (bad, checked, armed) = (bad.clone(), checked.clone(), armed.clone());
+        let copy = check.path().join("commit");
+        Arc::new(move |event: SyncEvent<'_>| {
+            let commit_point = match event.kind {
+                SyncKind::Data | SyncKind::All => event.path.ends_with("meta"),
+                SyncKind::Directory => event.path == root,
+            };
+            if !commit_point || !armed.load(Ordering::Relaxed) {
+                return;
+            }
+            // Only the lengths matter: a sparse data file of the right length will do, with
+            // the data file's header (which names the database and its newest commit).
+            let (Ok(meta), Ok(data)) = (
+                std::fs::read(root.join("meta")),
+                std::fs::metadata(root.join("data")),
+            ) else {
+                return;
+            };
+            let mut header = vec![0u8; seqdb::DATA_HEADER_LEN as usize];
+            std::os::unix::fs::FileExt::read_exact_at(
+                &std::fs::File::open(root.join("data")).unwrap(),
+                &mut header,
+                0,
+            )
+            .unwrap();
+            support::write_files(&copy, &[("meta", &meta), ("data", &header)]);
+            std::fs::File::options()
+                .write(true)
+                .open(copy.join("data"))
+                .unwrap()
+                .set_len(data.len())
+                .unwrap();
+            let db = Database::open_read_only(&copy).unwrap();
+            let r = db.get_region("r".into()).unwrap().len() / 8;
+            let s = db.get_region("s".into()).unwrap().len() / 8;
+            checked.fetch_add(1, Ordering::Relaxed);
+            if s > r {
+                bad.lock()
+                    .unwrap()
+                    .push(format!("a commit has {s} items in s but only {r} in r"));
+            }
+        })
+    };
+    let db = OpenOptions::new()
+        .sync_observer(observer)
+        .open(dir.path())
+        .unwrap();
+    let (r, _) = db.create_region_if_needed("r").unwrap();
+    db.create_region_if_needed("s").unwrap();
+    db.flush().unwrap();
+    armed.store(true, Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && i < 2_000_000 {
+                db.write_all_to_region(Identifier::Number(r), &i.to_le_bytes())
+                    .unwrap();
+                db.write_all_to_region("s".into(), &i.to_le_bytes())
+                    .unwrap();
+                i += 1;
+                if i.is_multiple_of(64) {
+                    thread::yield_now();
+                }
+            }
+            i
+        })
+    };
+    let budget = Duration::from_secs(3 * support::scale());
+    let start = Instant::now();
+    while start.elapsed() < budget && bad.lock().unwrap().is_empty() && !writer.is_finished() {
+        db.flush().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let items = writer.join().unwrap();
+    armed.store(false, Ordering::Relaxed);
+    let bad = bad.lock().unwrap();
+    println!(
+        "{items} items, {} commits checked, {} out of order",
+        checked.load(Ordering::Relaxed),
+        bad.len()
+    );
+    assert!(bad.is_empty(), "{}", bad[0]);
 }

@@ -1857,17 +1857,32 @@ fn headers_and_directories_give_the_documented_errors() {
     }
     // A creation cut short: a data file holding only a fresh header (or nothing, or a
     // zeroed page) and no metadata file opens as a new database.
+    // So does one whose metadata holds only the empty first checkpoint next to a data
+    // file whose header was never written.
+    let first = checkpoint_file(0, 0, Vec::new());
     for (label, data) in [
         ("empty data file", Vec::new()),
         ("zeroed header page", vec![0u8; format::PAGE]),
         ("fresh header", format::restamped(&[], &base.id, 0)),
     ] {
-        let opened = open_with(Some(&data), None);
-        match opened {
-            Ok(Ok(db)) if db.regions().is_empty() => {}
-            other => failures.push(format!("{label} without metadata: {other:?}")),
+        for (meta, with) in [
+            (None, "without metadata"),
+            (Some(&first), "with the first checkpoint"),
+        ] {
+            let opened = open_with(Some(&data), meta.map(Vec::as_slice));
+            match opened {
+                Ok(Ok(db)) if db.regions().is_empty() => {}
+                other => failures.push(format!("{label} {with}: {other:?}")),
+            }
         }
     }
+    // But a blank header next to any commit is damage.
+    let after_first = checkpoint_file(1, 0, Vec::new());
+    failures.extend(check(
+        "a zeroed header page with a later checkpoint",
+        open_with(Some(&vec![0u8; format::PAGE]), Some(&after_first)),
+        "Corrupt",
+    ));
     // The database path is a regular file.
     {
         let root = tempfile::tempdir().unwrap();

@@ -2,12 +2,14 @@
 //! thread goes on appending, removal while a thread appends by number, and buffers a
 //! thread leaves behind.
 
-use std::process::Command;
+mod support;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use seqdb::{Database, Identifier};
+use support::{run, this_thread_id};
 
 fn append_counters(db: &Database, number: usize, from: u64, to: u64) {
     for i in from..to {
@@ -149,19 +151,6 @@ fn a_reader_reports_its_own_length() {
     go.send(1).unwrap();
     finished.recv().unwrap();
     assert_eq!(reader.region().len(), reader.len());
-}
-
-fn this_thread_id() -> String {
-    let link = std::fs::read_link("/proc/thread-self").unwrap();
-    link.file_name().unwrap().to_string_lossy().into_owned()
-}
-
-fn run(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 /// A thread pinned to CPU 0 at normal priority that removes region 0 each time it is

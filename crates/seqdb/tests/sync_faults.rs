@@ -242,12 +242,9 @@ fn assert_injected(error: &Error, fault: &Fault) {
     let Error::Sys { source } = error else {
         panic!("expected the I/O error itself, got: {text}");
     };
-    assert_eq!(
-        source.io_error().and_then(io::Error::raw_os_error),
-        Some(fault.code),
-        "{text}"
-    );
+    assert_eq!(source.raw_os_error(), Some(fault.code), "{text}");
     assert_eq!(source.path(), fault.path, "{text}");
+    assert_eq!(source.operation(), Some(fault.op.name()), "{text}");
     assert!(text.contains(fault.op.name()), "{text}");
 }
 

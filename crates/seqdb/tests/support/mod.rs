@@ -1,6 +1,7 @@
 //! Helpers shared by the reliability suites: a deterministic PRNG, run budgets that
 //! grow with `SEQDB_STRESS_SCALE`, reading a database into a model, guarded opens, and a
-//! small codec of the metadata format written from `docs/FORMAT.md`.
+//! small codec of the metadata format written from `docs/FORMAT.md`; crash images taken at
+//! sync barriers are in [`images`].
 //!
 //! Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -12,6 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use seqdb::{Database, Identifier, OpenOptions};
+
+pub mod images;
 
 /// Every region's bytes by name: what a database holds, as a test expects it.
 pub type State = BTreeMap<String, Vec<u8>>;
@@ -207,6 +210,51 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "panic with a non-string payload".to_owned()
     }
+}
+
+/// The calling thread's id (its name under `/proc`), for `taskset` and `chrt`.
+pub fn this_thread_id() -> String {
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Run `program`; whether it ran and succeeded.
+pub fn run(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list` of `/proc/self/status`; empty
+/// where there is no such file).
+pub fn allowed_cpus() -> Vec<usize> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Vec::new();
+    };
+    let Some(list) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+    else {
+        return Vec::new();
+    };
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (from, to) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(from), Ok(to)) = (from.parse::<usize>(), to.parse::<usize>()) {
+            cpus.extend(from..=to);
+        }
+    }
+    cpus
+}
+
+/// Pin the calling thread to `cpu` (with `taskset`); false where that is not possible.
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    run(
+        "taskset",
+        &["-p", "-c", &cpu.to_string(), &this_thread_id()],
+    )
 }
 
 /// Replace the contents of directory `dir` by `files` (name, bytes).
