@@ -1,13 +1,7 @@
 //! The database handle: opening, the region table, and the operations on names.
 //!
-//! Locking rules (they are what keeps the handle free of deadlocks):
-//! 1. The table lock is never held while blocking on a region lock; under the table lock
-//!    only `try_` region locks are taken.
-//! 2. An operation that needs both takes the region lock first, then the table lock.
-//! 3. Nothing waits for a region's write lock while holding the commit lock, nor while
-//!    making a reader: those take it with `try_` and look again.
-//! 4. Compaction takes every region's write lock with `try_`, or none.
-//! 5. The commit lock is taken before any region or table lock.
+//! The locking rules that keep the handle free of deadlocks are written once, in
+//! `docs/ARCHITECTURE.md` ("Locking"); every lock taken here follows them.
 
 use std::collections::HashSet;
 use std::fs;
