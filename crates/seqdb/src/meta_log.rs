@@ -78,17 +78,37 @@ impl MetaLog {
     /// Continue the log in `file`, whose valid records end at `end` (anything after is
     /// cut off first, durably: appending after a cut that may not be durable could leave
     /// old bytes behind the new records, so a failure here fails the open).
+    /// `last_record` is where the last record of the log starts, `end` where the log ends.
+    ///
+    /// The log's last delta is written again and synced before anything is appended: a
+    /// previous handle may have failed to sync it, and the kernel may then have kept its
+    /// pages in memory, marked clean, without them ever reaching the device. Written
+    /// again, they are dirty again, and the sync makes durable what this open read. (A
+    /// checkpoint is synced before it is renamed into place, and the rename is made
+    /// durable by the directory sync of every read-write open.)
+    #[allow(clippy::too_many_arguments)]
     pub fn resume(
         dir: &Path,
         file: LockedFile,
         id: DatabaseId,
+        last_record: u64,
         end: u64,
         checkpoint_len: u64,
         min_log: u64,
         hooks: Hooks,
     ) -> Result<Self> {
-        if file.len().context(SysSnafu)? > end {
+        let file_len = file.len().context(SysSnafu)?;
+        if file_len > end {
             file.set_len(end).context(SysSnafu)?;
+        }
+        if last_record > FIRST_RECORD {
+            // The record's padding may be cut short: only what the file holds.
+            let mut bytes = vec![0; (end.min(file_len) - last_record) as usize];
+            file.read_exact_at(&mut bytes, last_record)
+                .context(SysSnafu)?;
+            file.write_all_at(&bytes, last_record).context(SysSnafu)?;
+        }
+        if file_len > end || last_record > FIRST_RECORD {
             file.sync_data().context(SysSnafu)?;
         }
         Ok(MetaLog {

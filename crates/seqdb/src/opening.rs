@@ -73,6 +73,12 @@ pub(crate) fn open_files(
     if !meta_path.exists() {
         return create(dir, data, data_len, options);
     }
+    if !read_only {
+        // What this open reads must be durable before anything is appended to it: a
+        // previous handle may have renamed a checkpoint over the log and failed to sync
+        // the directory (and the removal of `meta.tmp` above wants it too).
+        seqdb_sys::sync_dir(dir, &options.hooks).context(SysSnafu)?;
+    }
     let file = LockedFile::open(
         &meta_path,
         &meta_log::file_options(!read_only, false, &options.hooks),
@@ -98,6 +104,7 @@ pub(crate) fn open_files(
         id,
         state,
         checkpoint_len,
+        last_record,
         end,
         ..
     } = scan;
@@ -130,6 +137,7 @@ pub(crate) fn open_files(
             dir,
             file,
             id,
+            last_record,
             end.offset,
             checkpoint_len,
             min_log(options),
@@ -180,6 +188,18 @@ pub(crate) fn data_header(
     let page = data_header::read_page(data, data_len)?;
     let header = match data_header::decode_page(&page) {
         Ok(header) => header,
+        // A header torn while a new database was created (it is written without a sync)
+        // is the creation cut short too: nothing was ever committed.
+        Err(BadDataHeader::Blank | BadDataHeader::Damaged(_))
+            if scan.state.is_new() && data_len <= DATA_HEADER_LEN =>
+        {
+            return Ok(DataHeader {
+                id: *id,
+                generation: 0,
+                damaged_slot: None,
+                blank: true,
+            });
+        }
         Err(BadDataHeader::Blank) if scan.state.is_new() => {
             return Ok(DataHeader {
                 id: *id,
@@ -295,13 +315,16 @@ fn recover(
     Ok((scan, report))
 }
 
-/// Record commit `generation` in both slots of the data file's header, durably.
+/// Record commit `generation` in both slots of the data file's header, durably, one slot
+/// at a time: a crash at any moment leaves one slot whole (old or new), so the database
+/// can still be opened with `recover` again.
 fn restamp(data: &LockedFile, id: &DatabaseId, generation: u64) -> Result<()> {
     let slot = data_header::encode_slot(id, generation);
     for offset in data_header::SLOT_OFFSETS {
         data.write_all_at(&slot, offset).context(SysSnafu)?;
+        data.sync_data().context(SysSnafu)?;
     }
-    data.sync_data().context(SysSnafu)
+    Ok(())
 }
 
 /// A directory without a metadata file: a new database, or one whose creation was
@@ -311,7 +334,9 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
     let page = data_header::read_page(data, data_len)?;
     let fresh_header = match data_header::decode_page(&page) {
         Ok(header) if header.generation == 0 => Some(Some(header.id)),
-        Err(BadDataHeader::Blank) => Some(None),
+        // Never written, or torn while it was written (without a sync) by a creation
+        // that was cut short.
+        Err(BadDataHeader::Blank | BadDataHeader::Damaged(_)) => Some(None),
         _ => None,
     };
     let Some(known_id) = fresh_header.filter(|_| data_len <= DATA_HEADER_LEN) else {

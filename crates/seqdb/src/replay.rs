@@ -149,6 +149,9 @@ pub(crate) struct LogScan {
     pub records: u64,
     /// Bytes of the checkpoint record, padding included.
     pub checkpoint_len: u64,
+    /// Where the last record applied starts (the checkpoint's offset when there is no
+    /// delta after it).
+    pub last_record: u64,
     pub end: LogEnd,
     pub after: After,
     /// Length of the metadata file.
@@ -228,6 +231,7 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
         Err(reason) => return no_checkpoint(reason),
     };
     let mut records = 1;
+    let mut last_record = FIRST_RECORD;
     let mut offset = FIRST_RECORD + checkpoint_len;
     let reason = loop {
         let (record, span) = match log_read::read_record(source, offset)? {
@@ -251,6 +255,7 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
         }
         state.apply(record, offset);
         records += 1;
+        last_record = offset;
         offset += span;
     };
     let after = if reason == RecordEnd::EndOfFile {
@@ -263,6 +268,7 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
         state,
         records,
         checkpoint_len,
+        last_record,
         end: LogEnd { offset, reason },
         after,
         file_len,

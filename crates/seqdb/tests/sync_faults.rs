@@ -792,7 +792,8 @@ fn opening_into_an_existing_empty_directory_syncs_it_and_its_parent() {
         "the directory's own entry (in its parent) must be synced too: {seen:?}"
     );
 
-    // Reopening an existing database creates nothing and syncs no directory.
+    // Reopening an existing database creates nothing; it syncs the database directory
+    // only (what it reads must be durable before it appends), not the parent.
     let (events, observer) = directory_syncs();
     drop(
         OpenOptions::new()
@@ -800,6 +801,144 @@ fn opening_into_an_existing_empty_directory_syncs_it_and_its_parent() {
             .open(&path)
             .unwrap(),
     );
-    assert_eq!(*events.lock().unwrap(), Vec::<PathBuf>::new());
+    assert_eq!(*events.lock().unwrap(), vec![path.clone()]);
     println!("existing empty directory: {} directory syncs", seen.len());
+}
+
+/// What a reopen did to the files, in order: writes (path, offset), and syncs that
+/// completed (path, kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Write(PathBuf, u64),
+    Synced(PathBuf, SyncKind),
+}
+
+impl Run {
+    /// [`reopen`](Self::reopen), recording what the open wrote and synced.
+    fn reopen_recorded(&mut self) -> (u64, Vec<Step>) {
+        drop(self.db.take());
+        let steps: Arc<Mutex<Vec<Step>>> = Arc::default();
+        let writes = Arc::clone(&steps);
+        let injector: FaultInjector = Arc::new(move |point| {
+            if point.op == FaultOp::Write {
+                let step = Step::Write(point.path.to_owned(), point.offset);
+                writes.lock().unwrap().push(step);
+            }
+            Ok(())
+        });
+        let syncs = Arc::clone(&steps);
+        let observer: SyncObserver = Arc::new(move |event| {
+            let step = Step::Synced(event.path.to_owned(), event.kind);
+            syncs.lock().unwrap().push(step);
+        });
+        let db = OpenOptions::new()
+            .fault_injector(injector)
+            .sync_observer(observer)
+            .open(self.path())
+            .unwrap();
+        let generation = db.stats().unwrap().generation;
+        self.db = Some(db);
+        let steps = steps.lock().unwrap().clone();
+        (generation, steps)
+    }
+}
+
+/// A crash image of `run`'s database: every file as it is now, then `edit` applied to
+/// the copy (what a power cut leaves of what the page cache shows but the device does
+/// not hold).
+fn crash_image(run: &Run, edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let image = tempfile::tempdir().unwrap();
+    support::copy_dir(run.path(), image.path());
+    edit(image.path());
+    image
+}
+
+/// A checkpoint whose directory sync failed: the rename is in the page cache but need
+/// not be durable. A reopen reads the new log and a flush appends to it and is
+/// acknowledged; a power cut brings back the old `meta` (and leaves the new one as
+/// `meta.tmp`) unless something synced the directory since. The reopen must.
+#[test]
+fn an_acknowledged_flush_after_a_failed_checkpoint_directory_sync_survives_a_power_cut() {
+    let mut run = Run::new(true, "", FaultOp::SyncDirectory, EIO);
+    run.fault.arm(0);
+    let mut old_meta = Vec::new();
+    for _ in 0..40 {
+        old_meta = std::fs::read(run.path().join("meta")).unwrap();
+        run.write_round();
+        if run.flush().is_err() {
+            break;
+        }
+    }
+    assert_eq!(run.fault.fired(), 1, "a checkpoint's directory sync failed");
+    let (reopened_at, steps) = run.reopen_recorded();
+    let dir = run.path().to_owned();
+    let rename_durable = steps.contains(&Step::Synced(dir, SyncKind::Directory));
+    run.write_round();
+    run.flush().expect("a flush after the reopen");
+    let acked_generation = run.acked_generation;
+    let image = crash_image(&run, |dir| {
+        if !rename_durable {
+            std::fs::rename(dir.join("meta"), dir.join("meta.tmp")).unwrap();
+            std::fs::write(dir.join("meta"), &old_meta).unwrap();
+        }
+    });
+    let opened = Database::open(image.path());
+    let db = opened.unwrap_or_else(|e| {
+        panic!(
+            "reopened at {reopened_at}, acknowledged {acked_generation}; the rename made              durable by the reopen: {rename_durable}; open refused: {e}"
+        )
+    });
+    assert_eq!(db.stats().unwrap().generation, acked_generation);
+    assert_same(&read_state(&db).unwrap(), &run.acked, "after the power cut");
+}
+
+/// A metadata sync that failed: the kernel may have marked the record's pages clean
+/// without writing them. A reopen reads the record from the page cache, the next flush
+/// appends after it and its sync succeeds; a power cut then leaves zeros where the
+/// record was, unless something wrote the record again (dirtying its pages) and synced
+/// it since. The reopen must.
+#[test]
+fn an_acknowledged_flush_after_a_failed_metadata_sync_survives_a_power_cut() {
+    let mut run = Run::new(false, "meta", FaultOp::SyncData, EIO);
+    run.fault.arm(0);
+    let mut record_at = 0;
+    for _ in 0..40 {
+        record_at = std::fs::metadata(run.path().join("meta")).unwrap().len();
+        run.write_round();
+        if run.flush().is_err() {
+            break;
+        }
+    }
+    assert_eq!(run.fault.fired(), 1, "a metadata sync failed");
+    let record_end = std::fs::metadata(run.path().join("meta")).unwrap().len();
+    let (reopened_at, steps) = run.reopen_recorded();
+    let meta = run.path().join("meta");
+    let rewritten = steps
+        .iter()
+        .position(|step| *step == Step::Write(meta.clone(), record_at));
+    let synced_after = rewritten
+        .is_some_and(|at| steps[at..].contains(&Step::Synced(meta.clone(), SyncKind::Data)));
+    run.write_round();
+    run.flush().expect("a flush after the reopen");
+    let acked_generation = run.acked_generation;
+    let image = crash_image(&run, |dir| {
+        if !synced_after {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("meta"))
+                .unwrap();
+            let zeros = vec![0; (record_end - record_at) as usize];
+            std::os::unix::fs::FileExt::write_all_at(&file, &zeros, record_at).unwrap();
+        }
+    });
+    let opened = Database::open(image.path());
+    let db = opened.unwrap_or_else(|e| {
+        panic!(
+            "reopened at {reopened_at} (the failed flush's record read from the cache), \
+             acknowledged {acked_generation}; record at {record_at}..{record_end} written \
+             again and synced by the reopen: {synced_after}; open refused: {e}"
+        )
+    });
+    assert_eq!(db.stats().unwrap().generation, acked_generation);
+    assert_same(&read_state(&db).unwrap(), &run.acked, "after the power cut");
 }
