@@ -20,7 +20,8 @@ use crate::{Database, Identifier, Region, Result};
 pub struct Reader<'a> {
     // Declared first so it is dropped first: the bytes are unpinned before the region
     // lock is released.
-    view: View<'a>,
+    view: View,
+    _database: std::marker::PhantomData<&'a Database>,
     region: ArcRwLockReadGuard<RawRwLock, RegionState>,
 }
 
@@ -43,7 +44,11 @@ impl Database {
         let len = region.len();
         let start = if len == 0 { 0 } else { region.start() };
         let view = inner.data.view(start, len).context(SysSnafu)?;
-        Ok(Reader { view, region })
+        Ok(Reader {
+            view,
+            _database: std::marker::PhantomData,
+            region,
+        })
     }
 }
 
