@@ -99,6 +99,18 @@ pub enum LayoutError {
         size: u64,
     },
 
+    /// An extent to hold (or stop holding) is not one the layout freed and
+    /// holds (or does not hold) for it.
+    #[snafu(display("extent {start}+{len} is not a {expected} extent"))]
+    NotPending {
+        /// The extent's start.
+        start: u64,
+        /// The extent's length.
+        len: u64,
+        /// What it should have been: `"pending"` or `"held"`.
+        expected: &'static str,
+    },
+
     /// The layout's bookkeeping contradicts itself (found by `validate`).
     #[snafu(display("layout inconsistent at offset {offset}: {problem}"))]
     Inconsistent {

@@ -3,6 +3,7 @@
 mod commit;
 mod compaction;
 mod grow;
+mod hold;
 mod insert;
 mod restore;
 
