@@ -190,15 +190,16 @@ impl Layout {
     /// Moves the region to a new reservation of `reserved` bytes (rounded up
     /// to a page, and at least `len`) with length `len`, wherever a growth
     /// would move it: the best-fitting free hole, else the end of the file.
-    /// Its old extent becomes pending. The caller copies the first `len`
-    /// bytes; a database does this to write a region whose current bytes a
-    /// reader still views (copy-on-write).
+    /// Its old extent becomes pending. Returns the old extent and the new
+    /// one; the caller copies the first `len` bytes. A database does this to
+    /// write a region whose current bytes a reader still views
+    /// (copy-on-write).
     pub fn reallocate(
         &mut self,
         key: RegionKey,
         len: u64,
         reserved: u64,
-    ) -> Result<GrowPlan, LayoutError> {
+    ) -> Result<(Extent, Extent), LayoutError> {
         let old = self.get(key).context(UnknownRegionSnafu { key })?;
         let reserved = round_up_to_page(reserved.max(len))
             .context(OverflowSnafu {
@@ -217,10 +218,7 @@ impl Layout {
                 len,
             },
         );
-        Ok(GrowPlan::Move {
-            from: old.extent(),
-            to: Extent::new(start, reserved),
-        })
+        Ok((old.extent(), Extent::new(start, reserved)))
     }
 
     /// Sets the region's length without changing its reservation (truncate,

@@ -90,14 +90,11 @@ impl Simulation {
             return;
         };
         let len = old.len * percent / 100;
-        let plan = self
+        let (from, to) = self
             .layout
             .reallocate(key, len, old.reserved)
             .expect("reallocate");
         self.ensure_file();
-        let GrowPlan::Move { from, to } = plan else {
-            panic!("reallocate always moves: {plan:?}");
-        };
         assert_eq!(from, old.extent());
         assert!(to.len >= old.reserved && !to.overlaps(&from));
         self.copy(key, from.start, to.start, len);

@@ -105,19 +105,13 @@ impl Model {
             return;
         };
         let len = old.len * percent / 100;
-        let plan = self
+        let moved = self
             .layout
             .reallocate(key, len, old.reserved)
             .expect("move");
         let start = brute_force_best_fit(holes, old.reserved).map_or(file_end, |hole| hole.start);
         let to = Extent::new(start, old.reserved);
-        assert_eq!(
-            plan,
-            GrowPlan::Move {
-                from: old.extent(),
-                to
-            }
-        );
+        assert_eq!(moved, (old.extent(), to));
         assert_eq!(
             self.layout.get(key),
             Some(Placement {

@@ -93,6 +93,8 @@ mod number_map;
 mod options;
 mod reader;
 mod region;
+mod retired;
+mod snapshot;
 mod stats;
 mod tail;
 mod write;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Extent, GrowPlan, LayoutError};
+use crate::{Extent, LayoutError};
 
 #[test]
 fn a_held_extent_outlives_its_commit_until_unheld() {
@@ -61,13 +61,10 @@ fn only_pending_extents_can_be_held_once() {
 fn a_reallocated_region_leaves_its_extent_pending() {
     let mut layout = layout_with(&[1, 2]);
     layout.grow(1, 100).expect("grow");
-    let plan = layout.reallocate(1, 50, pages(1)).expect("move");
+    let moved = layout.reallocate(1, 50, pages(1)).expect("move");
     assert_eq!(
-        plan,
-        GrowPlan::Move {
-            from: Extent::new(0, pages(1)),
-            to: Extent::new(pages(2), pages(1)),
-        }
+        moved,
+        (Extent::new(0, pages(1)), Extent::new(pages(2), pages(1)))
     );
     assert_eq!(layout.get(1), Some(at(pages(2), pages(1), 50)));
     assert_eq!(
