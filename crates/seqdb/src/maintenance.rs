@@ -85,6 +85,7 @@ impl Database {
         // From a committed state the allocator needs two rounds; writers in between may
         // add some. The bound only guards against a layout bug.
         let mut rounds_left = 2 * self.inner.table.read().count() + 8;
+        let mut idle_rounds = 0;
         loop {
             let changed = self.compaction_round()?;
             self.flush()?;
@@ -92,10 +93,11 @@ impl Database {
             // room for one round's moves, not for all of them.
             self.punch_holes()?;
             rounds_left -= 1;
-            let layout = self.inner.table.read().layout.stats();
+            idle_rounds = if changed == 0 { idle_rounds + 1 } else { 0 };
             let compact = self.inner.table.read().layout.is_compact();
-            // Nothing moved and no commit is awaited: what is left waits for readers.
-            let stuck = changed == 0 && layout.pending_bytes == 0;
+            // A round may wait for space that the commit after it frees; a second round
+            // that moves nothing waits for space that readers still view.
+            let stuck = idle_rounds >= 2;
             if compact || stuck || (changed == 0 && rounds_left < 4) || rounds_left == 0 {
                 break;
             }

@@ -477,3 +477,35 @@ fn a_reader_shows_every_change_made_before_it() {
         drop(to_reader);
     });
 }
+
+/// An extent kept for a reader in the middle of the file stops compaction short of
+/// packing the regions behind it: it returns after a round that moves nothing, and a
+/// compaction after the reader is gone packs everything.
+#[test]
+fn compaction_stops_at_a_kept_extent_and_finishes_once_it_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    let numbers: Vec<usize> = (0..4u64)
+        .map(|i| filled(&db, &format!("r{i}"), MIB, i))
+        .collect();
+    db.remove_region(numbers[0].into()).unwrap();
+    db.flush().unwrap();
+    let reader = db.create_region_reader(numbers[1].into()).unwrap();
+    let before = db.stats().unwrap().generation;
+    db.compact().unwrap();
+    let rounds = db.stats().unwrap().generation - before;
+    assert!(
+        rounds <= 6,
+        "{rounds} commits for a compaction that cannot finish"
+    );
+    assert!(db.stats().unwrap().retired_bytes >= MIB as u64);
+    check_all(&reader, 1);
+    drop(reader);
+    db.compact().unwrap();
+    let stats = db.stats().unwrap();
+    assert_eq!(stats.retired_bytes, 0);
+    assert_eq!(stats.file_len, 3 * MIB as u64, "{stats:?}");
+    for (i, &number) in numbers.iter().enumerate().skip(1) {
+        check_all(&db.create_region_reader(number.into()).unwrap(), i as u64);
+    }
+}
