@@ -62,18 +62,22 @@ impl Extent {
 
     /// What a reader does with the extent while it holds it.
     fn read(&self) {
-        // SAFETY (of the model): a holder only reads; loom checks that no write of the
-        // cell races with this read.
-        let byte = self.byte.with(|byte| unsafe { *byte });
+        let byte = self.byte.with(|byte| {
+            // SAFETY: the cell is alive (this extent is), and a holder only reads it; that
+            // no write of it races with this read is what loom checks.
+            unsafe { *byte }
+        });
         assert_eq!(byte, 7, "a holder saw the extent reused");
     }
 
     /// The extent was reclaimed by this thread: reuse it, as the next region would.
     fn reuse(&self) {
         self.reclaimed.fetch_add(1, Ordering::Relaxed);
-        // SAFETY (of the model): the reclaimer is the only writer; loom checks that every
-        // holder's read happens-before this write.
-        self.byte.with_mut(|byte| unsafe { *byte = 8 });
+        self.byte.with_mut(|byte| {
+            // SAFETY: the cell is alive, and the one reclaimer is its only writer; that every
+            // holder's read happens-before this write is what loom checks.
+            unsafe { *byte = 8 }
+        });
     }
 
     /// A flush or a punch: reclaim the extent if it may be.
@@ -186,9 +190,12 @@ fn a_write_in_place_after_the_last_holder_left() {
             })
         };
         if extent.hold.holders() == 0 {
-            // SAFETY (of the model): no holder is left and none can come (the writer holds
-            // the region's lock); loom checks the reader's read happens-before this write.
-            extent.byte.with_mut(|byte| unsafe { *byte = 9 });
+            extent.byte.with_mut(|byte| {
+                // SAFETY: the cell is alive; no holder is left and none can come (the
+                // writer holds the region's lock), and that the reader's read
+                // happens-before this write is what loom checks.
+                unsafe { *byte = 9 }
+            });
         }
         reader.join().unwrap();
     });
