@@ -2,7 +2,10 @@
 //!
 //! Builds and runs `seqdb-bench` in release mode; every argument after `bench` is passed
 //! through to it (see its `--help`-style usage for the flags: `--scale`, `--engines`,
-//! `--workloads`, `--timeout`).
+//! `--workloads`, `--timeout`). The report ends with one PASS or FAIL line per performance
+//! target of seqdb (`crates/seqdb-bench/src/report.rs`; `docs/BENCHMARKS.md` lists them),
+//! among them W4's: one reader, a reader per read, and 2 threads, each against the better
+//! of the original and rawdb in the same run (2 threads: at least 0.9 times).
 
 use std::process::Command;
 

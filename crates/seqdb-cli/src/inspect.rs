@@ -168,6 +168,13 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
             format!("{} holding {}", stats.holes, human::bytes(stats.hole_bytes)),
         ),
         (
+            "retired",
+            format!(
+                "{} (space regions left, kept while readers of this handle view it)",
+                human::bytes_exact(stats.retired_bytes)
+            ),
+        ),
+        (
             "amplification",
             format!(
                 "{:.2} (file length / live bytes)",

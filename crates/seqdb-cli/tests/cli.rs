@@ -149,6 +149,7 @@ fn info_shows_version_space_and_generation() {
         "removing a region leaves a hole: {stats:?}"
     );
     assert!(field("allocated").contains("on disk"));
+    assert!(field("retired").starts_with("0 B ("), "{out}");
     assert!(field("amplification").starts_with(&format!("{:.2}", stats.space_amplification())));
 }
 

@@ -113,6 +113,18 @@ pub enum LayoutError {
         size: u64,
     },
 
+    /// An extent to hold (or stop holding) is not one the layout freed and
+    /// holds (or does not hold) for it.
+    #[snafu(display("extent {start}+{len} is not a {expected} extent"))]
+    NotPending {
+        /// The extent's start.
+        start: u64,
+        /// The extent's length.
+        len: u64,
+        /// What it should have been: `"pending"` or `"held"`.
+        expected: &'static str,
+    },
+
     /// The layout's bookkeeping contradicts itself (found by `validate`).
     #[snafu(display("layout inconsistent at offset {offset}: {problem}"))]
     Inconsistent {
@@ -150,7 +162,9 @@ impl LayoutError {
             | LayoutError::PastFileEnd { key, .. }
             | LayoutError::Overflow { key, .. } => Some(*key),
             LayoutError::Overlap { first, .. } => Some(*first),
-            LayoutError::Inconsistent { .. } | LayoutError::TotalMismatch { .. } => None,
+            LayoutError::Inconsistent { .. }
+            | LayoutError::TotalMismatch { .. }
+            | LayoutError::NotPending { .. } => None,
         }
     }
 
@@ -166,6 +180,7 @@ impl LayoutError {
             LayoutError::Overlap { second_start, .. } => Some(*second_start),
             LayoutError::PastFileEnd { end, .. } => Some(*end),
             LayoutError::Inconsistent { offset, .. } => Some(*offset),
+            LayoutError::NotPending { start, .. } => Some(*start),
             LayoutError::UnknownRegion { .. }
             | LayoutError::DuplicateRegion { .. }
             | LayoutError::LenExceedsReserved { .. }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use snafu::{OptionExt, ensure};
 
 use crate::error::{
-    DuplicateRegionSnafu, LayoutError, LenExceedsReservedSnafu, OverflowSnafu, UnknownRegionSnafu,
+    DuplicateRegionSnafu, LayoutError, LenExceedsReservedSnafu, NotPendingSnafu, OverflowSnafu,
+    UnknownRegionSnafu,
 };
 use crate::extent::tight_reserved;
 use crate::holes::Holes;
@@ -16,13 +17,13 @@ use crate::{
 };
 
 /// Where every region of a data file lives, which space is free and which
-/// freed space still waits for a durable commit.
+/// freed space still waits for a durable commit or for its readers.
 ///
-/// Live reservations, free holes and pending extents tile
-/// `[base(), file_end())` exactly; holes are coalesced and never touch the
-/// end of the file. The first `base()` bytes (none unless the layout was made
-/// with [`with_base`](Self::with_base)) belong to the caller: no region is
-/// ever placed there.
+/// Live reservations, free holes and pending extents (held ones included)
+/// tile `[base(), file_end())` exactly; holes are coalesced and never touch
+/// the end of the file. The first `base()` bytes (none unless the layout was
+/// made with [`with_base`](Self::with_base)) belong to the caller: no region
+/// is ever placed there.
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
     pub(crate) regions: BTreeMap<RegionKey, Placement>,
@@ -209,6 +210,40 @@ impl Layout {
         })
     }
 
+    /// Moves the region to a new reservation of `reserved` bytes (rounded up
+    /// to a page, and at least `len`) with length `len`, wherever a growth
+    /// would move it: the best-fitting free hole, else the end of the file.
+    /// Its old extent becomes pending. Returns the old extent and the new
+    /// one; the caller copies the first `len` bytes. A database does this to
+    /// write a region whose current bytes a reader still views
+    /// (copy-on-write).
+    pub fn reallocate(
+        &mut self,
+        key: RegionKey,
+        len: u64,
+        reserved: u64,
+    ) -> Result<(Extent, Extent), LayoutError> {
+        let old = self.get(key).context(UnknownRegionSnafu { key })?;
+        let reserved = round_up_to_page(reserved.max(len))
+            .context(OverflowSnafu {
+                key,
+                start: old.start,
+                size: reserved.max(len),
+            })?
+            .max(PAGE_SIZE);
+        let start = self.allocate(key, reserved)?;
+        self.pending.push(old.extent());
+        self.put(
+            key,
+            Placement {
+                start,
+                reserved,
+                len,
+            },
+        );
+        Ok((old.extent(), Extent::new(start, reserved)))
+    }
+
     /// Sets the region's length without changing its reservation (truncate,
     /// or extend within the reservation).
     pub fn set_len(&mut self, key: RegionKey, len: u64) -> Result<(), LayoutError> {
@@ -267,9 +302,50 @@ impl Layout {
     }
 
     /// Pending extents ordered by start: freed, but not reusable until a
-    /// commit that no longer references them is durable.
+    /// commit that no longer references them is durable, or, for held ones,
+    /// until they are no longer held either.
     pub fn pending(&self) -> impl Iterator<Item = Extent> + '_ {
         self.pending.iter()
+    }
+
+    /// Held extents ordered by start (see [`hold`](Self::hold)).
+    pub fn held(&self) -> impl Iterator<Item = Extent> + '_ {
+        self.pending.iter_held()
+    }
+
+    /// Keeps a pending extent from becoming free, even after its commit, until
+    /// [`unhold`](Self::unhold): a database holds an extent that a region
+    /// moved away from (or that a removed region left) while readers still
+    /// view its bytes. `extent` must be exactly an extent that a move, a
+    /// removal or a compaction made pending, not held yet.
+    pub fn hold(&mut self, extent: Extent) -> Result<(), LayoutError> {
+        ensure!(
+            self.pending.hold(extent),
+            NotPendingSnafu {
+                start: extent.start,
+                len: extent.len,
+                expected: "pending",
+            }
+        );
+        Ok(())
+    }
+
+    /// Ends the hold of `extent`: free space now if its commit is durable
+    /// already, otherwise once it is. Returns whether it became free now.
+    pub fn unhold(&mut self, extent: Extent) -> Result<bool, LayoutError> {
+        match self.pending.unhold(extent) {
+            Ok(Some(extent)) => {
+                self.release(extent);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(()) => NotPendingSnafu {
+                start: extent.start,
+                len: extent.len,
+                expected: "held",
+            }
+            .fail(),
+        }
     }
 
     /// End of the last live or pending extent: the file extent the layout
@@ -287,6 +363,7 @@ impl Layout {
             free_bytes: self.holes.bytes(),
             holes: self.holes.len() as u64,
             pending_bytes: self.pending.bytes(),
+            held_bytes: self.pending.held_bytes(),
             file_end: self.file_end,
         }
     }
@@ -300,7 +377,8 @@ impl Layout {
 
     /// The commit of `ticket` is durable: the pending extents it captured
     /// become free, coalesced with neighbouring holes (space at the end of
-    /// the file is dropped). Extents freed after the ticket was issued stay
+    /// the file is dropped), except held ones, which become free when
+    /// [unheld](Self::unhold). Extents freed after the ticket was issued stay
     /// pending. A ticket dropped instead of finished frees nothing; the next
     /// ticket captures its extents too. Costs what the ticket frees.
     pub fn finish_commit(&mut self, ticket: CommitTicket) {

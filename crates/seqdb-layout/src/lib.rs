@@ -5,7 +5,10 @@
 //! reservation holding `len` bytes of data), the free holes between regions
 //! and the *pending* extents: space freed since the last durable commit,
 //! which must not be reused until a commit that no longer references it is
-//! durable. The allocator never touches a file; it answers with plans
+//! durable. A pending extent may also be *held* ([`Layout::hold`]): a
+//! database holds an extent its region left while readers still view the old
+//! bytes, and it becomes free only once its commit is durable and the hold
+//! ends ([`Layout::unhold`]). The allocator never touches a file; it answers with plans
 //! ([`GrowPlan`], [`Move`], [`Punchable`]) that the caller executes.
 //!
 //! ```

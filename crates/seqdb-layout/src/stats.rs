@@ -14,8 +14,11 @@ pub struct LayoutStats {
     pub free_bytes: u64,
     /// Number of free holes.
     pub holes: u64,
-    /// Bytes freed but not reusable until the next commit is durable.
+    /// Bytes freed but not reusable until the next commit is durable (held
+    /// extents not included).
     pub pending_bytes: u64,
+    /// Bytes of held extents: freed, but not reusable while held.
+    pub held_bytes: u64,
     /// End of the last live or pending extent.
     pub file_end: u64,
 }

@@ -131,7 +131,7 @@ impl Layout {
         let mut queued: Vec<Extent> = self.pending.iter_queued().collect();
         queued.sort_unstable();
         ensure!(
-            queued.iter().copied().eq(self.pending.iter()),
+            queued.iter().copied().eq(self.pending.iter_waiting()),
             InconsistentSnafu {
                 offset: 0u64,
                 problem: "pending indexes disagree",
@@ -174,8 +174,13 @@ impl Layout {
             ),
             (
                 "pending bytes",
-                self.pending.bytes(),
+                self.pending.bytes() + self.pending.held_bytes(),
                 self.pending.iter().map(|e| e.len).sum(),
+            ),
+            (
+                "held bytes",
+                self.pending.held_bytes(),
+                self.pending.iter_held().map(|e| e.len).sum(),
             ),
         ];
         for (total, recorded, actual) in totals {

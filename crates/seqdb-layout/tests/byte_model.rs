@@ -1,6 +1,7 @@
 //! Executes the allocator's plans on a simulated file and checks that every
-//! region's bytes survive growth, removal, commits and compaction, and that
-//! no write ever lands on bytes the last durable commit references.
+//! region's bytes survive growth, removal, commits and compaction, that no
+//! write ever lands on bytes the last durable commit references, and that a
+//! held extent (one a reader still views) keeps its bytes until unheld.
 
 mod common;
 
@@ -22,6 +23,8 @@ struct Simulation {
     /// Placements as of the last durable commit.
     committed: BTreeMap<RegionKey, Placement>,
     counter: u8,
+    /// Held extents, with the bytes they held when the hold began.
+    readers: Vec<(Extent, Vec<u8>)>,
 }
 
 impl Simulation {
@@ -44,6 +47,61 @@ impl Simulation {
         if self.file.len() < end {
             self.file.resize(end, 0);
         }
+    }
+
+    fn bytes_of(&self, extent: Extent) -> Vec<u8> {
+        self.file[extent.start as usize..extent.end() as usize].to_vec()
+    }
+
+    fn hold(&mut self, index: usize) {
+        let held: Vec<Extent> = self.layout.held().collect();
+        let candidates: Vec<Extent> = self
+            .layout
+            .pending()
+            .filter(|extent| !held.contains(extent))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let extent = candidates[index % candidates.len()];
+        self.layout
+            .hold(extent)
+            .expect("a pending extent can be held");
+        assert!(self.layout.hold(extent).is_err(), "held twice");
+        let bytes = self.bytes_of(extent);
+        self.readers.push((extent, bytes));
+    }
+
+    fn unhold(&mut self, index: usize) {
+        if self.readers.is_empty() {
+            return;
+        }
+        let (extent, bytes) = self.readers.remove(index % self.readers.len());
+        assert!(
+            self.bytes_of(extent) == bytes,
+            "held extent {extent:?} changed"
+        );
+        self.layout.unhold(extent).expect("held");
+        assert!(self.layout.unhold(extent).is_err(), "unheld twice");
+    }
+
+    fn reallocate(&mut self, key: RegionKey, percent: u64) {
+        let Some(old) = self.layout.get(key) else {
+            return;
+        };
+        let len = old.len * percent / 100;
+        let (from, to) = self
+            .layout
+            .reallocate(key, len, old.reserved)
+            .expect("reallocate");
+        self.ensure_file();
+        assert_eq!(from, old.extent());
+        assert!(to.len >= old.reserved && !to.overlaps(&from));
+        self.copy(key, from.start, to.start, len);
+        self.contents
+            .get_mut(&key)
+            .expect("exists")
+            .truncate(len as usize);
     }
 
     fn write(&mut self, key: RegionKey, offset: u64, bytes: &[u8]) {
@@ -140,6 +198,9 @@ impl Simulation {
                 let moves = self.layout.compaction_step();
                 self.execute(&moves);
             }
+            Op::Hold { index } => self.hold(index),
+            Op::Unhold { index } => self.unhold(index),
+            Op::Reallocate { key, percent } => self.reallocate(key, percent),
         }
     }
 
@@ -152,6 +213,12 @@ impl Simulation {
                 "bytes of region {key} differ"
             );
         }
+        for (extent, bytes) in &self.readers {
+            assert!(
+                &self.bytes_of(*extent) == bytes,
+                "held extent {extent:?} changed"
+            );
+        }
     }
 }
 
@@ -161,6 +228,11 @@ fn property(ops: Vec<Op>) -> bool {
         simulation.apply(op);
         simulation.layout.validate().expect("valid");
         simulation.check_bytes();
+    }
+    simulation.flush(true);
+    // Compaction packs everything only once no extent is held.
+    while !simulation.readers.is_empty() {
+        simulation.unhold(0);
     }
     simulation.flush(true);
     let mut rounds = 0;

@@ -17,8 +17,10 @@ use seqdb_layout::{
 struct Model {
     layout: Layout,
     /// Extents freed so far and not yet freed by a finished ticket, with the
-    /// order in which they were freed.
-    pending: Vec<(u64, Extent)>,
+    /// order in which they were freed and whether they are held.
+    pending: Vec<(u64, Extent, bool)>,
+    /// Held extents whose commit finished: free once unheld.
+    committed_held: Vec<Extent>,
     freed: u64,
     /// Outstanding tickets with the number of frees they captured.
     tickets: Vec<(CommitTicket, u64)>,
@@ -26,18 +28,100 @@ struct Model {
 
 impl Model {
     fn free(&mut self, extent: Extent) {
-        self.pending.push((self.freed, extent));
+        self.pending.push((self.freed, extent, false));
         self.freed += 1;
     }
 
-    /// Asserts that newly handed out space is not pending.
+    /// Every extent that is not free space yet.
+    fn not_free(&self) -> Vec<Extent> {
+        let mut extents: Vec<Extent> = self.pending.iter().map(|&(_, e, _)| e).collect();
+        extents.extend(self.committed_held.iter().copied());
+        extents.sort_unstable();
+        extents
+    }
+
+    /// The held extents.
+    fn held(&self) -> Vec<Extent> {
+        let mut extents: Vec<Extent> = self
+            .pending
+            .iter()
+            .filter(|&&(_, _, held)| held)
+            .map(|&(_, e, _)| e)
+            .collect();
+        extents.extend(self.committed_held.iter().copied());
+        extents.sort_unstable();
+        extents
+    }
+
+    /// Asserts that newly handed out space is neither pending nor held.
     fn assert_not_pending(&self, taken: Extent, what: &str) {
-        for &(_, pending) in &self.pending {
+        for pending in self.not_free() {
             assert!(
                 !pending.overlaps(&taken),
                 "{what}: {taken:?} overlaps pending {pending:?}"
             );
         }
+    }
+
+    fn hold(&mut self, index: usize) {
+        let candidates: Vec<usize> = (0..self.pending.len())
+            .filter(|&i| !self.pending[i].2)
+            .collect();
+        let Some(&i) = candidates.get(index % candidates.len().max(1)) else {
+            assert!(self.layout.hold(Extent::new(0, PAGE_SIZE)).is_err());
+            return;
+        };
+        let extent = self.pending[i].1;
+        assert_eq!(self.layout.hold(extent), Ok(()));
+        assert!(self.layout.hold(extent).is_err(), "held twice");
+        self.pending[i].2 = true;
+    }
+
+    fn unhold(&mut self, index: usize) {
+        let held = self.held();
+        let Some(&extent) = held.get(index % held.len().max(1)) else {
+            return;
+        };
+        let committed = self.committed_held.contains(&extent);
+        assert_eq!(self.layout.unhold(extent), Ok(committed));
+        assert!(self.layout.unhold(extent).is_err(), "unheld twice");
+        if committed {
+            self.committed_held.retain(|&e| e != extent);
+        } else {
+            for entry in &mut self.pending {
+                if entry.1 == extent {
+                    entry.2 = false;
+                }
+            }
+        }
+    }
+
+    fn reallocate(&mut self, key: RegionKey, percent: u64, holes: &[Extent], file_end: u64) {
+        let Some(old) = self.layout.get(key) else {
+            assert_eq!(
+                self.layout.reallocate(key, 0, 0),
+                Err(LayoutError::UnknownRegion { key })
+            );
+            return;
+        };
+        let len = old.len * percent / 100;
+        let moved = self
+            .layout
+            .reallocate(key, len, old.reserved)
+            .expect("move");
+        let start = brute_force_best_fit(holes, old.reserved).map_or(file_end, |hole| hole.start);
+        let to = Extent::new(start, old.reserved);
+        assert_eq!(moved, (old.extent(), to));
+        assert_eq!(
+            self.layout.get(key),
+            Some(Placement {
+                start,
+                reserved: old.reserved,
+                len
+            })
+        );
+        self.assert_not_pending(to, "reallocate");
+        self.free(old.extent());
     }
 
     fn apply(&mut self, op: &Op) {
@@ -95,7 +179,12 @@ impl Model {
                 if !self.tickets.is_empty() {
                     let (ticket, captured) = self.tickets.remove(index % self.tickets.len());
                     self.layout.finish_commit(ticket);
-                    self.pending.retain(|&(order, _)| order >= captured);
+                    for &(order, extent, held) in &self.pending {
+                        if order < captured && held {
+                            self.committed_held.push(extent);
+                        }
+                    }
+                    self.pending.retain(|&(order, _, _)| order >= captured);
                 }
             }
             Op::DropTicket { index } => {
@@ -104,6 +193,9 @@ impl Model {
                 }
             }
             Op::Compact => self.compact(),
+            Op::Hold { index } => self.hold(index),
+            Op::Unhold { index } => self.unhold(index),
+            Op::Reallocate { key, percent } => self.reallocate(key, percent, &holes, file_end),
         }
     }
 
@@ -154,7 +246,7 @@ impl Model {
     fn compact(&mut self) {
         let before = snapshot(&self.layout);
         let moves = self.layout.compaction_step();
-        if moves.is_empty() && self.pending.is_empty() {
+        if moves.is_empty() && self.pending.is_empty() && self.committed_held.is_empty() {
             assert!(self.layout.is_compact(), "empty round on a loose layout");
         }
         let mut destinations: Vec<Extent> = Vec::new();
@@ -191,17 +283,20 @@ impl Model {
 
     fn check(&self) {
         self.layout.validate().expect("invariants hold");
-        let mut pending: Vec<Extent> = self.pending.iter().map(|&(_, extent)| extent).collect();
-        pending.sort_unstable();
-        assert_eq!(self.layout.pending().collect::<Vec<_>>(), pending);
+        assert_eq!(self.layout.pending().collect::<Vec<_>>(), self.not_free());
+        assert_eq!(self.layout.held().collect::<Vec<_>>(), self.held());
         let stats = self.layout.stats();
         let base = self.layout.base();
         assert_eq!(
-            stats.reserved_bytes + stats.free_bytes + stats.pending_bytes,
+            stats.reserved_bytes + stats.free_bytes + stats.pending_bytes + stats.held_bytes,
             stats.file_end - base
         );
         assert!(self.layout.holes().all(|hole| hole.start >= base));
         assert!(self.layout.pending().all(|extent| extent.start >= base));
+        assert_eq!(
+            stats.held_bytes,
+            self.held().iter().map(|e| e.len).sum::<u64>()
+        );
         for (_, placement) in self.layout.regions() {
             assert!(placement.start >= base, "region below the base");
             assert_eq!(placement.start % PAGE_SIZE, 0);
@@ -247,9 +342,10 @@ fn random_operations_keep_every_invariant() {
 #[test]
 fn compaction_packs_any_layout_in_order() {
     fn property(ops: Vec<Op>) -> bool {
+        // Held extents stay until unheld: none here, so compaction can finish.
         let ops: Vec<Op> = ops
             .into_iter()
-            .filter(|op| !matches!(op, Op::Compact))
+            .filter(|op| !matches!(op, Op::Compact | Op::Hold { .. }))
             .collect();
         let mut model = run(&ops);
         let order: Vec<RegionKey> = model.layout.regions().map(|(key, _)| key).collect();

@@ -31,8 +31,14 @@ const COPY_CHUNK: usize = 4 << 20;
 /// this type ever observes a change. See the crate documentation for the full
 /// argument.
 ///
-/// `DataFile` is `Send + Sync`; all methods take `&self`.
+/// `DataFile` is `Send + Sync`; all methods take `&self`. Views own a share of
+/// it: the file, its lock and the pin table live until the last view is gone.
 pub struct DataFile {
+    shared: Arc<Shared>,
+}
+
+/// What a data file shares with its views.
+pub(crate) struct Shared {
     file: LockedFile,
     state: Mutex<State>,
     /// Serialises the creation of larger mappings.
@@ -86,32 +92,34 @@ impl DataFile {
         let map = mapping::map(file.as_file(), len, min_map_len)
             .map_err(|e| io_error(file.path(), "mmap", 0, e))?;
         Ok(DataFile {
-            state: Mutex::new(State {
-                len,
-                map: Arc::new(map),
-                pins: Pins::default(),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    len,
+                    map: Arc::new(map),
+                    pins: Pins::default(),
+                }),
+                grow: Mutex::new(()),
+                min_map_len,
+                file,
             }),
-            grow: Mutex::new(()),
-            min_map_len,
-            file,
         })
     }
 
     /// The underlying file, for reading, syncing and metadata. Its modifying
     /// methods return [`Error::Managed`]: use this type's methods instead.
     pub fn file(&self) -> &LockedFile {
-        &self.file
+        &self.shared.file
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
-        self.file.path()
+        self.shared.file.path()
     }
 
     /// Length as tracked by this handle (writes past the end, `set_len` and
     /// `allocate` update it). Views are bounded by it.
     pub fn len(&self) -> u64 {
-        self.state.lock().len
+        self.shared.state.lock().len
     }
 
     /// Whether [`len`](Self::len) is zero.
@@ -121,13 +129,13 @@ impl DataFile {
 
     /// Number of live pins: views plus modifications in flight.
     pub fn pinned_ranges(&self) -> usize {
-        self.state.lock().pins.len()
+        self.shared.state.lock().pins.len()
     }
 
     /// Length of the newest mapping (address space reserved, not memory used).
     #[doc(hidden)]
     pub fn mapping_len(&self) -> u64 {
-        self.state.lock().map.len() as u64
+        self.shared.state.lock().map.len() as u64
     }
 
     /// A zero-copy view of `[offset, offset + len)`.
@@ -138,15 +146,16 @@ impl DataFile {
     /// [`set_len`](Self::set_len) that would change those bytes returns
     /// [`Error::RangeBusy`] instead. Several views may pin the same bytes. A
     /// zero-length view is fine, even on an empty file. Making a view costs a
-    /// mutex, a table insert and an `Arc` clone.
+    /// mutex, a step-map update and two `Arc` clones. The view owns a share of
+    /// this data file (see [`View`]), so it may outlive the `DataFile` value.
     ///
     /// # Errors
     ///
     /// [`Error::OutOfBounds`] past [`len`](Self::len); [`Error::RangeBusy`]
     /// if a modification of an overlapping range is in flight.
-    pub fn view(&self, offset: u64, len: u64) -> Result<View<'_>> {
+    pub fn view(&self, offset: u64, len: u64) -> Result<View> {
         let end = range_end(self.path(), offset, len)?;
-        let mut state = self.state.lock();
+        let mut state = self.shared.state.lock();
         if end > state.len {
             return Err(Error::OutOfBounds {
                 path: self.path().to_path_buf(),
@@ -162,7 +171,13 @@ impl DataFile {
         let map = Arc::clone(&state.map);
         drop(state);
         // `end <= state.len <= map.len()`, a `usize`: both casts are lossless.
-        Ok(View::new(self, map, offset as usize, len as usize, pin))
+        Ok(View::new(
+            Arc::clone(&self.shared),
+            map,
+            offset as usize,
+            len as usize,
+            pin,
+        ))
     }
 
     /// Writes all of `data` at `offset` with `pwrite`, extending the file
@@ -187,7 +202,7 @@ impl DataFile {
         }
         self.ensure_mapped(end)?;
         let pin = self.pin(offset, end, PinKind::Write)?;
-        let result = self.file.write_all_at_unchecked(data, offset);
+        let result = self.shared.file.write_all_at_unchecked(data, offset);
         self.finish(pin, result.is_ok().then_some(end));
         result
     }
@@ -222,7 +237,7 @@ impl DataFile {
         let mut result = Ok(());
         let mut at = to;
         for chunk in source.bytes().chunks(COPY_CHUNK) {
-            result = self.file.write_all_at_unchecked(chunk, at);
+            result = self.shared.file.write_all_at_unchecked(chunk, at);
             if result.is_err() {
                 break;
             }
@@ -243,8 +258,8 @@ impl DataFile {
         self.ensure_mapped(len)?;
         let start = len.min(self.len());
         let pin = self.pin(start, u64::MAX, PinKind::Exclusive)?;
-        let result = self.file.set_len_unchecked(len);
-        let mut state = self.state.lock();
+        let result = self.shared.file.set_len_unchecked(len);
+        let mut state = self.shared.state.lock();
         state.pins.unpin(pin);
         if result.is_ok() {
             state.len = len;
@@ -262,7 +277,7 @@ impl DataFile {
     pub fn punch_hole(&self, offset: u64, len: u64) -> Result<PunchOutcome> {
         let end = offset.saturating_add(len);
         let pin = self.pin(offset, end, PinKind::Write)?;
-        let result = self.file.punch_hole_unchecked(offset, len);
+        let result = self.shared.file.punch_hole_unchecked(offset, len);
         self.finish(pin, None);
         result
     }
@@ -283,11 +298,11 @@ impl DataFile {
         self.ensure_mapped(end)?;
         let current = self.len();
         if end <= current {
-            return self.file.allocate_unchecked(offset, len);
+            return self.shared.file.allocate_unchecked(offset, len);
         }
         // The file grows: nothing else may move its end meanwhile.
         let pin = self.pin(current, u64::MAX, PinKind::Exclusive)?;
-        let result = self.file.allocate_unchecked(offset, len);
+        let result = self.shared.file.allocate_unchecked(offset, len);
         self.finish(pin, result.is_ok().then_some(end));
         result
     }
@@ -305,31 +320,26 @@ impl DataFile {
     pub fn preallocate(&self, offset: u64, len: u64) -> Result<bool> {
         let end = range_end(self.path(), offset, len)?;
         let pin = self.pin(offset, end, PinKind::Write)?;
-        let result = self.file.preallocate_unchecked(offset, len);
+        let result = self.shared.file.preallocate_unchecked(offset, len);
         self.finish(pin, None);
         result
     }
 
     /// Makes the file's data durable (see [`LockedFile::sync_data`]).
     pub fn sync_data(&self) -> Result<()> {
-        self.file.sync_data()
+        self.shared.file.sync_data()
     }
 
     /// Makes the file's data and metadata durable (see
     /// [`LockedFile::sync_all`]).
     pub fn sync_all(&self) -> Result<()> {
-        self.file.sync_all()
+        self.shared.file.sync_all()
     }
 
     /// Bytes of storage the file occupies (see
     /// [`LockedFile::allocated_bytes`]).
     pub fn allocated_bytes(&self) -> Result<u64> {
-        self.file.allocated_bytes()
-    }
-
-    /// Removes a view's pin.
-    pub(crate) fn unpin(&self, pin: PinId) {
-        self.state.lock().pins.unpin(pin);
+        self.shared.file.allocated_bytes()
     }
 
     fn busy(&self, start: u64, end: u64) -> Error {
@@ -342,7 +352,8 @@ impl DataFile {
 
     /// Pins `[start, end)` for a modification.
     fn pin(&self, start: u64, end: u64, kind: PinKind) -> Result<PinId> {
-        self.state
+        self.shared
+            .state
             .lock()
             .pins
             .try_pin(start, end, kind)
@@ -353,7 +364,7 @@ impl DataFile {
     /// raises the tracked length to `grown_to`, so that no length change can
     /// slip in between.
     fn finish(&self, pin: PinId, grown_to: Option<u64>) {
-        let mut state = self.state.lock();
+        let mut state = self.shared.state.lock();
         state.pins.unpin(pin);
         if let Some(end) = grown_to {
             state.len = state.len.max(end);
@@ -366,13 +377,13 @@ impl DataFile {
         if self.mapping_len() >= end {
             return Ok(());
         }
-        let _growing = self.grow.lock();
+        let _growing = self.shared.grow.lock();
         if self.mapping_len() >= end {
             return Ok(());
         }
-        let map = mapping::map(self.file.as_file(), end, self.min_map_len)
+        let map = mapping::map(self.shared.file.as_file(), end, self.shared.min_map_len)
             .map_err(|e| io_error(self.path(), "mmap", end, e))?;
-        let mut state = self.state.lock();
+        let mut state = self.shared.state.lock();
         if map.len() > state.map.len() {
             state.map = Arc::new(map);
         }
@@ -380,11 +391,23 @@ impl DataFile {
     }
 }
 
+impl Shared {
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Removes a view's pin.
+    pub(crate) fn unpin(&self, pin: PinId) {
+        self.state.lock().pins.unpin(pin);
+    }
+}
+
 impl fmt::Debug for DataFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state.lock();
+        let state = self.shared.state.lock();
         f.debug_struct("DataFile")
-            .field("path", &self.file.path())
+            .field("path", &self.shared.file.path())
             .field("len", &state.len)
             .field("mapping_len", &state.map.len())
             .field("pins", &state.pins.len())

@@ -18,6 +18,10 @@
 //!   fail, say, the third data sync with `EIO`). Unset, each costs one branch.
 //! - [`DataFile`]: a `LockedFile` plus a read-only shared mapping and a table
 //!   of pinned ranges. Reads are zero-copy [`View`]s; writes are `pwrite`.
+//! - [`ExtentHold`]: the views of one extent and its retirement: an extent a
+//!   region moved away from is reused only after its last view is dropped.
+//! - [`handoff`](fn@handoff): a byte buffer one thread fills without locked instructions
+//!   while others collect what it published.
 //! - [`PunchOutcome`]: hole punching gives space back where the platform can,
 //!   and says so; elsewhere the range is overwritten with zeros.
 //!
@@ -56,6 +60,10 @@
 //!   methods return [`Error::Managed`], so the pin table cannot be bypassed
 //!   through [`DataFile::file`].
 //! - *Mapped.* Each view holds an `Arc` of the mapping it points into.
+//! - *Locked.* Each view holds a share of its data file (the locked file and
+//!   the pin table), so the file stays open, locked and guarded by the pin
+//!   table for as long as a view of it lives, even after the `DataFile`
+//!   value is dropped.
 //! - *Readable.* Slices never reach past the tracked length, which is raised
 //!   only after the write, extension or allocation that made it true; while
 //!   a truncation is in flight no view of the range it removes can be made,
@@ -73,9 +81,16 @@
 //! view of the removed range raise `SIGBUS`. Do not modify a database's
 //! files while it is open.
 //!
-//! The pin table is a vector under a mutex: pinning and unpinning cost time
-//! linear in the number of live views and modifications in flight, never in
-//! the file's size, and the mutex is never held across a system call.
+//! The pin table sits under a mutex that is never held across a system call.
+//! Views are counted per byte in an ordered map of the places where their
+//! number changes, so checking a modification against them costs a lookup
+//! whatever the number of views; modifications in flight, one per writing
+//! thread at most, are a short vector.
+//!
+//! A view is one pin. A database shares one view among many readers by
+//! putting it in an `Arc` (a reader of a region that has not changed costs an
+//! `Arc` clone, no pin), and counts the views of each extent with an
+//! [`ExtentHold`], which says when an extent its region left may be reused.
 //!
 //! # Full disk
 //!
@@ -139,6 +154,7 @@ mod data_file;
 mod error;
 mod file;
 mod handoff;
+mod hold;
 mod hooks;
 mod mapping;
 mod options;
@@ -155,6 +171,7 @@ pub use data_file::DataFile;
 pub use error::{Error, Result};
 pub use file::LockedFile;
 pub use handoff::{Consumer, Producer, handoff};
+pub use hold::ExtentHold;
 pub use hooks::{FaultInjector, FaultOp, FaultPoint, Hooks};
 pub use options::{FileOptions, Lock};
 pub use platform::PunchOutcome;

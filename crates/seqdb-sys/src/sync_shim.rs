@@ -1,7 +1,8 @@
-//! The concurrency primitives of the [`handoff`](fn@crate::handoff) buffer, taken from
-//! `std` in normal builds and from [loom](https://docs.rs/loom) when the crate is built
-//! with `--cfg loom`, so that loom can check the buffer's protocol over the interleavings
-//! of its threads and the values its atomic loads may return (`tests/loom_handoff.rs`).
+//! The concurrency primitives of the [`handoff`](fn@crate::handoff) buffer and of
+//! [`ExtentHold`](crate::ExtentHold), taken from `std` in normal builds and from
+//! [loom](https://docs.rs/loom) when the crate is built with `--cfg loom`, so that loom can
+//! check their protocols over the interleavings of their threads and the values their
+//! atomic loads may return (`tests/loom_handoff.rs`, `tests/loom_retirement.rs`).
 //!
 //! In a normal build `Arc` and the atomics are the `std` items themselves, and
 //! [`ByteCells`] is a boxed slice of `std::cell::UnsafeCell` whose two accessors are one

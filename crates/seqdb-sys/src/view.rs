@@ -1,4 +1,4 @@
-//! [`View`]: a pinned, zero-copy window into a [`DataFile`].
+//! [`View`]: a pinned, zero-copy window into a [`DataFile`](crate::DataFile).
 
 use std::fmt;
 use std::ops::Deref;
@@ -6,18 +6,23 @@ use std::sync::Arc;
 
 use memmap2::MmapRaw;
 
-use crate::data_file::DataFile;
+use crate::data_file::Shared;
 use crate::pins::PinId;
 
-/// A pinned, zero-copy view of a range of a [`DataFile`], made by
-/// [`DataFile::view`]. Dereferences to the bytes.
+/// A pinned, zero-copy view of a range of a [`DataFile`](crate::DataFile), made by
+/// [`DataFile::view`](crate::DataFile::view). Dereferences to the bytes.
 ///
 /// While it lives, the `DataFile` refuses every change to its bytes
 /// ([`Error::RangeBusy`](crate::Error::RangeBusy)), and the mapping it points
-/// into stays mapped even if the file grows and is mapped anew. Dropping it
-/// releases the pin.
-pub struct View<'a> {
-    owner: &'a DataFile,
+/// into stays mapped even if the file grows and is mapped anew. It owns a share
+/// of the data file: the file stays open and locked, and its pin table alive,
+/// until the view is dropped, even if the `DataFile` value is dropped first.
+/// Dropping it releases the pin.
+///
+/// A view is not `Clone`: one view is one pin. To share one among many
+/// holders, put it in an `Arc`.
+pub struct View {
+    owner: Arc<Shared>,
     /// Keeps the mapping alive for as long as the view.
     _mapping: Arc<MmapRaw>,
     /// The first viewed byte inside `map` (dangling, never read, for an empty view), kept
@@ -30,16 +35,17 @@ pub struct View<'a> {
 
 // SAFETY: `first` points into the mapping that `_mapping` keeps alive and is only ever read
 // through a shared slice; every other field is `Send + Sync` (the mapping itself is
-// `MmapRaw`, which is). Sharing or sending the view shares read-only bytes whose
-// immutability the pin guarantees, as the safety comment of `bytes` explains.
-unsafe impl Send for View<'_> {}
+// `MmapRaw`, which is, and `Shared` holds a file and mutexes). Sharing or sending the view
+// shares read-only bytes whose immutability the pin guarantees, as the safety comment of
+// `bytes` explains.
+unsafe impl Send for View {}
 // SAFETY: as for `Send` above: the view gives out only shared, immutable bytes.
-unsafe impl Sync for View<'_> {}
+unsafe impl Sync for View {}
 
-impl<'a> View<'a> {
-    /// Wraps a range that the caller has bounds-checked and pinned.
+impl View {
+    /// Wraps a range that the caller has bounds-checked and pinned in `owner`'s table.
     pub(crate) fn new(
-        owner: &'a DataFile,
+        owner: Arc<Shared>,
         map: Arc<MmapRaw>,
         offset: usize,
         len: usize,
@@ -84,15 +90,16 @@ impl<'a> View<'a> {
         //   (`pwrite`, punch, truncation) first pins its own range and fails
         //   with `RangeBusy` if a read pin overlaps; nothing is written
         //   through any mapping. Changes by other processes or other handles
-        //   are excluded by the advisory lock only as far as they cooperate;
-        //   the crate documentation states this limit.
+        //   are excluded by the advisory lock, which `self.owner` keeps held
+        //   (it owns the locked file), only as far as they cooperate; the
+        //   crate documentation states this limit.
         // - The borrow cannot outlive the view, hence neither the pin nor the
-        //   `Arc`.
+        //   `Arc`s.
         unsafe { std::slice::from_raw_parts(self.first, self.len) }
     }
 }
 
-impl Deref for View<'_> {
+impl Deref for View {
     type Target = [u8];
 
     #[inline]
@@ -101,20 +108,20 @@ impl Deref for View<'_> {
     }
 }
 
-impl AsRef<[u8]> for View<'_> {
+impl AsRef<[u8]> for View {
     #[inline]
     fn as_ref(&self) -> &[u8] {
         self.bytes()
     }
 }
 
-impl Drop for View<'_> {
+impl Drop for View {
     fn drop(&mut self) {
         self.owner.unpin(self.pin);
     }
 }
 
-impl fmt::Debug for View<'_> {
+impl fmt::Debug for View {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("View")
             .field("path", &self.owner.path())

@@ -18,8 +18,25 @@ fn is_busy<T: std::fmt::Debug>(result: seqdb_sys::Result<T>) -> bool {
 fn types_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<DataFile>();
-    check::<View<'static>>();
+    check::<View>();
     check::<LockedFile>();
+}
+
+#[test]
+fn a_view_keeps_the_file_open_and_locked_after_its_data_file_is_dropped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = data_file(dir.path(), 4096);
+    data.write_all_at(b"kept", 0).expect("write");
+    let view = data.view(0, 4).expect("view");
+    drop(data);
+    assert_eq!(&*view, b"kept");
+    let path = dir.path().join("data");
+    assert!(matches!(
+        LockedFile::open(&path, &FileOptions::read_write()),
+        Err(Error::Locked { .. })
+    ));
+    drop(view);
+    LockedFile::open(&path, &FileOptions::read_write()).expect("unlocked once the view is gone");
 }
 
 #[test]
@@ -221,8 +238,8 @@ fn matches_the_model(ops: Vec<Op>) -> bool {
     let data = data_file(dir.path(), 4096);
     let mut model: Vec<u8> = Vec::new();
     // Live views with the bytes they showed when made.
-    let mut views: Vec<(View<'_>, u64, Vec<u8>)> = Vec::new();
-    let pinned = |views: &Vec<(View<'_>, u64, Vec<u8>)>, range: (u64, u64)| {
+    let mut views: Vec<(View, u64, Vec<u8>)> = Vec::new();
+    let pinned = |views: &Vec<(View, u64, Vec<u8>)>, range: (u64, u64)| {
         views
             .iter()
             .any(|(view, at, _)| overlaps((*at, at + view.len() as u64), range))

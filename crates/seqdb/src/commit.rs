@@ -65,6 +65,12 @@ impl Drop for Inner {
     /// last successful flush, as after a crash.
     fn drop(&mut self) {
         let _ = self.flush();
+        // A published snapshot holds a view, and a view holds the data file open and
+        // locked: let them go with the handle, even where a thread still remembers a
+        // region it appended to (its entry keeps the region's state).
+        for slot in self.table.get_mut().slots.iter().flatten() {
+            slot.write().withdraw_snapshot();
+        }
     }
 }
 
@@ -99,7 +105,11 @@ impl Inner {
         match self.make_durable(&mut commit, &snapshot, checkpoint) {
             Ok(()) => {
                 self.after_commit(&snapshot.recorded);
-                self.table.write().layout.finish_commit(snapshot.ticket);
+                let mut table = self.table.write();
+                table.layout.finish_commit(snapshot.ticket);
+                // Extents whose last reader is gone become free (their commit may be this
+                // one or an earlier one).
+                self.reclaim(&mut table);
                 Ok(())
             }
             Err(e) => {

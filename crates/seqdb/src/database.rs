@@ -30,6 +30,7 @@ use crate::opening::{self, Opened};
 use crate::recovery::RecoveryReport;
 use crate::region::RegionState;
 use crate::replay::Placed;
+use crate::retired::Retired;
 use crate::tail::Budget;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
 
@@ -83,6 +84,8 @@ pub(crate) struct Table {
     pub layout: Layout,
     /// Regions removed since the last commit's snapshot.
     pub removed: Vec<u64>,
+    /// Extents regions left while readers still view them.
+    pub retired: Vec<Retired>,
 }
 
 /// The metadata log and the generation of the newest durable commit.
@@ -295,9 +298,8 @@ impl Database {
     }
 
     /// Remove a region; returns its last metadata, or `None` when there was no such
-    /// region. Its space is reused after the next flush.
-    ///
-    /// Waits for readers of that region to be dropped.
+    /// region. Its space is reused after the next flush, or once the last reader of the
+    /// region is dropped if that comes later: readers keep their snapshots.
     pub fn remove_region(&self, id: Identifier) -> Result<Option<Region>> {
         self.inner.check_writable()?;
         let Ok(slot) = self.inner.slot(&id) else {
@@ -309,7 +311,7 @@ impl Database {
         }
         let inner = &self.inner;
         let mut table = inner.table.write();
-        table
+        let placement = table
             .layout
             .remove(region.number() as u64)
             .context(LayoutSnafu { path: &inner.path })?;
@@ -319,10 +321,13 @@ impl Database {
         table.removed.push(region.number() as u64);
         let last = region.snapshot();
         // Before the number is free: appends still arriving in a lent buffer are lost with
-        // the region, and none may reach a region that gets its number next.
+        // the region, and none may reach a region that gets its number next; and no
+        // thread's remembered snapshot may stand for the region that gets it.
         inner.unlend(&mut region);
+        let hold = region.mark_removed(&inner.buffered);
+        let retired = inner.retire(&mut table, placement.extent(), hold);
         drop(table);
-        region.mark_removed(&inner.buffered);
+        retired?;
         Ok(Some(last))
     }
 
@@ -528,5 +533,6 @@ fn build_table(
         by_name,
         layout,
         removed: Vec::new(),
+        retired: Vec::new(),
     })
 }

@@ -206,7 +206,7 @@ pub enum Error {
     },
 
     /// Compaction needs every region to itself at once, and a region stayed in use (a
-    /// reader of it was alive) for as long as it waited.
+    /// writer held it; readers never do) for as long as it waited.
     #[snafu(display(
         "region {region} of {} stayed in use; compaction needs every region at once",
         path.display()

@@ -192,6 +192,8 @@ impl Inner {
     /// first to hold everything the buffer can.
     fn lend(&self, region: &mut RegionState) -> Result<Producer> {
         let (producer, consumer) = handoff(LENT_CAPACITY);
+        // Appends through the buffer mark nothing: no snapshot may be shared meanwhile.
+        region.invalidate();
         *region.lent_mut() = Some(consumer);
         if let Err(e) = self.reserve(region, region.len()) {
             *region.lent_mut() = None;

@@ -156,9 +156,8 @@ impl std::fmt::Debug for RegionWriter {
 /// memory map.
 ///
 /// The cursor holds a [`Reader`], so it sees the region as it was when the cursor was
-/// made and keeps it in place while alive: writers of *that* region wait until the
-/// cursor is dropped (readers and writers of other regions do not). Do not write to the
-/// region from the thread that holds a cursor over it.
+/// made, whatever is written to the region meanwhile; nobody waits for it, and the
+/// thread that holds it may write to the region too.
 ///
 /// Seeking past the end is allowed; reads there return no bytes.
 ///

@@ -76,8 +76,9 @@
 //! Reads are zero-copy: a [`Reader`] hands out `&[u8]` slices that point straight into
 //! a read-only, shared memory map of the data file. This crate keeps those slices sound
 //! against everything it does itself: no write, truncation, hole punch or compaction
-//! touches bytes a live reader holds (writers of that region wait for it), and nothing
-//! is ever written through the map.
+//! touches bytes a live reader holds (a write that would moves the region first, and the
+//! space it left is reused only after its last reader is gone), and nothing is ever
+//! written through the map.
 //!
 //! What it cannot control is another writer of the file. While a database is open, its
 //! data file holds an advisory lock (`flock`): shared for [`Database::open_read_only`],
@@ -100,10 +101,17 @@
 //!
 //! [`Database`] is `Clone + Send + Sync`. Writers to different regions proceed in
 //! parallel; creating, growing past the reservation, removing and compacting take a
-//! short exclusive lock on the region table. A [`Reader`] keeps its region's bytes in
-//! place while it lives: writers of that region wait for it, readers and writers of other
-//! regions do not. (A thread appending to the region through a buffer the region lent
-//! it goes on until that buffer is full; the reader does not see those bytes.)
+//! short exclusive lock on the region table. A [`Reader`] is a snapshot: it shows the
+//! bytes and length its region had when it was made, holds no lock, and nothing waits for
+//! it. Appends to its region proceed (growth and moves included); an overwrite or a
+//! truncation inside the bytes it shows first copies the region elsewhere; removal,
+//! renaming and compaction proceed too. A thread may write to a region while it holds a
+//! reader of it. A reader made after a change, on any thread, shows the change.
+//!
+//! Space a region left while readers still view it is *retired*, and reused or punched
+//! only after the last of those readers is dropped (at the next flush or punch):
+//! [`Stats::retired_bytes`] counts it. Making a reader of a region that has not changed
+//! since the last reader of it costs an `Arc` clone and no lock.
 //!
 //! # Cost model
 //!
@@ -136,6 +144,8 @@ mod reader;
 mod recovery;
 mod region;
 mod replay;
+mod retired;
+mod snapshot;
 mod stats;
 mod tail;
 mod write;

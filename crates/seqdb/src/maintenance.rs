@@ -8,7 +8,7 @@ use parking_lot::RwLockWriteGuard;
 
 use snafu::ResultExt;
 
-use seqdb_layout::PAGE_SIZE;
+use seqdb_layout::{Extent, PAGE_SIZE};
 
 use crate::database::Slot;
 use crate::error::{BusySnafu, LayoutSnafu, SysSnafu};
@@ -21,7 +21,9 @@ impl Database {
     /// bytes the data file's allocation shrank by.
     ///
     /// Only space the last flush no longer references is punched, so this never damages
-    /// what a crash would recover. Regions busy with a writer at that moment are skipped.
+    /// what a crash would recover, nor space a live [`Reader`](crate::Reader) views:
+    /// space a region left is punched once its last reader is gone. Regions busy with a
+    /// writer at that moment are skipped.
     pub fn punch_holes(&self) -> Result<u64> {
         let inner = &self.inner;
         let _commit = inner.commit.lock();
@@ -29,6 +31,8 @@ impl Database {
         // be older than a record that reached the disk, so punching could zero its bytes.
         inner.check_writable()?;
         let before = inner.data.allocated_bytes().context(SysSnafu)?;
+        // Extents whose last reader went since the last flush are free space now.
+        inner.reclaim(&mut inner.table.write());
         let table = inner.table.read();
         for hole in table.layout.holes() {
             inner
@@ -42,7 +46,8 @@ impl Database {
                 continue;
             };
             // Held while punching: a lent buffer collected under a shared lock meanwhile
-            // would write right where this punches.
+            // would write right where this punches. Readers' snapshots of the region's
+            // extent end at its length or before (`RegionState`'s `frozen`).
             let _lent = region.lent().lock();
             let keep = round_up(region.len().max(region.committed_len()));
             if keep < region.reserved() {
@@ -69,13 +74,18 @@ impl Database {
     ///
     /// Moves are made in rounds, each committed before the next, so a crash at any point
     /// recovers the last commit intact. Waits (a few seconds at most, then
-    /// [`Error::Busy`](crate::Error::Busy)) until no reader of any region is alive.
+    /// [`Error::Busy`](crate::Error::Busy)) until no writer holds a region; readers do not
+    /// hold it up. A region that live readers view moves like any other, and they keep
+    /// its old bytes: that extent is retired until the last of them is dropped, and the
+    /// regions after it cannot move down past it, nor the file shrink below it, before
+    /// that. Compacting again after the readers are gone finishes the job.
     pub fn compact(&self) -> Result<()> {
         self.inner.check_writable()?;
         self.flush()?;
         // From a committed state the allocator needs two rounds; writers in between may
         // add some. The bound only guards against a layout bug.
         let mut rounds_left = 2 * self.inner.table.read().count() + 8;
+        let mut idle_rounds = 0;
         loop {
             let changed = self.compaction_round()?;
             self.flush()?;
@@ -83,8 +93,12 @@ impl Database {
             // room for one round's moves, not for all of them.
             self.punch_holes()?;
             rounds_left -= 1;
+            idle_rounds = if changed == 0 { idle_rounds + 1 } else { 0 };
             let compact = self.inner.table.read().layout.is_compact();
-            if compact || (changed == 0 && rounds_left < 4) || rounds_left == 0 {
+            // A round may wait for space that the commit after it frees; a second round
+            // that moves nothing waits for space that readers still view.
+            let stuck = idle_rounds >= 2;
+            if compact || stuck || (changed == 0 && rounds_left < 4) || rounds_left == 0 {
                 break;
             }
         }
@@ -153,12 +167,20 @@ impl Database {
             let Some(placement) = table.layout.get(region.number() as u64) else {
                 continue;
             };
-            if placement.start != region.start() || placement.reserved != region.reserved() {
-                // Settled above, so the whole region is `written` and was copied.
-                region.moved(placement.start, placement.reserved);
-                changed += 1;
-                inner.note_dirty(region);
+            if placement.start != region.start() {
+                // Settled above, so the whole region is `written` and was copied. Readers
+                // keep the old extent, which is retired with them.
+                let left = Extent::new(region.start(), region.reserved());
+                let hold = region.moved(placement.start, placement.reserved);
+                inner.retire(&mut table, left, hold)?;
+            } else if placement.reserved != region.reserved() {
+                // Trimmed to its length where it is: past every reader's bytes.
+                region.grown(placement.reserved);
+            } else {
+                continue;
             }
+            changed += 1;
+            inner.note_dirty(region);
         }
         Ok(changed.max(moves.len()))
     }
@@ -179,10 +201,10 @@ impl Database {
     }
 }
 
-/// Every region's write lock. A region that is busy (a reader is alive, say) makes it
-/// let go of all of them and try again a little later, so that compaction never holds
-/// some locks while waiting for another (readers may be held in any order). Gives up
-/// with [`Error::Busy`](crate::Error::Busy) after a few seconds.
+/// Every region's write lock. A region that is busy (a writer holds it) makes it let go
+/// of all of them and try again a little later, so that compaction never holds some
+/// locks while waiting for another. Gives up with [`Error::Busy`](crate::Error::Busy)
+/// after a few seconds.
 fn lock_all<'a>(
     path: &Path,
     slots: &'a [(usize, Slot)],

@@ -1,54 +1,141 @@
-//! Zero-copy reads of one region.
+//! Zero-copy reads of one region: snapshots.
 
-use parking_lot::RawRwLock;
-use parking_lot::lock_api::ArcRwLockReadGuard;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
 use snafu::ResultExt;
 
-use seqdb_sys::View;
-
+use crate::database::Inner;
 use crate::error::{ReadOutOfRangeSnafu, SysSnafu};
 use crate::region::RegionState;
+use crate::snapshot::{self, Holder, Snapshot};
 use crate::{Database, Identifier, Region, Result};
 
-/// A zero-copy view of one region's bytes, straight from the memory map.
+/// A zero-copy snapshot of one region's bytes, straight from the memory map.
 ///
-/// While a reader lives, its region cannot change, move or be removed: writers of that
-/// region wait until it is dropped (writers of other regions do not). A thread that the
-/// region lent an append buffer goes on appending into it until it is full; the reader
-/// shows the bytes as they were when it was made. Do not write to a region from the
-/// thread that holds a reader of it.
+/// A reader shows exactly the bytes and the length its region had when the reader was
+/// made, for as long as it lives, whatever happens to the region meanwhile; it holds no
+/// lock, so nobody waits for it:
+///
+/// * appends to the region (growth and moves included) proceed, and the reader does not
+///   see them;
+/// * an overwrite or truncation that would change bytes the reader shows moves the
+///   region first (copy-on-write): the region continues elsewhere and the reader keeps the
+///   old bytes. That costs a copy of the bytes the region keeps (measured: 0.3 ms for
+///   1 MiB, 42 ms for 64 MiB), where waiting for the reader would cost as long as the
+///   reader lives and deadlock a thread that holds one. Writes past every reader's
+///   length, and all writes once no reader is left, happen in place;
+/// * removal, renaming and compaction proceed too; the reader keeps the bytes, and
+///   [`region`](Self::region) the metadata, it was made with.
+///
+/// A thread may write to a region while it holds a reader of it. Space a region moved
+/// away from is reused or given back to the file system only after the last reader
+/// viewing it is dropped, at the next flush or hole punch after that; until then it
+/// counts in [`Stats::retired_bytes`](crate::Stats::retired_bytes). So a reader kept for
+/// a long time keeps that space, not memory.
+///
+/// Making a reader of a region that has not changed since the last reader of it was made
+/// shares that reader's snapshot: on the thread that made it, an `Arc` clone and no lock.
+/// After a change the first reader takes a new snapshot: it waits for a writer of that
+/// region that holds its lock, writes bytes still in memory to the file, and pins the
+/// range in the mapping. `Reader` is `Send` and `Sync`.
 ///
 /// The slices a reader returns point into a memory map of the data file. Nothing this
 /// crate does changes them while the reader lives; a process or handle outside it that
 /// writes or truncates the data file would (a truncation makes reading them raise
 /// `SIGBUS`). See [Safety of the memory map](crate#safety-of-the-memory-map).
 pub struct Reader<'a> {
-    // Declared first so it is dropped first: the bytes are unpinned before the region
-    // lock is released.
-    view: View<'a>,
-    region: ArcRwLockReadGuard<RawRwLock, RegionState>,
+    snapshot: Arc<Snapshot>,
+    _database: PhantomData<&'a Database>,
 }
 
 impl Database {
-    /// A reader of a region's current bytes.
+    /// A reader of a region's current bytes: a snapshot that keeps them as they are now
+    /// (see [`Reader`]).
+    #[inline]
     pub fn create_region_reader(&self, id: Identifier) -> Result<Reader<'_>> {
-        let inner = &self.inner;
-        let slot = inner.slot(&id)?;
-        let region = slot.read_arc_recursive();
+        let snapshot = match id {
+            Identifier::Number(number) => match snapshot::remembered(self.inner.id, number) {
+                Some(snapshot) => snapshot,
+                None => self.inner.new_snapshot(&id)?,
+            },
+            Identifier::Name(_) => self.inner.new_snapshot(&id)?,
+        };
+        Ok(Reader {
+            snapshot,
+            _database: PhantomData,
+        })
+    }
+}
+
+impl Inner {
+    /// The region's current snapshot, taken now if it has none. Remembered by this thread
+    /// when the region is named by number.
+    #[inline(never)]
+    fn new_snapshot(&self, id: &Identifier) -> Result<Arc<Snapshot>> {
+        let slot = self.slot(id)?;
+        // Only the shared lock: writers of the region wait for this (not for the reader),
+        // and this waits for a writer that holds the region. Recursively, as a flush takes
+        // it, so that a thread already holding it (a hook called by a flush) never queues
+        // behind a waiting writer.
+        let region = slot.read_recursive();
         if region.is_removed() {
-            return inner.unknown(&id);
+            return self.unknown(id);
         }
-        // Bytes still in memory go to the file, so the map shows the whole region. Only
-        // the shared lock is needed: this thread may hold readers of other regions, and
-        // waiting here for a writer that waits for one of those would never end.
-        inner.settle_shared(&region)?;
-        // An empty region may lie past the end of the file; its view is empty anyway.
-        // `len` is read once: a lent buffer collected by another reader meanwhile lands
-        // beyond it.
+        let snapshot = self.share(&region)?;
+        if let Identifier::Number(number) = *id
+            && snapshot.is_current()
+        {
+            snapshot::remember(self.id, number, &snapshot);
+        }
+        Ok(snapshot)
+    }
+
+    /// The region's published snapshot if it is current, else a new one, published for
+    /// the next readers. Needs the region's shared lock.
+    fn share(&self, region: &RegionState) -> Result<Arc<Snapshot>> {
+        if let Some(snapshot) = region.published().lock().snapshot.as_ref()
+            && snapshot.is_current()
+        {
+            return Ok(Arc::clone(snapshot));
+        }
+        // Bytes still in memory go to the file, so the map shows the whole region.
+        self.settle_shared(region)?;
+        // A region that lends a buffer changes without a lock: its snapshot is never
+        // current. Only the write lock lends one, so this holds while the shared lock does.
+        let lending = region.lent().lock().is_some();
+        let mut published = region.published().lock();
+        if let Some(snapshot) = published.snapshot.as_ref()
+            && snapshot.is_current()
+        {
+            // Another reader published one meanwhile.
+            return Ok(Arc::clone(snapshot));
+        }
+        // `len` is read once: a lent buffer collected by another holder of the shared lock
+        // meanwhile lands beyond it.
         let len = region.len();
-        let start = if len == 0 { 0 } else { region.start() };
-        let view = inner.data.view(start, len).context(SysSnafu)?;
-        Ok(Reader { view, region })
+        let (view, holder) = if len == 0 {
+            // An empty region may lie past the end of the file; its view is empty anyway.
+            (self.data.view(0, 0).context(SysSnafu)?, None)
+        } else {
+            let view = self.data.view(region.start(), len).context(SysSnafu)?;
+            // The current extent is retired only under the write lock: this never fails.
+            let holder = Holder::new(region.hold());
+            debug_assert!(holder.is_some(), "the current extent is retired");
+            (view, holder)
+        };
+        published.frozen = published.frozen.max(len);
+        let snapshot = Arc::new(Snapshot::new(
+            view,
+            holder,
+            region.snapshot_with_len(len),
+            !lending,
+        ));
+        // The snapshot this replaces goes on with its readers, if any, but is shared no
+        // more: only the published snapshot may be current, as only it is marked when
+        // the region changes.
+        published.publish(Arc::clone(&snapshot));
+        Ok(snapshot)
     }
 }
 
@@ -58,7 +145,7 @@ impl<'a> Reader<'a> {
     /// instead.
     #[inline]
     pub fn read(&self, offset: u64, len: u64) -> &[u8] {
-        let bytes = self.view.bytes();
+        let bytes = self.snapshot.bytes();
         let total = bytes.len() as u64;
         // `offset <= end <= total`, which is a `usize`: the casts are lossless.
         if let Some(end) = offset.checked_add(len)
@@ -76,7 +163,7 @@ impl<'a> Reader<'a> {
         snafu::ensure!(
             offset.checked_add(len).is_some_and(|end| end <= available),
             ReadOutOfRangeSnafu {
-                region: self.region.name().to_owned(),
+                region: self.snapshot.region().name().to_owned(),
                 offset,
                 requested: len,
                 len: available,
@@ -88,32 +175,32 @@ impl<'a> Reader<'a> {
     /// All of the region's bytes.
     #[inline]
     pub fn read_all(&self) -> &[u8] {
-        &self.view
+        self.snapshot.bytes()
     }
 
     /// The region's length in bytes.
     #[inline]
     pub fn len(&self) -> u64 {
-        self.view.len() as u64
+        self.snapshot.bytes().len() as u64
     }
 
     /// Whether the region is empty.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.view.is_empty()
+        self.snapshot.bytes().is_empty()
     }
 
-    /// The region's metadata.
+    /// The region's metadata when the reader was made.
     pub fn region(&self) -> Region {
-        self.region.snapshot_with_len(self.len())
+        self.snapshot.region().clone()
     }
 }
 
 impl std::fmt::Debug for Reader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
-            .field("region", &self.region.name())
-            .field("len", &self.view.len())
+            .field("region", &self.snapshot.region().name())
+            .field("len", &self.len())
             .finish()
     }
 }

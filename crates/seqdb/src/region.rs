@@ -1,11 +1,13 @@
 //! A region's metadata as callers see it, and its live state inside the database.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
-use seqdb_sys::Consumer;
+use seqdb_sys::{Consumer, ExtentHold};
 
 use crate::format::RegionEntry;
+use crate::snapshot::Published;
 use crate::tail::{Budget, Tail};
 
 /// A snapshot of one region's metadata.
@@ -67,7 +69,13 @@ impl Region {
 ///   holds or may still take (an append that would break it grows the region first);
 /// * `collected` and the tail's synced prefix grow only under the shared lock with the
 ///   lent-buffer mutex held (the methods that do it take its guard), and everything else
-///   changes only under the write lock (`&mut self`).
+///   changes only under the write lock (`&mut self`);
+/// * readers' snapshots: every method that changes the region's bytes, length, name or
+///   place first stops its published snapshot from being shared (a reader made after the
+///   change takes a new one). Bytes below the published `frozen` length are in some
+///   reader's view while the extent has holders; `frozen <= len`, so appends and the
+///   tail's writes never land in a view. Writing below it takes
+///   [`writable_from`](Self::writable_from) first.
 #[derive(Debug)]
 pub(crate) struct RegionState {
     name: String,
@@ -87,6 +95,10 @@ pub(crate) struct RegionState {
     dirty: AtomicBool,
     /// The length the last durable commit recorded (bytes up to it must not be punched).
     committed_len: AtomicU64,
+    /// The holders (readers' snapshots) of the region's current extent.
+    hold: Arc<ExtentHold>,
+    /// The snapshot new readers share while the region does not change.
+    published: Mutex<Published>,
 }
 
 /// Proof that the caller holds a region's lent-buffer mutex.
@@ -106,6 +118,8 @@ impl RegionState {
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(0),
+            hold: Arc::default(),
+            published: Mutex::default(),
         };
         region.check();
         region
@@ -126,6 +140,8 @@ impl RegionState {
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(entry.len),
+            hold: Arc::default(),
+            published: Mutex::default(),
         }
     }
 
@@ -155,6 +171,13 @@ impl RegionState {
                 self.number,
                 self.len(),
                 self.reserved
+            );
+            let frozen = self.published.try_lock().map(|published| published.frozen);
+            debug_assert!(
+                frozen.is_none_or(|frozen| frozen <= self.len()),
+                "region {}: a reader views {frozen:?} bytes of {}",
+                self.number,
+                self.len()
             );
         }
     }
@@ -203,6 +226,47 @@ impl RegionState {
     /// Where bytes collected from a lent buffer under a shared lock go next.
     pub fn collect_offset(&self) -> u64 {
         self.start + self.len()
+    }
+
+    /// The holders of the region's current extent.
+    pub fn hold(&self) -> &Arc<ExtentHold> {
+        &self.hold
+    }
+
+    /// The snapshot for new readers, for holders of the shared lock.
+    pub fn published(&self) -> &Mutex<Published> {
+        &self.published
+    }
+
+    /// The region is changing: new readers must take a new snapshot.
+    #[inline]
+    pub fn invalidate(&mut self) {
+        if let Some(snapshot) = &self.published.get_mut().snapshot {
+            snapshot.invalidate();
+        }
+    }
+
+    /// Stop sharing the published snapshot with new readers.
+    pub fn withdraw_snapshot(&mut self) {
+        self.published.get_mut().withdraw();
+    }
+
+    /// Whether bytes from offset `at` on may be written in place: no reader's snapshot
+    /// views them. First withdraws the published snapshot, so that only readers count.
+    /// When this returns false the caller moves the region (copy-on-write).
+    pub fn writable_from(&mut self, at: u64) -> bool {
+        let published = self.published.get_mut();
+        published.withdraw();
+        if at >= published.frozen {
+            return true;
+        }
+        // Under the write lock no snapshot of this extent can be taken, so the count
+        // only falls: zero stays zero.
+        if self.hold.holders() == 0 {
+            published.frozen = 0;
+            return true;
+        }
+        false
     }
 
     /// The lent buffer's mutex, for holders of the shared lock.
@@ -264,6 +328,7 @@ impl RegionState {
     #[inline]
     pub fn push_tail(&mut self, data: &[u8], budget: &Budget) {
         debug_assert_eq!(*self.collected.get_mut(), 0, "the tail must end the region");
+        self.invalidate();
         self.tail.extend(data, budget);
     }
 
@@ -277,6 +342,7 @@ impl RegionState {
             && self.tail.same_page_after(data.len())
             && self.fits(data.len());
         if quick {
+            self.invalidate();
             self.tail.extend(data, budget);
         }
         quick
@@ -293,6 +359,7 @@ impl RegionState {
     /// `n` bytes were written at [`tail_offset`](Self::tail_offset), the tail being empty.
     pub fn written_directly(&mut self, n: u64) {
         debug_assert!(self.tail.is_empty() && *self.collected.get_mut() == 0);
+        self.invalidate();
         self.written += n;
         self.check();
     }
@@ -300,13 +367,16 @@ impl RegionState {
     /// After a write at an offset, with every byte in the file: the region is `len` long.
     pub fn set_written_len(&mut self, len: u64) {
         debug_assert!(self.tail.is_empty() && *self.collected.get_mut() == 0);
+        self.invalidate();
         self.written = len;
         self.check();
     }
 
-    /// Shorten the region to `len <= len()` (call [`fold`](Self::fold) first).
+    /// Shorten the region to `len <= len()` (call [`fold`](Self::fold) first, and
+    /// [`writable_from`](Self::writable_from)`(len)`, which must have returned true).
     pub fn truncate(&mut self, len: u64, budget: &Budget) {
         debug_assert!(len <= self.len() && *self.collected.get_mut() == 0);
+        self.invalidate();
         if len >= self.written {
             self.tail.truncate((len - self.written) as usize, budget);
         } else {
@@ -316,30 +386,41 @@ impl RegionState {
         self.check();
     }
 
-    /// The reservation grew where it is.
+    /// The reservation grew, or shrank to no less than the length, where it is.
     pub fn grown(&mut self, reserved: u64) {
         self.reserved = reserved;
         self.check();
     }
 
-    /// The region's `written` bytes were copied to a new place.
-    pub fn moved(&mut self, start: u64, reserved: u64) {
+    /// The region's `written` bytes were copied to a new place. Returns the hold of the
+    /// extent it left, for the caller to retire: readers' snapshots may still view it.
+    #[must_use = "the old extent must be retired"]
+    pub fn moved(&mut self, start: u64, reserved: u64) -> Arc<ExtentHold> {
         debug_assert_eq!(*self.collected.get_mut(), 0);
+        let published = self.published.get_mut();
+        published.withdraw();
+        published.frozen = 0;
         self.start = start;
         self.reserved = reserved;
         // What shared holders wrote of the tail stayed at the old place.
         self.tail.unsync();
         self.check();
+        std::mem::take(&mut self.hold)
     }
 
     pub fn rename(&mut self, name: String) {
+        self.invalidate();
         self.name = name;
     }
 
     /// The region is gone: its tail with it, and stale handles see an unknown region.
-    pub fn mark_removed(&mut self, budget: &Budget) {
+    /// Returns the hold of its extent, for the caller to retire.
+    #[must_use = "the extent must be retired"]
+    pub fn mark_removed(&mut self, budget: &Budget) -> Arc<ExtentHold> {
+        self.published.get_mut().withdraw();
         self.removed = true;
         self.tail.clear(budget);
+        std::mem::take(&mut self.hold)
     }
 
     /// The metadata as callers see it: the length counts bytes still in memory, in the

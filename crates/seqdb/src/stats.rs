@@ -29,6 +29,11 @@ pub struct Stats {
     pub hole_bytes: u64,
     /// Bytes freed since the last flush, reusable after the next one.
     pub pending_bytes: u64,
+    /// Bytes of the data file that regions moved away from (or removed regions left)
+    /// while live [`Reader`](crate::Reader)s still view them: reused or punched only after
+    /// the last of those readers is dropped, at the next flush or hole punch. A value that
+    /// stays high points at a reader kept alive for long.
+    pub retired_bytes: u64,
     /// Generation of the newest durable commit.
     pub generation: u64,
 }
@@ -64,6 +69,7 @@ impl Database {
             holes: layout.holes,
             hole_bytes: layout.free_bytes,
             pending_bytes: layout.pending_bytes,
+            retired_bytes: layout.held_bytes,
             generation,
             ..Stats::default()
         };

@@ -56,6 +56,9 @@ impl Database {
     /// Shorten a region to `len` bytes. Fails with [`Error::TruncatePastEnd`] when `len`
     /// is larger than the region. The space stays reserved for the region.
     ///
+    /// When a live [`Reader`](crate::Reader) shows bytes past `len`, the region's first
+    /// `len` bytes are copied to a new place first, and the reader keeps the old ones.
+    ///
     /// [`Error::TruncatePastEnd`]: crate::Error::TruncatePastEnd
     pub fn truncate_region(&self, id: Identifier, len: u64) -> Result<()> {
         self.inner.check_writable()?;
@@ -76,8 +79,12 @@ impl Database {
         if len == region.len() {
             return Ok(());
         }
-        // `collect` folded what shared holders collected: the tail ends the region.
-        region.truncate(len, &self.inner.buffered);
+        if region.writable_from(len) {
+            // `collect` folded what shared holders collected: the tail ends the region.
+            region.truncate(len, &self.inner.buffered);
+        } else {
+            self.inner.copy_on_write(&mut region, len)?;
+        }
         self.inner.note_dirty(&region);
         Ok(())
     }
@@ -154,6 +161,12 @@ impl Inner {
         }
         let new_len = if truncate { end } else { end.max(region.len()) };
         self.reserve(&mut region, new_len)?;
+        if !region.writable_from(at) {
+            // A reader shows bytes from `at` on: write a copy of the region instead, with
+            // the bytes that the write keeps.
+            let keep = if truncate { at } else { region.len() };
+            self.copy_on_write(&mut region, keep)?;
+        }
         self.drain(&mut region)?;
         self.data
             .write_all_at(data, region.start() + at)
@@ -164,6 +177,33 @@ impl Inner {
             self.note_dirty(&region);
         }
         Ok(())
+    }
+
+    /// Move the region to a new extent holding its first `keep` bytes, so that its bytes
+    /// can change without touching what readers' snapshots view: the old extent is
+    /// retired with them. The region keeps its reservation and becomes `keep` bytes long.
+    pub(crate) fn copy_on_write(&self, region: &mut RegionState, keep: u64) -> Result<()> {
+        debug_assert!(keep <= region.len());
+        // Every byte in the file (past every snapshot's bytes): the copy reads them there.
+        self.drain(region)?;
+        let mut table = self.table.write();
+        let number = region.number() as u64;
+        let len = keep.saturating_add(region.headroom());
+        let (from, to) = table
+            .layout
+            .reallocate(number, len, region.reserved())
+            .context(LayoutSnafu { path: &self.path })?;
+        if keep > 0
+            && let Err(e) = self.data.copy_within(from.start, to.start, keep)
+        {
+            self.poison(&e);
+            return Err(e).context(SysSnafu);
+        }
+        let hold = region.moved(to.start, to.len);
+        region.set_written_len(keep);
+        // Before the table lock is released, as for a growth's move.
+        self.note_dirty(region);
+        self.retire(&mut table, from, hold)
     }
 
     fn end_after(&self, region: &RegionState, at: u64, n: usize) -> Result<u64> {
@@ -234,7 +274,8 @@ impl Inner {
                     self.poison(&e);
                     return Err(e).context(SysSnafu);
                 }
-                region.moved(to.start, to.len);
+                let hold = region.moved(to.start, to.len);
+                self.retire(&mut table, from, hold)?;
             }
         }
         // Before the table lock is released: a flush that captures the freed extent must

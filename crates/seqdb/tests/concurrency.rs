@@ -115,7 +115,7 @@ fn readers_of_one_region_do_not_block_each_other_or_other_writers() {
 }
 
 #[test]
-fn compaction_never_deadlocks_with_readers_held_elsewhere() {
+fn compaction_never_waits_for_readers() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
     let (r0, _) = db.create_region_if_needed("r0").unwrap();
@@ -138,9 +138,11 @@ fn compaction_never_deadlocks_with_readers_held_elsewhere() {
         drop(reader);
         compacting.join().unwrap().unwrap();
     });
-    // The calling thread holding a reader gets an error, not a hang.
+    // The calling thread may hold a reader while it compacts: readers hold no lock, and
+    // the reader keeps its bytes.
     let reader = db.create_region_reader(r1.into()).unwrap();
-    assert!(matches!(db.compact(), Err(seqdb::Error::Busy { .. })));
+    db.compact().unwrap();
+    assert_eq!(reader.read_all(), b"one");
     drop(reader);
     db.compact().unwrap();
     assert_eq!(

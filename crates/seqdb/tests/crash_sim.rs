@@ -1,7 +1,9 @@
 //! Power-loss simulation.
 //!
 //! A workload (appends, overwrites, truncations, creations, removals, renames, growth
-//! that moves regions, compaction, hole punching, reopens) runs with a sync observer that
+//! that moves regions, compaction, hole punching, reopens, and readers held across all of
+//! these, each checked after every commit to still show the bytes it was taken with)
+//! runs with a sync observer that
 //! captures the database's files (`data`, `meta`, `meta.tmp`, with their inode numbers) at
 //! every sync barrier. Between two captures, any subset of the pages that differ may have
 //! reached the disk, so a crash image is the state at barrier `k` plus a subset of the
@@ -31,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seqdb::{Database, Identifier, OpenOptions, SyncEvent, SyncObserver};
+use support::held::HeldReaders;
 use support::images::{Capture, Interval, PAGE, Recorder, Subset};
 use support::{Budget, Opened, Rng};
 
@@ -69,6 +72,8 @@ struct Workload {
     recorder: Arc<Mutex<Recorder>>,
     observer: SyncObserver,
     db: Option<Database>,
+    /// Readers taken during the workload and held across its commits.
+    readers: Option<HeldReaders>,
     model: BTreeMap<String, Arc<Vec<u8>>>,
     numbers: BTreeMap<String, usize>,
     commits: BTreeMap<u64, Commit>,
@@ -82,6 +87,9 @@ struct Workload {
     /// Regions seen to move while growing.
     moves: usize,
     compactions: usize,
+    /// Readers taken to be held, and commits made while at least one was held.
+    readers_held: usize,
+    commits_under_readers: usize,
     /// What each step did, with the barrier count before it, to explain failures.
     trace: Vec<(usize, String)>,
 }
@@ -102,6 +110,7 @@ impl Workload {
             recorder,
             observer,
             db: None,
+            readers: None,
             model: BTreeMap::new(),
             numbers: BTreeMap::new(),
             commits: BTreeMap::new(),
@@ -111,6 +120,8 @@ impl Workload {
             steps: 0,
             moves: 0,
             compactions: 0,
+            readers_held: 0,
+            commits_under_readers: 0,
             trace: Vec::new(),
         };
         workload.open();
@@ -135,7 +146,19 @@ impl Workload {
         }
         let db = options.open(&self.dir).unwrap();
         assert_eq!(db.stats().unwrap().generation, self.last_gen, "reopen");
+        self.readers = Some(HeldReaders::new(db.clone()));
         self.db = Some(db);
+    }
+
+    fn readers(&self) -> &HeldReaders {
+        self.readers.as_ref().unwrap()
+    }
+
+    /// Drop every held reader (each checked first) and the holding thread's handle.
+    fn release_readers(&mut self) {
+        if let Some(readers) = self.readers.take() {
+            readers.stop().unwrap();
+        }
     }
 
     fn db(&self) -> &Database {
@@ -353,14 +376,33 @@ impl Workload {
             }
             _ => {
                 let Some(name) = self.existing() else { return };
-                let reader = self
-                    .db()
-                    .create_region_reader(name.as_str().into())
-                    .unwrap();
-                assert!(
-                    reader.read_all() == self.model[&name].as_slice(),
-                    "read {name}"
-                );
+                match self.rng.below(3) {
+                    // A reader kept across the next steps and commits.
+                    0 => {
+                        let number = self.numbers[&name];
+                        self.readers()
+                            .take(Identifier::Number(number), self.model[&name].clone())
+                            .unwrap();
+                        let held = self.readers().check().unwrap();
+                        self.readers_held += 1;
+                        self.note(format!("hold a reader of {number} ({held} held)"));
+                    }
+                    1 => {
+                        let pick = self.rng.next();
+                        self.readers().drop_one(pick).unwrap();
+                        self.note("drop a held reader".to_owned());
+                    }
+                    _ => {
+                        let reader = self
+                            .db()
+                            .create_region_reader(name.as_str().into())
+                            .unwrap();
+                        assert!(
+                            reader.read_all() == self.model[&name].as_slice(),
+                            "read {name}"
+                        );
+                    }
+                }
             }
         }
     }
@@ -375,11 +417,14 @@ impl Workload {
         let started = self.barriers();
         let what = match self.rng.below(20) {
             _ if by_drop => {
+                // Readers borrow the handle: they go before it.
+                self.release_readers();
                 drop(self.db.take());
                 let db = OpenOptions::new()
                     .sync_observer(self.observer.clone())
                     .open(&self.dir)
                     .unwrap();
+                self.readers = Some(HeldReaders::new(db.clone()));
                 self.db = Some(db);
                 "drop and reopen"
             }
@@ -433,6 +478,10 @@ impl Workload {
             self.removed.clear();
         }
         self.check_live("flush");
+        // Held readers still show what they were taken with.
+        if self.readers().check().unwrap() > 0 {
+            self.commits_under_readers += 1;
+        }
     }
 
     fn check_live(&self, after: &str) {
@@ -451,7 +500,13 @@ impl Workload {
         while self.commits.len() < self.config.commits && self.steps < 100 * self.config.commits {
             self.step();
         }
+        // Once the readers are gone, the last commit reclaims every extent they kept.
+        self.release_readers();
+        self.readers = Some(HeldReaders::new(self.db().clone()));
         self.flush_step();
+        let retired = self.db().stats().unwrap().retired_bytes;
+        assert_eq!(retired, 0, "extents kept after every reader was dropped");
+        self.release_readers();
         drop(self.db.take());
     }
 }
@@ -745,13 +800,16 @@ fn simulate(seed: u64, config: Config, max_images: u64, seconds: u64) -> u64 {
     let planned: usize = plans.iter().map(Vec::len).sum();
     println!(
         "seed {seed}: {} steps, {} commits, {} barriers, {} moves, {} compactions, \
-         {checkpoints} checkpoint rewrites; {} of {planned} planned crash images checked in \
-         {:.1?} ({} also read-only, {} written after recovery; recovered {:?})",
+         {checkpoints} checkpoint rewrites, {} readers held ({} commits made under them); \
+         {} of {planned} planned crash images checked in {:.1?} ({} also read-only, {} \
+         written after recovery; recovered {:?})",
         workload.steps,
         commits.len(),
         captures.len() - 1,
         workload.moves,
         workload.compactions,
+        workload.readers_held,
+        workload.commits_under_readers,
         checker.checked,
         budget.elapsed(),
         checker.read_only,

@@ -1,15 +1,21 @@
 //! Model-based randomized test: the same random operations applied to a database and to
 //! a `HashMap<String, Vec<u8>>`, compared after every step, with flushes, reopens and
 //! drops without a flush (which keep everything: the last handle flushes) in between.
+//! Readers are taken and held across steps; each must keep showing the bytes the model
+//! had when it was taken, whatever the steps do to its region.
 //!
 //! A failure names its seed and step. Replay one seed with
 //! `SEQDB_SEED=<seed> cargo test -p seqdb --test model -- --nocapture`; run more with
 //! `SEQDB_MODEL_SEEDS=<count>` and `SEQDB_MODEL_STEPS=<steps>`.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use seqdb::{Database, Identifier};
+use support::held::HeldReaders;
 
 const NAMES: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
 
@@ -45,6 +51,8 @@ struct Run {
     seed: u64,
     step: usize,
     db: Option<Database>,
+    /// Readers held across steps, with the bytes they showed when taken.
+    readers: Option<HeldReaders>,
     model: HashMap<String, Vec<u8>>,
     /// The model as of the last successful flush.
     committed: HashMap<String, Vec<u8>>,
@@ -66,6 +74,9 @@ impl Run {
     }
 
     fn check(&self, op: &str) {
+        if let Err(e) = self.readers.as_ref().map_or(Ok(0), HeldReaders::check) {
+            self.fail(op, e);
+        }
         let db = self.db();
         let names: HashSet<String> = db.regions().iter().map(|r| r.name().to_owned()).collect();
         let expected: HashSet<String> = self.model.keys().cloned().collect();
@@ -98,13 +109,50 @@ impl Run {
     }
 
     fn reopen(&mut self, path: &Path) {
+        // Readers borrow a handle: they go first, or the database stays open.
+        self.release_readers();
         drop(self.db.take());
-        self.db = Some(Database::open(path).unwrap_or_else(|e| self.fail("reopen", e)));
+        let db = Database::open(path).unwrap_or_else(|e| self.fail("reopen", e));
+        self.readers = Some(HeldReaders::new(db.clone()));
+        self.db = Some(db);
+    }
+
+    fn release_readers(&mut self) {
+        if let Some(readers) = self.readers.take()
+            && let Err(e) = readers.stop()
+        {
+            self.fail("dropping readers", e);
+        }
+    }
+
+    /// Take a reader to hold, or drop one.
+    fn reader_step(&mut self, rng: &mut Rng, name: &str) -> String {
+        let readers = self.readers.as_ref().expect("holding thread");
+        if rng.below(3) == 0 {
+            if let Err(e) = readers.drop_one(rng.next()) {
+                self.fail("drop reader", e);
+            }
+            return "drop a held reader".to_owned();
+        }
+        let Some(want) = self.model.get(name) else {
+            return format!("no reader: {name} is missing");
+        };
+        let id = match self.db().get_region(name.into()) {
+            Ok(region) if rng.below(2) == 0 => Identifier::from(region.number()),
+            _ => Identifier::from(name),
+        };
+        if let Err(e) = readers.take(id, Arc::new(want.clone())) {
+            self.fail("take reader", e);
+        }
+        format!("hold a reader of {name}")
     }
 
     fn step(&mut self, rng: &mut Rng, path: &Path) -> String {
         let name = rng.name();
         let len = self.model.get(name).map(|v| v.len() as u64);
+        if rng.below(8) == 0 {
+            return self.reader_step(rng, name);
+        }
         match rng.below(100) {
             0..=9 => {
                 self.db().create_region_if_needed(name).unwrap();
@@ -263,19 +311,32 @@ fn run_seed(seed: u64, steps: usize) {
         seed,
         step: 0,
         db: Some(Database::open(dir.path()).unwrap()),
+        readers: None,
         model: HashMap::new(),
         committed: HashMap::new(),
         rewrote_committed: false,
     };
+    run.readers = Some(HeldReaders::new(run.db().clone()));
     for step in 0..steps {
         run.step = step;
         let op = run.step(&mut rng, dir.path());
         run.check(&op);
     }
+    // Once no reader is left, a flush and a punch reclaim every extent they kept.
+    run.release_readers();
+    run.db().flush_then_punch().unwrap();
+    let retired = run.db().stats().unwrap().retired_bytes;
+    if retired != 0 {
+        run.fail(
+            "the last reader was dropped",
+            format!("{retired} bytes retired"),
+        );
+    }
     // Finally: flush, reopen, compare once more.
     run.db().flush().unwrap();
     run.reopen(dir.path());
     run.check("final reopen");
+    run.release_readers();
 }
 
 fn env(name: &str, default: u64) -> u64 {

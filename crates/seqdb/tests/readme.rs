@@ -18,7 +18,7 @@ fn tour(path: &Path) -> seqdb::Result<()> {
     // Zero-copy reads: the slice points into the memory map.
     let reader = database.create_region_reader(prices.into())?;
     assert_eq!(reader.read_all(), &[9, 2, 3]);
-    drop(reader); // a reader keeps its region in place; writers of it wait
+    drop(reader); // a snapshot: it keeps these bytes, and no writer waits for it
 
     // std::io adapters: buffered appends, and Read + BufRead + Seek.
     let (log, _) = database.create_region_if_needed("log")?;

@@ -4,6 +4,7 @@ mod base;
 mod commit;
 mod compaction;
 mod grow;
+mod hold;
 mod insert;
 mod restore;
 

@@ -27,6 +27,14 @@ pub enum Op {
     DropTicket { index: usize },
     /// Run one compaction round.
     Compact,
+    /// Hold the `index`-th pending extent that is not held (modulo their number), as a
+    /// database does for an extent its readers still view.
+    Hold { index: usize },
+    /// End the `index`-th hold (modulo their number).
+    Unhold { index: usize },
+    /// Move a region elsewhere, keeping `percent` percent of its length, as a database
+    /// does to write a region whose bytes a reader views (copy-on-write).
+    Reallocate { key: RegionKey, percent: u64 },
 }
 
 fn size(g: &mut Gen) -> u64 {
@@ -43,7 +51,7 @@ impl Arbitrary for Op {
     fn arbitrary(g: &mut Gen) -> Self {
         let key = RegionKey::from(u8::arbitrary(g) % KEYS);
         let index = usize::from(u8::arbitrary(g));
-        match u8::arbitrary(g) % 20 {
+        match u8::arbitrary(g) % 24 {
             0..=3 => Op::Insert {
                 key,
                 min_reserved: size(g),
@@ -57,7 +65,13 @@ impl Arbitrary for Op {
             13..=14 => Op::BeginCommit,
             15..=16 => Op::FinishCommit { index },
             17 => Op::DropTicket { index },
-            _ => Op::Compact,
+            18..=19 => Op::Compact,
+            20..=21 => Op::Hold { index },
+            22 => Op::Unhold { index },
+            _ => Op::Reallocate {
+                key,
+                percent: u64::from(u8::arbitrary(g) % 101),
+            },
         }
     }
 }

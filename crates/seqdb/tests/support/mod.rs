@@ -6,6 +6,8 @@
 //! Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod held;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
