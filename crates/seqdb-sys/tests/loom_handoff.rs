@@ -13,7 +13,7 @@
 //! ```
 //!
 //! `cargo xtask ci` runs it. `LOOM_MAX_PREEMPTIONS=<n>` changes the bound (default
-//! [`PREEMPTIONS`]); at 255, loom's largest, the exploration of these models is exhaustive
+//! `loom_common::PREEMPTIONS`); at 255, loom's largest, the exploration of these models is exhaustive
 //! and takes a few seconds.
 #![cfg(loom)]
 
@@ -22,25 +22,9 @@ use loom::thread;
 
 use seqdb_sys::{Consumer, Producer, handoff};
 
-/// How many times loom may preempt a thread that could go on, in one execution, unless
-/// `LOOM_MAX_PREEMPTIONS` says otherwise. Two or three find most bugs; at three all the
-/// models here take well under a second.
-const PREEMPTIONS: usize = 3;
+mod loom_common;
 
-/// Check `model` under loom with the preemption bound, and say how many executions were
-/// explored (shown with `--nocapture`).
-fn check(model: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    let bound = *builder.preemption_bound.get_or_insert(PREEMPTIONS);
-    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = executions.clone();
-    builder.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        model();
-    });
-    let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
-    println!("{executions} executions explored, at most {bound} preemptions each");
-}
+use loom_common::check;
 
 /// Take every pending byte, as the database's collectors do: copy, then consume as many.
 fn take(consumer: &mut Consumer, into: &mut Vec<u8>) {

@@ -14,7 +14,7 @@
 //! ```
 //!
 //! `cargo xtask ci` runs it. `LOOM_MAX_PREEMPTIONS=<n>` changes the bound (default
-//! [`PREEMPTIONS`]).
+//! `loom_common::PREEMPTIONS`).
 #![cfg(loom)]
 
 use loom::cell::UnsafeCell;
@@ -24,24 +24,9 @@ use loom::thread;
 
 use seqdb_sys::ExtentHold;
 
-/// How many times loom may preempt a thread that could go on, in one execution, unless
-/// `LOOM_MAX_PREEMPTIONS` says otherwise.
-const PREEMPTIONS: usize = 3;
+mod loom_common;
 
-/// Check `model` under loom with the preemption bound, and say how many executions were
-/// explored (shown with `--nocapture`).
-fn check(model: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    let bound = *builder.preemption_bound.get_or_insert(PREEMPTIONS);
-    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = executions.clone();
-    builder.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        model();
-    });
-    let executions = executions.load(std::sync::atomic::Ordering::Relaxed);
-    println!("{executions} executions explored, at most {bound} preemptions each");
-}
+use loom_common::check;
 
 /// One extent: its hold, one cell standing for its bytes, and how many times it was
 /// reclaimed.
