@@ -130,6 +130,10 @@ impl Inner {
     ) -> Result<()> {
         let generation = if snapshot.changed {
             let generation = next_generation(&self.path, commit.generation)?;
+            // What this handle's open read must be durable before a commit builds on it.
+            if let Some(log) = commit.log.as_mut() {
+                self.final_on_error(log.confirm())?;
+            }
             // Before the sync: the data file then names this commit before the log can
             // hold it (see `data_header`).
             self.stamp_commit(generation)?;

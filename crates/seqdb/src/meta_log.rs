@@ -40,6 +40,9 @@ pub(crate) struct MetaLog {
     /// Deltas may grow to this many bytes before a checkpoint is considered.
     min_log: u64,
     hooks: Hooks,
+    /// For a log this handle opened rather than created: where its last record starts,
+    /// until [`confirm`](Self::confirm) has made what the open read durable.
+    unconfirmed: Option<u64>,
 }
 
 pub(crate) fn file_options(write: bool, create: bool, hooks: &Hooks) -> FileOptions {
@@ -72,20 +75,16 @@ impl MetaLog {
             checkpoint_len: len,
             min_log,
             hooks,
+            unconfirmed: None,
         })
     }
 
     /// Continue the log in `file`, whose valid records end at `end` (anything after is
     /// cut off first, durably: appending after a cut that may not be durable could leave
     /// old bytes behind the new records, so a failure here fails the open).
-    /// `last_record` is where the last record of the log starts, `end` where the log ends.
-    ///
-    /// The log's last delta is written again and synced before anything is appended: a
-    /// previous handle may have failed to sync it, and the kernel may then have kept its
-    /// pages in memory, marked clean, without them ever reaching the device. Written
-    /// again, they are dirty again, and the sync makes durable what this open read. (A
-    /// checkpoint is synced before it is renamed into place, and the rename is made
-    /// durable by the directory sync of every read-write open.)
+    /// `last_record` is where the last record of the log starts, `end` where the log
+    /// ends. A torn tail past `end` is cut off (and the cut synced) now; what the open
+    /// read is made durable by [`confirm`](Self::confirm), before the first commit.
     #[allow(clippy::too_many_arguments)]
     pub fn resume(
         dir: &Path,
@@ -97,18 +96,8 @@ impl MetaLog {
         min_log: u64,
         hooks: Hooks,
     ) -> Result<Self> {
-        let file_len = file.len().context(SysSnafu)?;
-        if file_len > end {
+        if file.len().context(SysSnafu)? > end {
             file.set_len(end).context(SysSnafu)?;
-        }
-        if last_record > FIRST_RECORD {
-            // The record's padding may be cut short: only what the file holds.
-            let mut bytes = vec![0; (end.min(file_len) - last_record) as usize];
-            file.read_exact_at(&mut bytes, last_record)
-                .context(SysSnafu)?;
-            file.write_all_at(&bytes, last_record).context(SysSnafu)?;
-        }
-        if file_len > end || last_record > FIRST_RECORD {
             file.sync_data().context(SysSnafu)?;
         }
         Ok(MetaLog {
@@ -120,7 +109,37 @@ impl MetaLog {
             checkpoint_len,
             min_log,
             hooks,
+            unconfirmed: Some(last_record),
         })
+    }
+
+    /// Make durable what the open read, before this handle's first commit builds on it
+    /// (the caller does this before the commit stamps the data file's header). A previous
+    /// handle may have failed to sync the log's last delta, and the kernel may then have
+    /// kept its pages in memory, marked clean, without them ever reaching the device; or
+    /// it may have failed to sync the directory after renaming a checkpoint into place.
+    /// So the directory is synced, and the last delta is written again in place (dirtying
+    /// its pages again) and synced. (A checkpoint is synced before it is renamed.) Costs
+    /// nothing after the first call, and nothing for a handle that never commits.
+    pub fn confirm(&mut self) -> Result<()> {
+        let Some(last_record) = self.unconfirmed else {
+            return Ok(());
+        };
+        seqdb_sys::sync_dir(&self.dir, &self.hooks).context(SysSnafu)?;
+        if last_record > FIRST_RECORD {
+            // The record's padding may be cut short: only what the file holds.
+            let held = self.end.min(self.file.len().context(SysSnafu)?);
+            let mut bytes = vec![0; (held - last_record) as usize];
+            self.file
+                .read_exact_at(&mut bytes, last_record)
+                .context(SysSnafu)?;
+            self.file
+                .write_all_at(&bytes, last_record)
+                .context(SysSnafu)?;
+            self.file.sync_data().context(SysSnafu)?;
+        }
+        self.unconfirmed = None;
+        Ok(())
     }
 
     /// Whether the deltas have grown enough that the next commit should be a checkpoint.

@@ -73,12 +73,6 @@ pub(crate) fn open_files(
     if !meta_path.exists() {
         return create(dir, data, data_len, options);
     }
-    if !read_only {
-        // What this open reads must be durable before anything is appended to it: a
-        // previous handle may have renamed a checkpoint over the log and failed to sync
-        // the directory (and the removal of `meta.tmp` above wants it too).
-        seqdb_sys::sync_dir(dir, &options.hooks).context(SysSnafu)?;
-    }
     let file = LockedFile::open(
         &meta_path,
         &meta_log::file_options(!read_only, false, &options.hooks),
