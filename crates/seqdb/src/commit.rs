@@ -97,10 +97,13 @@ impl Inner {
         let mut commit = self.commit.lock();
         // Under the commit lock: a flush that failed meanwhile may have poisoned the handle.
         self.check_writable()?;
+        // A checkpoint holds every region: only worth it when there is a commit to make
+        // (a flush with nothing changed, a drop's say, then costs what changed: nothing).
         let checkpoint = commit
             .log
             .as_ref()
-            .is_some_and(|log| log.wants_checkpoint());
+            .is_some_and(|log| log.wants_checkpoint())
+            && self.may_have_changes();
         let snapshot = self.capture(checkpoint)?;
         match self.make_durable(&mut commit, &snapshot, checkpoint) {
             Ok(()) => {
@@ -169,6 +172,14 @@ impl Inner {
         }
         commit.generation = generation;
         Ok(())
+    }
+
+    /// Whether anything may have changed since the last commit: a region marked changed,
+    /// a buffer lent (its appends mark nothing), or a region removed.
+    fn may_have_changes(&self) -> bool {
+        !self.dirty.lock().is_empty()
+            || !self.lent.lock().is_empty()
+            || !self.table.read().removed.is_empty()
     }
 
     /// Hold every region the record must cover (those changed since the last commit, those
