@@ -825,23 +825,12 @@ fn simulate(seed: u64, config: Config, max_images: u64, seconds: u64) -> u64 {
     checker.checked
 }
 
-/// The seeds to run: `per_run` of them times `SEQDB_STRESS_SCALE`, or just `SEQDB_SEED`.
-fn seeds(base: u64, per_run: u64) -> Vec<u64> {
-    match std::env::var("SEQDB_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(seed) => vec![seed],
-        None => (0..per_run * support::scale()).map(|i| base + i).collect(),
-    }
-}
-
 /// Mixed operations with compaction and punching: on a handful of short-named regions
 /// (even seeds) or on many small ones that move often as they grow (odd seeds).
 #[test]
 fn crash_images_of_mixed_workload_recover_last_commit() {
     let mut total = 0;
-    for seed in seeds(1000, 4) {
+    for seed in support::seeds(1000, 4) {
         let config = if seed % 2 == 0 {
             Config {
                 names: [
@@ -874,7 +863,7 @@ fn crash_images_of_mixed_workload_recover_last_commit() {
 #[test]
 fn crash_images_across_checkpoint_rewrites_recover_last_commit() {
     let mut total = 0;
-    for seed in seeds(2000, 3) {
+    for seed in support::seeds(2000, 3) {
         let names = (0..6)
             .map(|i| format!("{i}-{}", "n".repeat(900 + i * 20)))
             .collect();

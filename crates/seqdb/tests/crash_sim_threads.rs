@@ -2069,17 +2069,6 @@ fn simulate(seed: u64, met: u64, max_images: u64, seconds: u64) -> Outcome {
     }
 }
 
-/// The seeds to run: `per_run` of them times `SEQDB_STRESS_SCALE`, or just `SEQDB_SEED`.
-fn seeds(base: u64, per_run: u64) -> Vec<u64> {
-    match std::env::var("SEQDB_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(seed) => vec![seed],
-        None => (0..per_run * support::scale()).map(|i| base + i).collect(),
-    }
-}
-
 /// Threads append, overwrite, rename, swap names, remove and flush at once; every crash
 /// image must recover a state that existed at one instant of the flush that wrote it.
 #[test]
@@ -2088,7 +2077,7 @@ fn crash_images_of_threads_recover_one_instant() {
     let mut images = 0;
     let mut flushes = 0;
     let mut failed: BTreeMap<Failure, (u64, Vec<u64>, String)> = BTreeMap::new();
-    for seed in seeds(3000, 3) {
+    for seed in support::seeds(3000, 3) {
         let outcome = simulate(seed, 400, 5000, 3);
         images += outcome.checked;
         flushes += outcome.flushes;

@@ -79,6 +79,17 @@ pub fn scale() -> u64 {
         .unwrap_or(1)
 }
 
+/// The seeds to run: `per_run` of them times `SEQDB_STRESS_SCALE`, or just `SEQDB_SEED`.
+pub fn seeds(base: u64, per_run: u64) -> Vec<u64> {
+    match std::env::var("SEQDB_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(seed) => vec![seed],
+        None => (0..per_run * scale()).map(|i| base + i).collect(),
+    }
+}
+
 /// The seed from `SEQDB_SEED`, or `default`.
 pub fn seed_or(default: u64) -> u64 {
     std::env::var("SEQDB_SEED")
