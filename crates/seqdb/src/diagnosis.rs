@@ -308,19 +308,12 @@ pub(crate) fn validate(
     Err(violations)
 }
 
-/// The region a placement violation is about (the later one, for an overlap).
+/// The region a placement violation is about (the later one, for an overlap, which the
+/// record being replayed placed last).
 fn violation_key(error: &LayoutError) -> Option<u64> {
     match *error {
-        LayoutError::DuplicateRegion { key }
-        | LayoutError::LenExceedsReserved { key, .. }
-        | LayoutError::MisalignedStart { key, .. }
-        | LayoutError::MisalignedReserved { key, .. }
-        | LayoutError::EmptyReservation { key, .. }
-        | LayoutError::BelowBase { key, .. }
-        | LayoutError::PastFileEnd { key, .. }
-        | LayoutError::Overflow { key, .. } => Some(key),
         LayoutError::Overlap { second, .. } => Some(second),
-        _ => None,
+        _ => error.key(),
     }
 }
 
