@@ -133,10 +133,7 @@ impl Inner {
     ) -> Result<()> {
         let generation = if snapshot.changed {
             let generation = next_generation(&self.path, commit.generation)?;
-            // What this handle's open read must be durable before a commit builds on it.
-            if let Some(log) = commit.log.as_mut() {
-                self.final_on_error(log.confirm())?;
-            }
+            self.confirm_log(commit)?;
             // Before the sync: the data file then names this commit before the log can
             // hold it (see `data_header`).
             self.stamp_commit(generation)?;
@@ -172,6 +169,16 @@ impl Inner {
         }
         commit.generation = generation;
         Ok(())
+    }
+
+    /// Make durable what this handle's open read (`MetaLog::confirm`) before it first acts
+    /// durably on it: a commit, a hole punch, or compaction's shrink of the file. Call
+    /// with the commit lock held.
+    pub(crate) fn confirm_log(&self, commit: &mut Commit) -> Result<()> {
+        match commit.log.as_mut() {
+            Some(log) => self.final_on_error(log.confirm()),
+            None => Ok(()),
+        }
     }
 
     /// Whether anything may have changed since the last commit: a region marked changed,

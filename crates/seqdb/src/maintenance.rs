@@ -26,10 +26,13 @@ impl Database {
     /// writer at that moment are skipped.
     pub fn punch_holes(&self) -> Result<u64> {
         let inner = &self.inner;
-        let _commit = inner.commit.lock();
+        let mut commit = inner.commit.lock();
         // Under the commit lock: after a flush failed, the commit lengths in memory may
         // be older than a record that reached the disk, so punching could zero its bytes.
         inner.check_writable()?;
+        // The holes may be space that only the log's last delta freed: it must be durable
+        // before they are punched.
+        inner.confirm_log(&mut commit)?;
         let before = inner.data.allocated_bytes().context(SysSnafu)?;
         // Extents whose last reader went since the last flush are free space now.
         inner.reclaim(&mut inner.table.write());
@@ -104,11 +107,13 @@ impl Database {
         }
         // Under the commit lock, which hole punching holds too: a punch of a hole past the
         // new end would otherwise overlap the truncation.
-        let _commit = self.inner.commit.lock();
+        let mut commit = self.inner.commit.lock();
         let table = self.inner.table.read();
         let end = table.layout.file_end();
         if self.inner.data.len() != end {
             self.inner.check_writable()?;
+            // The end may be where only the log's last delta put it.
+            self.inner.confirm_log(&mut commit)?;
             // A failed shrink or sync leaves the file's length on disk unknown.
             let data = &self.inner.data;
             self.inner.final_on_error(

@@ -113,14 +113,15 @@ impl MetaLog {
         })
     }
 
-    /// Make durable what the open read, before this handle's first commit builds on it
-    /// (the caller does this before the commit stamps the data file's header). A previous
+    /// Make durable what the open read, before this handle first acts durably on it (its
+    /// first commit, before it stamps the data file's header; its first hole punch; or
+    /// compaction's shrink of the data file: see `Inner::confirm_log`). A previous
     /// handle may have failed to sync the log's last delta, and the kernel may then have
     /// kept its pages in memory, marked clean, without them ever reaching the device; or
     /// it may have failed to sync the directory after renaming a checkpoint into place.
     /// So the directory is synced, and the last delta is written again in place (dirtying
     /// its pages again) and synced. (A checkpoint is synced before it is renamed.) Costs
-    /// nothing after the first call, and nothing for a handle that never commits.
+    /// nothing after the first call, and nothing for a handle that only reads.
     pub fn confirm(&mut self) -> Result<()> {
         let Some(last_record) = self.unconfirmed else {
             return Ok(());

@@ -389,6 +389,8 @@ impl RegionState {
     /// The reservation grew, or shrank to no less than the length, where it is.
     pub fn grown(&mut self, reserved: u64) {
         self.reserved = reserved;
+        // A reader made from now on reports the new reservation.
+        self.invalidate();
         self.check();
     }
 

@@ -951,3 +951,78 @@ fn an_acknowledged_flush_after_a_failed_metadata_sync_survives_a_power_cut() {
     assert_eq!(db.stats().unwrap().generation, acked_generation);
     assert_same(&read_state(&db).unwrap(), &run.acked, "after the power cut");
 }
+
+/// A handle that opened a log whose last delta's sync failed punches holes before it
+/// commits anything. The holes may be space only that delta freed (here: a region it
+/// removed); if the delta never reached the device, the commit before it still places the
+/// region there. So the handle must make the delta durable (write it again and sync it)
+/// before it punches; a power cut then recovers the removal. If it did not, the crash
+/// image loses the delta, and the region it recovers must still hold its bytes.
+#[test]
+fn a_punch_by_a_reopened_handle_spares_what_an_unconfirmed_delta_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = dir.path().join("meta");
+    let fault = Fault::new(meta.clone(), FaultOp::SyncData, EIO);
+    let keep = vec![0xAB; 1 << 20];
+    let (record_at, record_end);
+    {
+        let db = OpenOptions::new()
+            .fault_injector(fault.injector())
+            .open(dir.path())
+            .unwrap();
+        db.create_region_if_needed("victim").unwrap();
+        db.write_all_to_region("victim".into(), &keep).unwrap();
+        db.create_region_if_needed("after").unwrap();
+        db.write_all_to_region("after".into(), b"x").unwrap();
+        db.flush().unwrap();
+        record_at = std::fs::metadata(&meta).unwrap().len();
+        db.remove_region("victim".into()).unwrap();
+        fault.arm(0);
+        assert!(db.flush().is_err(), "the delta's sync fails");
+        record_end = std::fs::metadata(&meta).unwrap().len();
+    }
+    // A new handle reads the removal from the page cache and punches before any commit.
+    let steps: Arc<Mutex<Vec<Step>>> = Arc::default();
+    let (writes, syncs) = (steps.clone(), steps.clone());
+    let injector: FaultInjector = Arc::new(move |point| {
+        if point.op == FaultOp::Write {
+            let step = Step::Write(point.path.to_owned(), point.offset);
+            writes.lock().unwrap().push(step);
+        }
+        Ok(())
+    });
+    let observer: SyncObserver = Arc::new(move |event| {
+        let step = Step::Synced(event.path.to_owned(), event.kind);
+        syncs.lock().unwrap().push(step);
+    });
+    let db = OpenOptions::new()
+        .fault_injector(injector)
+        .sync_observer(observer)
+        .open(dir.path())
+        .unwrap();
+    db.punch_holes().unwrap();
+    let steps = steps.lock().unwrap().clone();
+    drop(db);
+    let rewritten = steps
+        .iter()
+        .position(|step| *step == Step::Write(meta.clone(), record_at));
+    let durable = rewritten
+        .is_some_and(|at| steps[at..].contains(&Step::Synced(meta.clone(), SyncKind::Data)));
+    // The power cut: without the handle's rewrite and sync the delta's pages, marked
+    // clean after the failed sync, never reached the device.
+    if !durable {
+        let file = std::fs::OpenOptions::new().write(true).open(&meta).unwrap();
+        let zeros = vec![0; (record_end - record_at) as usize];
+        std::os::unix::fs::FileExt::write_all_at(&file, &zeros, record_at).unwrap();
+    }
+    let db = Database::open(dir.path()).unwrap();
+    match db.create_region_reader("victim".into()) {
+        Ok(reader) => assert_eq!(
+            reader.read_all(),
+            &keep[..],
+            "bytes of the durable commit were punched"
+        ),
+        Err(Error::UnknownRegion { .. }) => assert!(durable, "the removal was never durable"),
+        Err(e) => panic!("{e}"),
+    }
+}
