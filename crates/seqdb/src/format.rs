@@ -11,7 +11,7 @@ use std::fmt;
 use crate::PAGE_SIZE;
 
 /// The format version this build writes and accepts.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// First eight bytes of every metadata file.
 pub(crate) const META_MAGIC: [u8; 8] = *b"SEQDBMET";
 /// Size of the metadata file's header in bytes; records start at the next page.
@@ -32,21 +32,47 @@ pub(crate) const MAX_REGION_NUMBER: u64 = 1 << 24;
 /// The largest generation a record may carry: far beyond any real database's count of
 /// commits, and far enough below `u64::MAX` that the next one never wraps.
 pub(crate) const MAX_GENERATION: u64 = (1 << 63) - 1;
-/// Body bytes before the removed numbers: generation, kind, number bound, two counts.
-const BODY_FIXED_LEN: u64 = 8 + 1 + 8 + 4 + 4;
+/// Body bytes besides its lists: generation, kind, number bound, the counts of removed
+/// numbers and of entries, flags, the counts of checksum updates and of inline writes.
+const BODY_FIXED_LEN: u64 = 8 + 1 + 8 + 4 + 4 + 1 + 4 + 4;
+/// Region bytes are checksummed in chunks of this many bytes (the last one of a region
+/// may be shorter): one CRC-32 per chunk, so checksums take 1/16384 of the data.
+pub(crate) const SUM_CHUNK: u64 = 64 * 1024;
+/// The data file is never longer than this (2^48 bytes, 256 TiB): it bounds the chunk
+/// checksums a record may carry.
+pub(crate) const MAX_DATA_LEN: u64 = 1 << 48;
+/// The most chunk checksums a record may carry: every chunk of the largest data file.
+const MAX_CHUNKS: u64 = MAX_DATA_LEN / SUM_CHUNK;
+/// Bytes of a checksum update besides its checksums: number, first chunk, count.
+const SUM_FIXED_LEN: u64 = 8 + 8 + 4;
+/// The most region bytes one record carries inline (see [`InlineWrite`]).
+pub(crate) const MAX_INLINE_BYTES: u64 = 1 << 20;
+/// Bytes of an inline write besides its bytes: offset and length.
+const INLINE_FIXED_LEN: u64 = 8 + 4;
+/// Flag bit: every byte the data file must hold for this commit was synced before the
+/// record was written, so nothing before it needs to be redone.
+const FLAG_DATA_SYNCED: u8 = 1;
 /// Bytes of a region entry besides its name.
 const ENTRY_FIXED_LEN: u64 = 8 + 8 + 8 + 8 + 2;
 /// The longest body this build writes: every region removed and every region written
 /// with the longest name.
 pub(crate) const MAX_BODY_LEN: u64 = BODY_FIXED_LEN
     + MAX_REGION_NUMBER * 8
-    + MAX_REGION_NUMBER * (ENTRY_FIXED_LEN + MAX_NAME_LEN as u64);
+    + MAX_REGION_NUMBER * (ENTRY_FIXED_LEN + MAX_NAME_LEN as u64)
+    + MAX_REGION_NUMBER * SUM_FIXED_LEN
+    + MAX_CHUNKS * 4
+    + MAX_REGION_NUMBER * INLINE_FIXED_LEN
+    + MAX_INLINE_BYTES;
 /// The most bytes one record occupies, padding included.
 pub(crate) const MAX_RECORD_SPAN: u64 =
     (RECORD_HEAD_LEN as u64 + MAX_BODY_LEN).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+/// The log is written into zeros laid down ahead of it in steps of this many bytes, so
+/// that a commit's sync rarely has to change the file's length.
+pub(crate) const LOG_ROOM: u64 = 128 * 1024;
 /// The longest metadata file this build writes: the header page, a checkpoint, deltas
-/// up to twice a checkpoint (the log is then rewritten), and one more delta.
-pub(crate) const MAX_META_LEN: u64 = FIRST_RECORD + 4 * MAX_RECORD_SPAN;
+/// up to twice a checkpoint (the log is then rewritten), one more delta, and the zeros
+/// laid down ahead of the log.
+pub(crate) const MAX_META_LEN: u64 = FIRST_RECORD + 4 * MAX_RECORD_SPAN + LOG_ROOM;
 
 /// The unique id of a database, in the headers of both of its files.
 pub(crate) type DatabaseId = [u8; 16];
@@ -96,6 +122,23 @@ pub(crate) struct RegionEntry {
     pub name: String,
 }
 
+/// New chunk checksums of one region: from chunk `first` on, its checksums are `crcs`
+/// (and it has `first + crcs.len()` chunks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SumUpdate {
+    pub number: u64,
+    pub first: u64,
+    pub crcs: Vec<u32>,
+}
+
+/// Bytes a commit wrote into the data file at `offset`, carried in its record so that
+/// the data file need not be synced for it: opening redoes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InlineWrite {
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
 /// One commit: a checkpoint or a delta.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
@@ -107,6 +150,36 @@ pub(crate) struct Record {
     pub removed: Vec<u64>,
     /// Regions created or changed (all regions, for a checkpoint).
     pub upserts: Vec<RegionEntry>,
+    /// Whether the data file was synced for this commit before the record was written
+    /// (always, for a checkpoint). When not, `inline` holds every byte the commit wrote.
+    pub data_synced: bool,
+    /// New chunk checksums of regions whose bytes changed (all regions, for a
+    /// checkpoint); each names a region of `upserts`.
+    pub sums: Vec<SumUpdate>,
+    /// The bytes this commit wrote, when the data file was not synced for it.
+    pub inline: Vec<InlineWrite>,
+}
+
+impl Record {
+    /// A record with no checksum update and no inline write.
+    pub fn new(
+        generation: u64,
+        kind: RecordKind,
+        next_number: u64,
+        removed: Vec<u64>,
+        upserts: Vec<RegionEntry>,
+    ) -> Self {
+        Record {
+            generation,
+            kind,
+            next_number,
+            removed,
+            upserts,
+            data_synced: true,
+            sums: Vec::new(),
+            inline: Vec::new(),
+        }
+    }
 }
 
 /// Why a metadata header cannot be used.
@@ -198,13 +271,30 @@ pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, TooLarge> {
     removed.sort_unstable();
     removed.dedup();
     let names: u64 = record.upserts.iter().map(|e| e.name.len() as u64).sum();
+    let crcs: u64 = record.sums.iter().map(|u| u.crcs.len() as u64).sum();
+    let inline: u64 = record.inline.iter().map(|w| w.bytes.len() as u64).sum();
     let body_len = BODY_FIXED_LEN
         + removed.len() as u64 * 8
         + record.upserts.len() as u64 * ENTRY_FIXED_LEN
-        + names;
+        + names
+        + record.sums.len() as u64 * SUM_FIXED_LEN
+        + crcs * 4
+        + record.inline.len() as u64 * INLINE_FIXED_LEN
+        + inline;
     let fits = body_len <= MAX_BODY_LEN
         && record.upserts.iter().all(|e| e.name.len() <= MAX_NAME_LEN)
-        && record.generation <= MAX_GENERATION;
+        && record.generation <= MAX_GENERATION
+        && inline <= MAX_INLINE_BYTES
+        && (record.sums.len() as u64) <= MAX_REGION_NUMBER
+        && (record.inline.len() as u64) <= MAX_REGION_NUMBER
+        && record
+            .sums
+            .iter()
+            .all(|u| u.first + u.crcs.len() as u64 <= MAX_CHUNKS)
+        && record
+            .inline
+            .iter()
+            .all(|w| w.offset + w.bytes.len() as u64 <= MAX_DATA_LEN);
     if !fits {
         return Err(TooLarge { body_len });
     }
@@ -213,11 +303,24 @@ pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, TooLarge> {
     out.extend_from_slice(&RECORD_MAGIC);
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(&[0; 4]); // checksum, filled below
+    write_body(record, &removed, &mut out);
+    debug_assert_eq!(out.len(), total);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&out[4..12]);
+    hasher.update(&out[RECORD_HEAD_LEN..]);
+    out[12..16].copy_from_slice(&hasher.finalize().to_le_bytes());
+    out.resize(round_to_record(total as u64) as usize, 0);
+    Ok(out)
+}
+
+/// Append the body of `record`, with `removed` as its removed numbers, to `out`, as
+/// written: no bound is checked here.
+fn write_body(record: &Record, removed: &[u64], out: &mut Vec<u8>) {
     out.extend_from_slice(&record.generation.to_le_bytes());
     out.push(record.kind.code());
     out.extend_from_slice(&record.next_number.to_le_bytes());
     out.extend_from_slice(&(removed.len() as u32).to_le_bytes());
-    for number in &removed {
+    for number in removed {
         out.extend_from_slice(&number.to_le_bytes());
     }
     out.extend_from_slice(&(record.upserts.len() as u32).to_le_bytes());
@@ -229,13 +332,22 @@ pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, TooLarge> {
         out.extend_from_slice(&(entry.name.len() as u16).to_le_bytes());
         out.extend_from_slice(entry.name.as_bytes());
     }
-    debug_assert_eq!(out.len(), total);
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&out[4..12]);
-    hasher.update(&out[RECORD_HEAD_LEN..]);
-    out[12..16].copy_from_slice(&hasher.finalize().to_le_bytes());
-    out.resize(round_to_record(total as u64) as usize, 0);
-    Ok(out)
+    out.push(if record.data_synced { FLAG_DATA_SYNCED } else { 0 });
+    out.extend_from_slice(&(record.sums.len() as u32).to_le_bytes());
+    for update in &record.sums {
+        out.extend_from_slice(&update.number.to_le_bytes());
+        out.extend_from_slice(&update.first.to_le_bytes());
+        out.extend_from_slice(&(update.crcs.len() as u32).to_le_bytes());
+        for crc in &update.crcs {
+            out.extend_from_slice(&crc.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&(record.inline.len() as u32).to_le_bytes());
+    for write in &record.inline {
+        out.extend_from_slice(&write.offset.to_le_bytes());
+        out.extend_from_slice(&(write.bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&write.bytes);
+    }
 }
 
 /// Round a byte count up to whole record pages.
@@ -413,15 +525,96 @@ impl<B: BodyBytes> Body<'_, B> {
         for _ in 0..upsert_count {
             upserts.push(field!(self.entry(next_number)));
         }
+        let [flags] = field!(self.take::<1>("the flags"));
+        ensure_body!(
+            flags & !FLAG_DATA_SYNCED == 0,
+            "unknown record flags {flags:#x}"
+        );
+        let data_synced = flags & FLAG_DATA_SYNCED != 0;
+        let sum_count = field!(self.count("a checksum update count"));
+        let room = self.bytes.remaining();
+        let mut sums = Vec::with_capacity(sum_count.min(room / SUM_FIXED_LEN) as usize);
+        for _ in 0..sum_count {
+            sums.push(field!(self.sum_update(next_number)));
+        }
+        let inline_count = field!(self.count("an inline write count"));
+        let room = self.bytes.remaining();
+        let mut inline = Vec::with_capacity(inline_count.min(room / INLINE_FIXED_LEN) as usize);
+        let mut inline_bytes = 0u64;
+        for _ in 0..inline_count {
+            let write = field!(self.inline_write());
+            inline_bytes += write.bytes.len() as u64;
+            ensure_body!(
+                inline_bytes <= MAX_INLINE_BYTES,
+                "the record carries more than {MAX_INLINE_BYTES} bytes inline"
+            );
+            inline.push(write);
+        }
+        ensure_body!(
+            kind == RecordKind::Delta || (data_synced && inline.is_empty()),
+            "a checkpoint carries bytes to redo"
+        );
         let left = self.bytes.remaining();
-        ensure_body!(left == 0, "{left} bytes follow the last entry");
+        ensure_body!(left == 0, "{left} bytes follow the last inline write");
         Ok(Ok(Record {
             generation,
             kind,
             next_number,
             removed,
             upserts,
+            data_synced,
+            sums,
+            inline,
         }))
+    }
+
+    fn sum_update(&mut self, next_number: u64) -> Field<SumUpdate, B::Error> {
+        let fixed = field!(self.take::<20>("a checksum update"));
+        let number = u64_at(&fixed, 0);
+        ensure_body!(
+            number < next_number,
+            "checksums of region number {number}, not below the record's bound {next_number}"
+        );
+        let first = u64_at(&fixed, 8);
+        let count = u64::from(u32_at(&fixed, 16));
+        ensure_body!(
+            first.saturating_add(count) <= MAX_CHUNKS,
+            "region {number}'s checksums reach chunk {}, beyond the largest data file",
+            first.saturating_add(count)
+        );
+        let room = self.bytes.remaining() / 4;
+        ensure_body!(
+            count <= room,
+            "the body ends inside region {number}'s checksums"
+        );
+        let mut crcs = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            crcs.push(field!(self.u32("a chunk checksum")));
+        }
+        Ok(Ok(SumUpdate {
+            number,
+            first,
+            crcs,
+        }))
+    }
+
+    fn inline_write(&mut self) -> Field<InlineWrite, B::Error> {
+        let fixed = field!(self.take::<12>("an inline write"));
+        let offset = u64_at(&fixed, 0);
+        let len = u64::from(u32_at(&fixed, 8));
+        ensure_body!(
+            len <= MAX_INLINE_BYTES,
+            "an inline write of {len} bytes is more than a record carries"
+        );
+        ensure_body!(
+            offset >= PAGE_SIZE && offset.saturating_add(len) <= MAX_DATA_LEN,
+            "an inline write at offset {offset} is outside the regions' space"
+        );
+        let bytes = match self.bytes.take(len as usize)? {
+            Some(bytes) => bytes.to_vec(),
+            None => return Ok(Err("the body ends inside an inline write".into())),
+        };
+        Ok(Ok(InlineWrite { offset, bytes }))
     }
 
     fn entry(&mut self, next_number: u64) -> Field<RegionEntry, B::Error> {
@@ -485,6 +678,16 @@ mod tests {
                 len: 5,
                 name: "prices".into(),
             }],
+            data_synced: false,
+            sums: vec![SumUpdate {
+                number: 2,
+                first: 0,
+                crcs: vec![0xdead_beef],
+            }],
+            inline: vec![InlineWrite {
+                offset: 4096,
+                bytes: b"hello".to_vec(),
+            }],
         }
     }
 
@@ -505,7 +708,7 @@ mod tests {
         Some(parsed)
     }
 
-    const USED: usize = RECORD_HEAD_LEN + 25 + 8 + 34 + 6;
+    const USED: usize = RECORD_HEAD_LEN + 34 + 8 + 34 + 6 + 24 + 17;
 
     #[test]
     fn header_round_trips_and_tells_versions_from_damage() {
@@ -517,10 +720,10 @@ mod tests {
             Err(BadHeader::Foreign)
         );
         let mut newer = header;
-        newer[8] = 3;
+        newer[8] = 9;
         let crc = crc32fast::hash(&newer[..36]);
         newer[36..40].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_meta_header(&newer), Err(BadHeader::Version(3)));
+        assert_eq!(decode_meta_header(&newer), Err(BadHeader::Version(9)));
         let mut flipped = header;
         flipped[25] ^= 1;
         assert!(matches!(
@@ -623,30 +826,58 @@ mod tests {
         let Ok(parsed) = parse_body(&mut SliceBytes(&body));
         assert!(parsed.unwrap_err().contains("removed count"));
         let mut body = encode_unchecked(&sample());
-        let at = body.len() - 6;
+        let at = body.windows(6).position(|w| w == b"prices").unwrap();
         body[at] = 0xff;
         let Ok(parsed) = parse_body(&mut SliceBytes(&body));
         assert!(parsed.unwrap_err().contains("not UTF-8"));
     }
 
+    #[test]
+    fn hostile_checksums_and_inline_writes_are_refused_with_a_reason() {
+        let reason = |record: Record| {
+            let body = &encode_unchecked(&record);
+            let Ok(parsed) = parse_body(&mut SliceBytes(body));
+            parsed.expect_err("refused")
+        };
+        let mut r = sample();
+        r.kind = RecordKind::Checkpoint;
+        r.removed.clear();
+        assert!(reason(r).contains("redo"));
+        let mut r = sample();
+        r.sums[0].number = 5;
+        assert!(reason(r).contains("checksums of region number 5"));
+        let mut r = sample();
+        r.sums[0].first = MAX_CHUNKS;
+        assert!(reason(r).contains("beyond the largest data file"));
+        let mut r = sample();
+        r.inline[0].offset = 100;
+        assert!(reason(r).contains("outside the regions' space"));
+        let mut r = sample();
+        r.inline = vec![
+            InlineWrite {
+                offset: 4096,
+                bytes: vec![1; MAX_INLINE_BYTES as usize / 2 + 1],
+            };
+            2
+        ];
+        assert!(reason(r).contains("more than"));
+        let mut body = encode_unchecked(&sample());
+        let flags = body.len() - (4 + 20 + 4 + 4 + 12 + 5) - 1;
+        body[flags] = 0x80;
+        let Ok(parsed) = parse_body(&mut SliceBytes(&body));
+        assert!(parsed.unwrap_err().contains("unknown record flags"));
+        // A checksum count claiming more than the body holds allocates nothing first.
+        let mut body = encode_unchecked(&sample());
+        let count = body.len() - (4 + 12 + 5) - 4 - 4;
+        body[count..count + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let Ok(parsed) = parse_body(&mut SliceBytes(&body));
+        assert!(parsed.unwrap_err().contains("checksums"));
+    }
+
     /// The body of `record` as written, without any check.
     fn encode_unchecked(record: &Record) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&record.generation.to_le_bytes());
-        out.push(record.kind.code());
-        out.extend_from_slice(&record.next_number.to_le_bytes());
-        out.extend_from_slice(&(record.removed.len() as u32).to_le_bytes());
-        for n in &record.removed {
-            out.extend_from_slice(&n.to_le_bytes());
-        }
-        out.extend_from_slice(&(record.upserts.len() as u32).to_le_bytes());
-        for e in &record.upserts {
-            for v in [e.number, e.start, e.reserved, e.len] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
-            out.extend_from_slice(e.name.as_bytes());
-        }
+        write_body(record, &record.removed, &mut out);
         out
     }
 
@@ -665,7 +896,7 @@ mod tests {
 
     // A checkpoint of every region with the longest names fits the body bound, and the
     // longest log is far below 2 TiB.
-    const _: () = assert!(MAX_BODY_LEN < 1 << 35);
-    const _: () = assert!(MAX_META_LEN < 1 << 37);
+    const _: () = assert!(MAX_BODY_LEN < 1 << 36);
+    const _: () = assert!(MAX_META_LEN < 1 << 38);
     const _: () = assert!(MAX_META_LEN.is_multiple_of(RECORD_ALIGN));
 }

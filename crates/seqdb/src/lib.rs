@@ -142,11 +142,13 @@ mod opening;
 mod options;
 mod reader;
 mod recovery;
+mod redo;
 mod region;
 mod replay;
 mod retired;
 mod snapshot;
 mod stats;
+mod sums;
 mod tail;
 mod write;
 

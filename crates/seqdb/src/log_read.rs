@@ -303,6 +303,9 @@ mod tests {
 
     fn record(entries: usize, name_len: usize) -> Record {
         Record {
+            data_synced: true,
+            sums: Vec::new(),
+            inline: Vec::new(),
             generation: 3,
             kind: RecordKind::Checkpoint,
             next_number: entries as u64,

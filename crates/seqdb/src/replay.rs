@@ -12,9 +12,10 @@ use std::path::Path;
 use crate::Result;
 use crate::error::{CorruptSnafu, ForeignFileSnafu, MetaTooLargeSnafu, UnsupportedVersionSnafu};
 use crate::format::{
-    self, BadHeader, DatabaseId, FIRST_RECORD, MAX_META_LEN, RECORD_ALIGN, Record, RecordKind,
-    RegionEntry, VERSION,
+    self, BadHeader, DatabaseId, FIRST_RECORD, InlineWrite, MAX_META_LEN, RECORD_ALIGN, Record,
+    RecordKind, RegionEntry, VERSION,
 };
+use crate::sums::RegionSums;
 use crate::log_read::{self, CHUNK, Read, RecordEnd, Source};
 
 /// No region has this number (in [`Replayed`]'s index).
@@ -25,6 +26,8 @@ const NONE: u32 = u32::MAX;
 pub(crate) struct Placed {
     pub entry: RegionEntry,
     pub origin: u64,
+    /// The checksums of the region's chunks (validation checks their count).
+    pub sums: Vec<u32>,
 }
 
 /// The regions a prefix of the log describes.
@@ -41,6 +44,11 @@ pub(crate) struct Replayed {
     pub next_number: u64,
     /// The newest applied commit's generation.
     pub generation: u64,
+    /// The newest applied commit whose data the data file was synced for.
+    pub synced_generation: u64,
+    /// The bytes commits after that one carried inline, in order: what the data file
+    /// may have lost in a crash, and opening redoes.
+    pub redo: Vec<InlineWrite>,
 }
 
 impl Replayed {
@@ -51,6 +59,8 @@ impl Replayed {
             index: vec![NONE; record.next_number as usize],
             next_number: record.next_number,
             generation: record.generation,
+            synced_generation: record.generation,
+            redo: Vec::new(),
         };
         for entry in record.upserts {
             let slot = &mut state.index[entry.number as usize];
@@ -61,14 +71,88 @@ impl Replayed {
                 ));
             }
             *slot = state.entries.len() as u32;
-            state.entries.push(Placed { entry, origin });
+            state.entries.push(Placed {
+                entry,
+                origin,
+                sums: Vec::new(),
+            });
         }
+        state.apply_sums(&record.sums)?;
         Ok(state)
     }
 
-    /// Apply a delta: remove its numbers, then insert or replace its entries. The
-    /// decoder has checked every number against the record's bound.
-    fn apply(&mut self, record: Record, origin: u64) {
+    /// Apply a record's checksum updates, each to a region the record lists.
+    fn apply_sums(&mut self, updates: &[format::SumUpdate]) -> std::result::Result<(), String> {
+        for update in updates {
+            let at = self.index.get(update.number as usize).copied().unwrap_or(NONE);
+            let Some(placed) = self.entries.get_mut(at as usize) else {
+                return Err(format!(
+                    "the record carries checksums of region {}, which does not exist",
+                    update.number
+                ));
+            };
+            if !RegionSums::apply(&mut placed.sums, update) {
+                return Err(format!(
+                    "the record's checksums of region {} start at chunk {}, beyond the {} \
+                     it had",
+                    update.number,
+                    update.first,
+                    placed.sums.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a delta's checksum updates fit the state it applies to: each names a
+    /// region that exists after the delta, once, and continues its checksums. Checked
+    /// before anything is applied, so a refused record leaves the state as it was.
+    fn check_sums(&self, record: &Record) -> std::result::Result<(), String> {
+        if record.sums.is_empty() {
+            return Ok(());
+        }
+        let sorted = |numbers: &mut Vec<u64>| numbers.sort_unstable();
+        let mut removed = record.removed.clone();
+        sorted(&mut removed);
+        let mut upserted: Vec<u64> = record.upserts.iter().map(|e| e.number).collect();
+        sorted(&mut upserted);
+        let mut updated: Vec<u64> = record.sums.iter().map(|u| u.number).collect();
+        sorted(&mut updated);
+        if let Some(twice) = updated.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!(
+                "the record carries checksums of region {} twice",
+                twice[0]
+            ));
+        }
+        for update in &record.sums {
+            let number = update.number;
+            let kept = removed.binary_search(&number).is_err();
+            let had = match self.index.get(number as usize) {
+                Some(&at) if kept && at != NONE => Some(self.entries[at as usize].sums.len()),
+                _ => None,
+            };
+            if had.is_none() && upserted.binary_search(&number).is_err() {
+                return Err(format!(
+                    "the record carries checksums of region {number}, which does not exist"
+                ));
+            }
+            let had = had.unwrap_or(0) as u64;
+            if update.first > had {
+                return Err(format!(
+                    "the record's checksums of region {number} start at chunk {}, beyond the \
+                     {had} it had",
+                    update.first
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply a delta: remove its numbers, then insert or replace its entries, then
+    /// update checksums. The decoder has checked every number against the record's
+    /// bound; a record whose checksum updates do not fit the state is refused.
+    fn apply(&mut self, record: Record, origin: u64) -> std::result::Result<(), String> {
+        self.check_sums(&record)?;
         let bound = record.next_number as usize;
         if self.index.len() < bound {
             self.index.resize(bound, NONE);
@@ -88,13 +172,29 @@ impl Replayed {
             match self.index[number] {
                 NONE => {
                     self.index[number] = self.entries.len() as u32;
-                    self.entries.push(Placed { entry, origin });
+                    self.entries.push(Placed {
+                        entry,
+                        origin,
+                        sums: Vec::new(),
+                    });
                 }
-                at => self.entries[at as usize] = Placed { entry, origin },
+                at => {
+                    let placed = &mut self.entries[at as usize];
+                    placed.entry = entry;
+                    placed.origin = origin;
+                }
             }
         }
+        self.apply_sums(&record.sums)?;
         self.next_number = record.next_number;
         self.generation = record.generation;
+        if record.data_synced {
+            self.synced_generation = record.generation;
+            self.redo.clear();
+        } else {
+            self.redo.extend(record.inline);
+        }
+        Ok(())
     }
 
     /// Whether this is the state of a new database: generation 0, no region, no number
@@ -253,7 +353,10 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
         {
             break RecordEnd::Beyond { kept };
         }
-        state.apply(record, offset);
+        if let Err(reason) = state.apply(record, offset) {
+            // Nothing of the record is kept: the state is the previous record's.
+            break RecordEnd::Malformed(reason);
+        }
         records += 1;
         last_record = offset;
         offset += span;
@@ -366,6 +469,9 @@ mod tests {
 
     fn checkpoint(generation: u64, entries: Vec<RegionEntry>) -> Record {
         Record {
+            data_synced: true,
+            sums: Vec::new(),
+            inline: Vec::new(),
             generation,
             kind: RecordKind::Checkpoint,
             next_number: 8,
@@ -376,6 +482,9 @@ mod tests {
 
     fn delta(generation: u64, removed: Vec<u64>, entries: Vec<RegionEntry>) -> Record {
         Record {
+            data_synced: true,
+            sums: Vec::new(),
+            inline: Vec::new(),
             generation,
             kind: RecordKind::Delta,
             next_number: 8,
