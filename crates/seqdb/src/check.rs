@@ -324,6 +324,8 @@ mod tests {
             reserved,
             len,
             name: name.to_owned(),
+            sums_from: 0,
+            crcs: crate::sums::zeros(len),
         }
     }
 
@@ -334,18 +336,9 @@ mod tests {
     fn handmade(dir: &Path, entries: Vec<RegionEntry>, data_len: u64) {
         let mut bytes = vec![0u8; FIRST_RECORD as usize];
         bytes[..META_HEADER_LEN].copy_from_slice(&encode_meta_header(&ID));
-        let sums = entries
-            .iter()
-            .map(|e| crate::format::SumUpdate {
-                number: e.number,
-                first: 0,
-                crcs: vec![0; crate::sums::chunks(e.len) as usize],
-            })
-            .collect();
         bytes.extend(
             encode_record(&Record {
                 data_synced: true,
-                sums,
                 inline: Vec::new(),
                 generation: 4,
                 kind: RecordKind::Checkpoint,
@@ -474,7 +467,6 @@ mod tests {
         bytes.extend(
             encode_record(&Record {
                 data_synced: true,
-                sums: Vec::new(),
                 inline: Vec::new(),
                 generation: 1000,
                 kind: RecordKind::Delta,

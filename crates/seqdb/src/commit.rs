@@ -17,7 +17,7 @@ use seqdb_layout::CommitTicket;
 
 use crate::database::{Commit, Inner, Slot, Table};
 use crate::error::SysSnafu;
-use crate::format::{InlineWrite, Record, RecordKind, RegionEntry, SumUpdate};
+use crate::format::{Crcs, InlineWrite, Record, RecordKind, RegionEntry};
 use crate::meta_log::next_generation;
 use crate::region::{Changes, RegionState};
 use crate::sums::RegionSums;
@@ -213,9 +213,20 @@ impl Inner {
             } else {
                 snapshot.removed.clone()
             },
-            upserts: snapshot.recorded.iter().map(|(_, e, _)| e.clone()).collect(),
+            upserts: snapshot
+                .recorded
+                .iter()
+                .zip(&sums)
+                .map(|((_, entry, _), sums)| {
+                    let mut entry = entry.clone();
+                    if let Some((first, crcs, _)) = sums {
+                        entry.sums_from = *first;
+                        entry.crcs = crcs.clone();
+                    }
+                    entry
+                })
+                .collect(),
             data_synced: !inline,
-            sums: sums.iter().map(|(update, _)| update.clone()).collect(),
             inline: inline_writes,
         };
         if let Some(log) = commit.log.as_mut() {
@@ -231,8 +242,11 @@ impl Inner {
                 *slot = None;
             }
         }
-        for (update, region_sums) in sums {
-            let number = update.number as usize;
+        for ((_, entry, _), region_sums) in snapshot.recorded.iter().zip(sums) {
+            let Some((_, _, region_sums)) = region_sums else {
+                continue;
+            };
+            let number = entry.number as usize;
             if commit.sums.len() <= number {
                 commit.sums.resize_with(number + 1, || None);
             }
@@ -248,15 +262,16 @@ impl Inner {
         Ok(())
     }
 
-    /// The chunk checksums of every recorded region whose bytes changed (every recorded
-    /// region, for a checkpoint), with the new checksums the commit will keep.
+    /// For each recorded region (in order) whose bytes changed, or every one for a
+    /// checkpoint: the first chunk whose checksum the record carries, the checksums from
+    /// it on, and the region's new checksums, which the commit keeps once durable.
     fn sum_updates(
         &self,
         commit: &Commit,
         snapshot: &Snapshot,
         checkpoint: bool,
-    ) -> Result<Vec<(SumUpdate, RegionSums)>> {
-        let mut updates = Vec::new();
+    ) -> Result<Vec<Option<(u64, Crcs, RegionSums)>>> {
+        let mut updates = Vec::with_capacity(snapshot.recorded.len());
         for (_, entry, changes) in &snapshot.recorded {
             let number = entry.number;
             let mut sums = match commit.sums.get(number as usize) {
@@ -266,20 +281,21 @@ impl Inner {
             };
             let from = changes.from.min(entry.len);
             if !checkpoint && from >= sums.len() && entry.len == sums.len() {
+                updates.push(None);
                 continue;
             }
-            let update = sums.update(number, from, entry.len, |at, buf| {
+            let (first, crcs) = sums.update(from, entry.len, |at, buf| {
                 self.data
                     .file()
                     .read_exact_at(buf, entry.start + at)
                     .context(SysSnafu)
             })?;
-            let update = if checkpoint {
-                sums.whole(number)
+            let (first, crcs) = if checkpoint {
+                (0, Crcs::from_slice(sums.crcs()))
             } else {
-                update
+                (first, crcs)
             };
-            updates.push((update, sums));
+            updates.push(Some((first, crcs, sums)));
         }
         Ok(updates)
     }

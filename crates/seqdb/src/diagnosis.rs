@@ -346,13 +346,15 @@ mod tests {
 
     fn placed(number: u64, name: &str, start: u64, reserved: u64, len: u64) -> Placed {
         Placed {
-            sums: vec![0; crate::sums::chunks(len) as usize],
+            sums: crate::sums::zeros(len),
             entry: RegionEntry {
                 number,
                 start,
                 reserved,
                 len,
                 name: name.to_owned(),
+                sums_from: 0,
+                crcs: crate::sums::zeros(len),
             },
             origin: 4096 * (number + 1),
         }

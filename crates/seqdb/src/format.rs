@@ -33,8 +33,8 @@ pub(crate) const MAX_REGION_NUMBER: u64 = 1 << 24;
 /// commits, and far enough below `u64::MAX` that the next one never wraps.
 pub(crate) const MAX_GENERATION: u64 = (1 << 63) - 1;
 /// Body bytes besides its lists: generation, kind, number bound, the counts of removed
-/// numbers and of entries, flags, the counts of checksum updates and of inline writes.
-const BODY_FIXED_LEN: u64 = 8 + 1 + 8 + 4 + 4 + 1 + 4 + 4;
+/// numbers and of entries, flags, the count of inline writes.
+const BODY_FIXED_LEN: u64 = 8 + 1 + 8 + 4 + 4 + 1 + 4;
 /// Region bytes are checksummed in chunks of this many bytes (the last one of a region
 /// may be shorter): one CRC-32 per chunk, so checksums take 1/16384 of the data.
 pub(crate) const SUM_CHUNK: u64 = 64 * 1024;
@@ -43,8 +43,6 @@ pub(crate) const SUM_CHUNK: u64 = 64 * 1024;
 pub(crate) const MAX_DATA_LEN: u64 = 1 << 48;
 /// The most chunk checksums a record may carry: every chunk of the largest data file.
 const MAX_CHUNKS: u64 = MAX_DATA_LEN / SUM_CHUNK;
-/// Bytes of a checksum update besides its checksums: number, first chunk, count.
-const SUM_FIXED_LEN: u64 = 8 + 8 + 4;
 /// The most region bytes one record carries inline (see [`InlineWrite`]).
 pub(crate) const MAX_INLINE_BYTES: u64 = 1 << 20;
 /// Bytes of an inline write besides its bytes: offset and length.
@@ -52,14 +50,14 @@ const INLINE_FIXED_LEN: u64 = 8 + 4;
 /// Flag bit: every byte the data file must hold for this commit was synced before the
 /// record was written, so nothing before it needs to be redone.
 const FLAG_DATA_SYNCED: u8 = 1;
-/// Bytes of a region entry besides its name.
-const ENTRY_FIXED_LEN: u64 = 8 + 8 + 8 + 8 + 2;
+/// Bytes of a region entry besides its name and its checksums: number, start, reserved,
+/// length, name length, and the first chunk whose checksum follows.
+const ENTRY_FIXED_LEN: u64 = 8 + 8 + 8 + 8 + 2 + 8;
 /// The longest body this build writes: every region removed and every region written
 /// with the longest name.
 pub(crate) const MAX_BODY_LEN: u64 = BODY_FIXED_LEN
     + MAX_REGION_NUMBER * 8
     + MAX_REGION_NUMBER * (ENTRY_FIXED_LEN + MAX_NAME_LEN as u64)
-    + MAX_REGION_NUMBER * SUM_FIXED_LEN
     + MAX_CHUNKS * 4
     + MAX_REGION_NUMBER * INLINE_FIXED_LEN
     + MAX_INLINE_BYTES;
@@ -112,6 +110,9 @@ impl fmt::Display for RecordKind {
     }
 }
 
+/// Chunk checksums, held without a heap allocation for a region of one chunk.
+pub(crate) type Crcs = smallvec::SmallVec<[u32; 1]>;
+
 /// One region as a commit records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RegionEntry {
@@ -120,15 +121,11 @@ pub(crate) struct RegionEntry {
     pub reserved: u64,
     pub len: u64,
     pub name: String,
-}
-
-/// New chunk checksums of one region: from chunk `first` on, its checksums are `crcs`
-/// (and it has `first + crcs.len()` chunks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SumUpdate {
-    pub number: u64,
-    pub first: u64,
-    pub crcs: Vec<u32>,
+    /// The region's chunk checksums from chunk `sums_from` on are `crcs` (those before
+    /// are as the previous record left them); `sums_from` is the chunk count when none
+    /// changed, and 0 in a checkpoint.
+    pub sums_from: u64,
+    pub crcs: Crcs,
 }
 
 /// Bytes a commit wrote into the data file at `offset`, carried in its record so that
@@ -153,9 +150,6 @@ pub(crate) struct Record {
     /// Whether the data file was synced for this commit before the record was written
     /// (always, for a checkpoint). When not, `inline` holds every byte the commit wrote.
     pub data_synced: bool,
-    /// New chunk checksums of regions whose bytes changed (all regions, for a
-    /// checkpoint); each names a region of `upserts`.
-    pub sums: Vec<SumUpdate>,
     /// The bytes this commit wrote, when the data file was not synced for it.
     pub inline: Vec<InlineWrite>,
 }
@@ -176,7 +170,6 @@ impl Record {
             removed,
             upserts,
             data_synced: true,
-            sums: Vec::new(),
             inline: Vec::new(),
         }
     }
@@ -271,13 +264,12 @@ pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, TooLarge> {
     removed.sort_unstable();
     removed.dedup();
     let names: u64 = record.upserts.iter().map(|e| e.name.len() as u64).sum();
-    let crcs: u64 = record.sums.iter().map(|u| u.crcs.len() as u64).sum();
+    let crcs: u64 = record.upserts.iter().map(|e| e.crcs.len() as u64).sum();
     let inline: u64 = record.inline.iter().map(|w| w.bytes.len() as u64).sum();
     let body_len = BODY_FIXED_LEN
         + removed.len() as u64 * 8
         + record.upserts.len() as u64 * ENTRY_FIXED_LEN
         + names
-        + record.sums.len() as u64 * SUM_FIXED_LEN
         + crcs * 4
         + record.inline.len() as u64 * INLINE_FIXED_LEN
         + inline;
@@ -285,12 +277,11 @@ pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, TooLarge> {
         && record.upserts.iter().all(|e| e.name.len() <= MAX_NAME_LEN)
         && record.generation <= MAX_GENERATION
         && inline <= MAX_INLINE_BYTES
-        && (record.sums.len() as u64) <= MAX_REGION_NUMBER
         && (record.inline.len() as u64) <= MAX_REGION_NUMBER
         && record
-            .sums
+            .upserts
             .iter()
-            .all(|u| u.first + u.crcs.len() as u64 <= MAX_CHUNKS)
+            .all(|e| e.sums_from + e.crcs.len() as u64 <= MAX_CHUNKS)
         && record
             .inline
             .iter()
@@ -331,17 +322,12 @@ fn write_body(record: &Record, removed: &[u64], out: &mut Vec<u8>) {
         out.extend_from_slice(&entry.len.to_le_bytes());
         out.extend_from_slice(&(entry.name.len() as u16).to_le_bytes());
         out.extend_from_slice(entry.name.as_bytes());
-    }
-    out.push(if record.data_synced { FLAG_DATA_SYNCED } else { 0 });
-    out.extend_from_slice(&(record.sums.len() as u32).to_le_bytes());
-    for update in &record.sums {
-        out.extend_from_slice(&update.number.to_le_bytes());
-        out.extend_from_slice(&update.first.to_le_bytes());
-        out.extend_from_slice(&(update.crcs.len() as u32).to_le_bytes());
-        for crc in &update.crcs {
+        out.extend_from_slice(&entry.sums_from.to_le_bytes());
+        for crc in &entry.crcs {
             out.extend_from_slice(&crc.to_le_bytes());
         }
     }
+    out.push(if record.data_synced { FLAG_DATA_SYNCED } else { 0 });
     out.extend_from_slice(&(record.inline.len() as u32).to_le_bytes());
     for write in &record.inline {
         out.extend_from_slice(&write.offset.to_le_bytes());
@@ -523,7 +509,7 @@ impl<B: BodyBytes> Body<'_, B> {
         let room = self.bytes.remaining();
         let mut upserts = Vec::with_capacity(upsert_count.min(room / ENTRY_FIXED_LEN) as usize);
         for _ in 0..upsert_count {
-            upserts.push(field!(self.entry(next_number)));
+            upserts.push(field!(self.entry(next_number, kind)));
         }
         let [flags] = field!(self.take::<1>("the flags"));
         ensure_body!(
@@ -531,12 +517,6 @@ impl<B: BodyBytes> Body<'_, B> {
             "unknown record flags {flags:#x}"
         );
         let data_synced = flags & FLAG_DATA_SYNCED != 0;
-        let sum_count = field!(self.count("a checksum update count"));
-        let room = self.bytes.remaining();
-        let mut sums = Vec::with_capacity(sum_count.min(room / SUM_FIXED_LEN) as usize);
-        for _ in 0..sum_count {
-            sums.push(field!(self.sum_update(next_number)));
-        }
         let inline_count = field!(self.count("an inline write count"));
         let room = self.bytes.remaining();
         let mut inline = Vec::with_capacity(inline_count.min(room / INLINE_FIXED_LEN) as usize);
@@ -563,38 +543,7 @@ impl<B: BodyBytes> Body<'_, B> {
             removed,
             upserts,
             data_synced,
-            sums,
             inline,
-        }))
-    }
-
-    fn sum_update(&mut self, next_number: u64) -> Field<SumUpdate, B::Error> {
-        let fixed = field!(self.take::<20>("a checksum update"));
-        let number = u64_at(&fixed, 0);
-        ensure_body!(
-            number < next_number,
-            "checksums of region number {number}, not below the record's bound {next_number}"
-        );
-        let first = u64_at(&fixed, 8);
-        let count = u64::from(u32_at(&fixed, 16));
-        ensure_body!(
-            first.saturating_add(count) <= MAX_CHUNKS,
-            "region {number}'s checksums reach chunk {}, beyond the largest data file",
-            first.saturating_add(count)
-        );
-        let room = self.bytes.remaining() / 4;
-        ensure_body!(
-            count <= room,
-            "the body ends inside region {number}'s checksums"
-        );
-        let mut crcs = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            crcs.push(field!(self.u32("a chunk checksum")));
-        }
-        Ok(Ok(SumUpdate {
-            number,
-            first,
-            crcs,
         }))
     }
 
@@ -617,7 +566,7 @@ impl<B: BodyBytes> Body<'_, B> {
         Ok(Ok(InlineWrite { offset, bytes }))
     }
 
-    fn entry(&mut self, next_number: u64) -> Field<RegionEntry, B::Error> {
+    fn entry(&mut self, next_number: u64, kind: RecordKind) -> Field<RegionEntry, B::Error> {
         let fixed = field!(self.take::<34>("a region entry"));
         let number = u64_at(&fixed, 0);
         ensure_body!(
@@ -636,12 +585,38 @@ impl<B: BodyBytes> Body<'_, B> {
                 Err(_) => return Ok(Err(format!("region {number}'s name is not UTF-8"))),
             },
         };
+        let len = u64_at(&fixed, 24);
+        ensure_body!(
+            len <= MAX_DATA_LEN,
+            "region {number} holds {len} bytes, more than the largest data file"
+        );
+        let chunks = len.div_ceil(SUM_CHUNK);
+        let sums_from = field!(self.u64("a region's first changed checksum"));
+        ensure_body!(
+            sums_from <= chunks,
+            "region {number}'s checksums start at chunk {sums_from}, but it has {chunks}"
+        );
+        ensure_body!(
+            kind == RecordKind::Delta || sums_from == 0,
+            "the checkpoint lacks checksums of region {number}"
+        );
+        let count = chunks - sums_from;
+        ensure_body!(
+            count <= self.bytes.remaining() / 4,
+            "the body ends inside region {number}'s checksums"
+        );
+        let mut crcs = Crcs::with_capacity(count as usize);
+        for _ in 0..count {
+            crcs.push(field!(self.u32("a chunk checksum")));
+        }
         Ok(Ok(RegionEntry {
             number,
             start: u64_at(&fixed, 8),
             reserved: u64_at(&fixed, 16),
-            len: u64_at(&fixed, 24),
+            len,
             name,
+            sums_from,
+            crcs,
         }))
     }
 }
@@ -677,13 +652,10 @@ mod tests {
                 reserved: 8192,
                 len: 5,
                 name: "prices".into(),
+                sums_from: 0,
+                crcs: Crcs::from_elem(0xdead_beef, 1),
             }],
             data_synced: false,
-            sums: vec![SumUpdate {
-                number: 2,
-                first: 0,
-                crcs: vec![0xdead_beef],
-            }],
             inline: vec![InlineWrite {
                 offset: 4096,
                 bytes: b"hello".to_vec(),
@@ -708,7 +680,7 @@ mod tests {
         Some(parsed)
     }
 
-    const USED: usize = RECORD_HEAD_LEN + 34 + 8 + 34 + 6 + 24 + 17;
+    const USED: usize = RECORD_HEAD_LEN + 25 + 8 + 34 + 6 + 12 + 1 + 4 + 17;
 
     #[test]
     fn header_round_trips_and_tells_versions_from_damage() {
@@ -844,11 +816,11 @@ mod tests {
         r.removed.clear();
         assert!(reason(r).contains("redo"));
         let mut r = sample();
-        r.sums[0].number = 5;
-        assert!(reason(r).contains("checksums of region number 5"));
+        r.upserts[0].sums_from = 2;
+        assert!(reason(r).contains("start at chunk 2, but it has 1"));
         let mut r = sample();
-        r.sums[0].first = MAX_CHUNKS;
-        assert!(reason(r).contains("beyond the largest data file"));
+        r.upserts[0].len = MAX_DATA_LEN + 1;
+        assert!(reason(r).contains("more than the largest data file"));
         let mut r = sample();
         r.inline[0].offset = 100;
         assert!(reason(r).contains("outside the regions' space"));
@@ -862,16 +834,14 @@ mod tests {
         ];
         assert!(reason(r).contains("more than"));
         let mut body = encode_unchecked(&sample());
-        let flags = body.len() - (4 + 20 + 4 + 4 + 12 + 5) - 1;
+        let flags = body.len() - (4 + 12 + 5) - 1;
         body[flags] = 0x80;
         let Ok(parsed) = parse_body(&mut SliceBytes(&body));
         assert!(parsed.unwrap_err().contains("unknown record flags"));
-        // A checksum count claiming more than the body holds allocates nothing first.
-        let mut body = encode_unchecked(&sample());
-        let count = body.len() - (4 + 12 + 5) - 4 - 4;
-        body[count..count + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-        let Ok(parsed) = parse_body(&mut SliceBytes(&body));
-        assert!(parsed.unwrap_err().contains("checksums"));
+        // A length claiming more checksums than the body holds allocates nothing first.
+        let mut r = sample();
+        r.upserts[0].len = MAX_DATA_LEN;
+        assert!(reason(r).contains("ends inside region 2's checksums"));
     }
 
     /// The body of `record` as written, without any check.

@@ -304,7 +304,6 @@ mod tests {
     fn record(entries: usize, name_len: usize) -> Record {
         Record {
             data_synced: true,
-            sums: Vec::new(),
             inline: Vec::new(),
             generation: 3,
             kind: RecordKind::Checkpoint,
@@ -317,6 +316,8 @@ mod tests {
                     reserved: 4096,
                     len: number,
                     name: format!("{number:0>name_len$}"),
+                    sums_from: 0,
+                    crcs: crate::sums::zeros(number),
                 })
                 .collect(),
         }

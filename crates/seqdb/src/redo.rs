@@ -161,9 +161,11 @@ mod tests {
                 reserved: 8192,
                 len,
                 name: format!("r{start}"),
+                sums_from: 0,
+                crcs: crate::sums::zeros(len),
             },
             origin: 0,
-            sums: Vec::new(),
+            sums: crate::sums::zeros(len),
         };
         let entries = [placed(4096, 100), placed(16384, 8192)];
         let writes = [

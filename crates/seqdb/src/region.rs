@@ -470,14 +470,18 @@ impl RegionState {
         }
     }
 
-    /// The metadata a commit records: only bytes in the data file count.
+    /// The metadata a commit records: only bytes in the data file count. Its checksums
+    /// are left as they were (the commit fills in those that changed).
     pub fn entry(&self) -> RegionEntry {
+        let len = self.len();
         RegionEntry {
             number: self.number as u64,
             start: self.start,
             reserved: self.reserved,
-            len: self.len(),
+            len,
             name: self.name.clone(),
+            sums_from: crate::sums::chunks(len),
+            crcs: Default::default(),
         }
     }
 

@@ -15,7 +15,8 @@ use crate::format::{
     self, BadHeader, DatabaseId, FIRST_RECORD, InlineWrite, MAX_META_LEN, RECORD_ALIGN, Record,
     RecordKind, RegionEntry, VERSION,
 };
-use crate::sums::RegionSums;
+use crate::format::Crcs;
+use crate::sums;
 use crate::log_read::{self, CHUNK, Read, RecordEnd, Source};
 
 /// No region has this number (in [`Replayed`]'s index).
@@ -27,7 +28,7 @@ pub(crate) struct Placed {
     pub entry: RegionEntry,
     pub origin: u64,
     /// The checksums of the region's chunks (validation checks their count).
-    pub sums: Vec<u32>,
+    pub sums: Crcs,
 }
 
 /// The regions a prefix of the log describes.
@@ -62,7 +63,7 @@ impl Replayed {
             synced_generation: record.generation,
             redo: Vec::new(),
         };
-        for entry in record.upserts {
+        for mut entry in record.upserts {
             let slot = &mut state.index[entry.number as usize];
             if *slot != NONE {
                 return Err(format!(
@@ -71,77 +72,40 @@ impl Replayed {
                 ));
             }
             *slot = state.entries.len() as u32;
+            // The decoder has checked that a checkpoint's checksums start at chunk 0.
+            let sums = std::mem::take(&mut entry.crcs);
             state.entries.push(Placed {
                 entry,
                 origin,
-                sums: Vec::new(),
+                sums,
             });
         }
-        state.apply_sums(&record.sums)?;
         Ok(state)
     }
 
-    /// Apply a record's checksum updates, each to a region the record lists.
-    fn apply_sums(&mut self, updates: &[format::SumUpdate]) -> std::result::Result<(), String> {
-        for update in updates {
-            let at = self.index.get(update.number as usize).copied().unwrap_or(NONE);
-            let Some(placed) = self.entries.get_mut(at as usize) else {
-                return Err(format!(
-                    "the record carries checksums of region {}, which does not exist",
-                    update.number
-                ));
-            };
-            if !RegionSums::apply(&mut placed.sums, update) {
-                return Err(format!(
-                    "the record's checksums of region {} start at chunk {}, beyond the {} \
-                     it had",
-                    update.number,
-                    update.first,
-                    placed.sums.len()
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether a delta's checksum updates fit the state it applies to: each names a
-    /// region that exists after the delta, once, and continues its checksums. Checked
-    /// before anything is applied, so a refused record leaves the state as it was.
+    /// Whether a delta's checksums continue the state it applies to: an entry whose
+    /// checksums start past chunk 0 must be of a region that exists, is not removed by
+    /// the delta, and has at least that many chunks. Checked before anything is applied,
+    /// so a refused record leaves the state as it was.
     fn check_sums(&self, record: &Record) -> std::result::Result<(), String> {
-        if record.sums.is_empty() {
-            return Ok(());
-        }
-        let sorted = |numbers: &mut Vec<u64>| numbers.sort_unstable();
-        let mut removed = record.removed.clone();
-        sorted(&mut removed);
-        let mut upserted: Vec<u64> = record.upserts.iter().map(|e| e.number).collect();
-        sorted(&mut upserted);
-        let mut updated: Vec<u64> = record.sums.iter().map(|u| u.number).collect();
-        sorted(&mut updated);
-        if let Some(twice) = updated.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!(
-                "the record carries checksums of region {} twice",
-                twice[0]
-            ));
-        }
-        for update in &record.sums {
-            let number = update.number;
-            let kept = removed.binary_search(&number).is_err();
+        let mut removed: Option<Vec<u64>> = None;
+        for entry in record.upserts.iter().filter(|e| e.sums_from > 0) {
+            let number = entry.number;
+            let removed = removed.get_or_insert_with(|| {
+                let mut numbers = record.removed.clone();
+                numbers.sort_unstable();
+                numbers
+            });
             let had = match self.index.get(number as usize) {
-                Some(&at) if kept && at != NONE => Some(self.entries[at as usize].sums.len()),
-                _ => None,
+                Some(&at) if at != NONE && removed.binary_search(&number).is_err() => {
+                    self.entries[at as usize].sums.len() as u64
+                }
+                _ => 0,
             };
-            if had.is_none() && upserted.binary_search(&number).is_err() {
+            if entry.sums_from > had {
                 return Err(format!(
-                    "the record carries checksums of region {number}, which does not exist"
-                ));
-            }
-            let had = had.unwrap_or(0) as u64;
-            if update.first > had {
-                return Err(format!(
-                    "the record's checksums of region {number} start at chunk {}, beyond the \
-                     {had} it had",
-                    update.first
+                    "region {number}'s checksums continue from chunk {}, but it had {had}",
+                    entry.sums_from
                 ));
             }
         }
@@ -167,25 +131,30 @@ impl Replayed {
                 self.index[moved.entry.number as usize] = at;
             }
         }
-        for entry in record.upserts {
+        for mut entry in record.upserts {
             let number = entry.number as usize;
+            let new = std::mem::take(&mut entry.crcs);
             match self.index[number] {
                 NONE => {
                     self.index[number] = self.entries.len() as u32;
                     self.entries.push(Placed {
                         entry,
                         origin,
-                        sums: Vec::new(),
+                        sums: new,
                     });
                 }
                 at => {
                     let placed = &mut self.entries[at as usize];
+                    // Checked above, but for a number listed twice in the delta: its
+                    // checksums are then left empty, which validation refuses.
+                    if !sums::apply(&mut placed.sums, entry.sums_from, &new) {
+                        placed.sums.clear();
+                    }
                     placed.entry = entry;
                     placed.origin = origin;
                 }
             }
         }
-        self.apply_sums(&record.sums)?;
         self.next_number = record.next_number;
         self.generation = record.generation;
         if record.data_synced {
@@ -464,13 +433,14 @@ mod tests {
             reserved: 4096,
             len: 10,
             name: name.to_owned(),
+            sums_from: 0,
+            crcs: crate::sums::zeros(10),
         }
     }
 
     fn checkpoint(generation: u64, entries: Vec<RegionEntry>) -> Record {
         Record {
             data_synced: true,
-            sums: Vec::new(),
             inline: Vec::new(),
             generation,
             kind: RecordKind::Checkpoint,
@@ -483,7 +453,6 @@ mod tests {
     fn delta(generation: u64, removed: Vec<u64>, entries: Vec<RegionEntry>) -> Record {
         Record {
             data_synced: true,
-            sums: Vec::new(),
             inline: Vec::new(),
             generation,
             kind: RecordKind::Delta,

@@ -3,18 +3,25 @@
 //! continues the checksum of a partial last chunk over bytes appended to it, so a flush
 //! still costs what changed.
 
-use crate::format::{SUM_CHUNK, SumUpdate};
+use crate::format::{Crcs, SUM_CHUNK};
 
 /// The chunk checksums of a region `len` bytes long.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RegionSums {
     len: u64,
-    crcs: Vec<u32>,
+    crcs: Crcs,
 }
 
 /// How many chunks a region of `len` bytes has.
 pub(crate) fn chunks(len: u64) -> u64 {
     len.div_ceil(SUM_CHUNK)
+}
+
+/// Checksums of zeros' count for a region of `len` bytes (tests that build records by
+/// hand; their values are not checked when opening).
+#[cfg(test)]
+pub(crate) fn zeros(len: u64) -> Crcs {
+    Crcs::from_elem(0, chunks(len) as usize)
 }
 
 /// The checksum of `bytes`, continuing `from` (the checksum of the bytes before them).
@@ -27,7 +34,7 @@ pub(crate) fn continue_crc(from: u32, bytes: &[u8]) -> u32 {
 impl RegionSums {
     /// Checksums as a record left them; `crcs` must number [`chunks`]`(len)` (the caller
     /// has validated it).
-    pub fn new(len: u64, crcs: Vec<u32>) -> Self {
+    pub fn new(len: u64, crcs: Crcs) -> Self {
         RegionSums { len, crcs }
     }
 
@@ -43,18 +50,18 @@ impl RegionSums {
     /// Bring the checksums up to date with a region now `len` bytes long whose bytes
     /// changed from offset `from` on (nothing before `from` changed since they were
     /// computed). `read(offset, buf)` fills `buf` with the region's bytes at `offset`.
-    /// Returns the update a record carries.
+    /// Returns what a record carries: the first chunk recomputed, and the checksums
+    /// from it on.
     pub fn update<E>(
         &mut self,
-        number: u64,
         from: u64,
         len: u64,
         mut read: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
-    ) -> Result<SumUpdate, E> {
+    ) -> Result<(u64, Crcs), E> {
         let from = from.min(self.len).min(len);
         let first = from / SUM_CHUNK;
         let mut buf = vec![0u8; (len - first * SUM_CHUNK).min(SUM_CHUNK) as usize];
-        let mut crcs = Vec::with_capacity((chunks(len) - first) as usize);
+        let mut crcs = Crcs::with_capacity((chunks(len) - first) as usize);
         let mut at = first * SUM_CHUNK;
         // Bytes appended to a partial last chunk continue its checksum.
         let continuing = from == self.len && !from.is_multiple_of(SUM_CHUNK);
@@ -80,32 +87,20 @@ impl RegionSums {
         self.crcs.extend_from_slice(&crcs);
         self.len = len;
         debug_assert_eq!(self.crcs.len() as u64, chunks(len));
-        Ok(SumUpdate {
-            number,
-            first,
-            crcs,
-        })
+        Ok((first, crcs))
     }
+}
 
-    /// An update carrying every checksum (a checkpoint's).
-    pub fn whole(&self, number: u64) -> SumUpdate {
-        SumUpdate {
-            number,
-            first: 0,
-            crcs: self.crcs.clone(),
-        }
+/// Apply what a record carries (checksums from chunk `first` on) to checksums as the
+/// previous record left them; false when `first` is beyond them (the record does not
+/// continue these checksums).
+pub(crate) fn apply(crcs: &mut Crcs, first: u64, new: &[u32]) -> bool {
+    if first > crcs.len() as u64 {
+        return false;
     }
-
-    /// Apply a record's update to checksums that count `self.crcs.len()` chunks; false
-    /// when the update starts beyond them (the record does not continue these sums).
-    pub fn apply(crcs: &mut Vec<u32>, update: &SumUpdate) -> bool {
-        if update.first > crcs.len() as u64 {
-            return false;
-        }
-        crcs.truncate(update.first as usize);
-        crcs.extend_from_slice(&update.crcs);
-        true
-    }
+    crcs.truncate(first as usize);
+    crcs.extend_from_slice(new);
+    true
 }
 
 /// The chunks of a region whose checksums do not match `bytes` (the region's bytes):
@@ -155,7 +150,7 @@ mod tests {
         };
         let mut bytes: Vec<u8> = Vec::new();
         let mut sums = RegionSums::default();
-        let mut applied: Vec<u32> = Vec::new();
+        let mut applied = Crcs::new();
         for step in 0..400 {
             let from = match next(4) {
                 0 => {
@@ -176,12 +171,10 @@ mod tests {
                 }
                 _ => bytes.len() as u64,
             };
-            let update = sums
-                .update(9, from, bytes.len() as u64, reader(&bytes))
-                .unwrap();
+            let (first, new) = sums.update(from, bytes.len() as u64, reader(&bytes)).unwrap();
             assert_eq!(sums.crcs(), fresh(&bytes).as_slice(), "step {step}");
-            assert!(RegionSums::apply(&mut applied, &update));
-            assert_eq!(applied, sums.crcs(), "step {step}");
+            assert!(apply(&mut applied, first, &new));
+            assert_eq!(applied.as_slice(), sums.crcs(), "step {step}");
         }
     }
 
@@ -189,17 +182,17 @@ mod tests {
     fn small_appends_touch_only_the_last_chunk() {
         let mut bytes = vec![7u8; 3 * SUM_CHUNK as usize + 10];
         let mut sums = RegionSums::default();
-        sums.update(0, 0, bytes.len() as u64, reader(&bytes)).unwrap();
+        sums.update(0, bytes.len() as u64, reader(&bytes)).unwrap();
         let before = bytes.len() as u64;
         bytes.extend_from_slice(b"8 bytes!");
         let mut read = 0;
-        let update = sums
-            .update(0, before, bytes.len() as u64, |at, buf: &mut [u8]| {
+        let (first, new) = sums
+            .update(before, bytes.len() as u64, |at, buf: &mut [u8]| {
                 read += buf.len();
                 reader(&bytes)(at, buf)
             })
             .unwrap();
-        assert_eq!((update.first, update.crcs.len(), read), (3, 1, 8));
+        assert_eq!((first, new.len(), read), (3, 1, 8));
         assert_eq!(sums.crcs(), fresh(&bytes).as_slice());
     }
 
@@ -219,12 +212,9 @@ mod tests {
 
     #[test]
     fn an_update_that_does_not_continue_is_refused() {
-        let mut crcs = vec![1, 2];
-        let update = SumUpdate {
-            number: 0,
-            first: 3,
-            crcs: vec![4],
-        };
-        assert!(!RegionSums::apply(&mut crcs, &update));
+        let mut crcs = Crcs::from_slice(&[1, 2]);
+        assert!(!apply(&mut crcs, 3, &[4]));
+        assert!(apply(&mut crcs, 1, &[4]));
+        assert_eq!(crcs.as_slice(), [1, 4]);
     }
 }
