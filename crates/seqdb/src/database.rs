@@ -28,10 +28,10 @@ use crate::meta_log::{META_FILE, MetaLog};
 use crate::name_index::NameIndex;
 use crate::opening::{self, Opened};
 use crate::recovery::RecoveryReport;
-use crate::sums::RegionSums;
 use crate::region::RegionState;
 use crate::replay::Placed;
 use crate::retired::Retired;
+use crate::sums::RegionSums;
 use crate::tail::Budget;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
 
