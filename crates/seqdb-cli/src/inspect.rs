@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::args::SortKey;
 use crate::failure::Failure;
 use crate::output::{print, print_json};
+use crate::progress::ByteProgress;
 use crate::{disk, human, open};
 
 /// What `info --json` prints.
@@ -102,6 +103,25 @@ pub struct Check<'a> {
     /// One sentence per harmless leftover of a crash, which the next read-write open
     /// cleans up.
     pub warnings: &'a [String],
+    /// Whether every region's bytes were compared with their checksums (`--data`).
+    pub data_checked: bool,
+    /// The ranges whose bytes do not match their checksums.
+    pub damaged: Vec<Damaged>,
+}
+
+/// A damaged range of a region, as `check --data --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Damaged {
+    /// The region's name.
+    pub region: String,
+    /// The region's number.
+    pub number: usize,
+    /// The first damaged byte, as an offset in the region.
+    pub offset: u64,
+    /// How many bytes from `offset` on are damaged (whole 64 KiB chunks).
+    pub len: u64,
+    /// Where `offset` is in the data file.
+    pub file_offset: u64,
 }
 
 impl<'a> Check<'a> {
@@ -117,6 +137,18 @@ impl<'a> Check<'a> {
             meta_len: report.meta_len,
             problems: &report.problems,
             warnings: &report.warnings,
+            data_checked: report.data_checked,
+            damaged: report
+                .damaged
+                .iter()
+                .map(|d| Damaged {
+                    region: d.region.clone(),
+                    number: d.number,
+                    offset: d.offset,
+                    len: d.len,
+                    file_offset: d.file_offset,
+                })
+                .collect(),
         }
     }
 }
@@ -243,8 +275,8 @@ fn ls_table(regions: &[Region]) -> String {
 
 /// `seqdb check DB [--repair] [--json]`: exit status 1 when a problem is found (with
 /// `--repair`, when one is left after repairing).
-pub fn check(db: &Path, repair: bool, as_json: bool) -> Result<ExitCode, Failure> {
-    let report = checked(db)?;
+pub fn check(db: &Path, data: bool, repair: bool, as_json: bool) -> Result<ExitCode, Failure> {
+    let report = checked(db, data)?;
     if !repair {
         if as_json {
             print_json(&Check::new(db, &report))?;
@@ -266,7 +298,7 @@ pub fn check(db: &Path, repair: bool, as_json: bool) -> Result<ExitCode, Failure
     };
     let after = match &recovery {
         None => None,
-        Some(_) => Some(checked(db)?),
+        Some(_) => Some(checked(db, data)?),
     };
     if as_json {
         print_json(&Repaired {
@@ -349,8 +381,14 @@ impl Recovery {
     }
 }
 
-fn checked(db: &Path) -> Result<CheckReport, Failure> {
-    seqdb::check(db).map_err(|error| match error {
+fn checked(db: &Path, data: bool) -> Result<CheckReport, Failure> {
+    let report = if data {
+        let mut progress = ByteProgress::new("checking the data");
+        seqdb::check_data(db, |done, total| progress.update(done, total))
+    } else {
+        seqdb::check(db)
+    };
+    report.map_err(|error| match error {
         seqdb::Error::AlreadyOpen { .. } => Failure::new(format!(
             "database {} is open for writing by another process or handle; the check reads \
              the files as a reader and cannot run beside a writer, so close the writer and \

@@ -623,6 +623,44 @@ fn check_passes_a_healthy_database_and_fails_a_damaged_one() {
 }
 
 #[test]
+fn check_data_names_the_region_whose_bytes_were_damaged() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let database = sample(dir.path());
+    let prices = database.get_region("prices".into()).unwrap();
+    database.close().unwrap();
+    let db = arg(dir.path());
+    let report = ok_json(&["check", db, "--data", "--json"]);
+    assert_eq!(report["healthy"], true, "{report}");
+    assert_eq!(report["data_checked"], true, "{report}");
+    assert_eq!(report["damaged"], serde_json::json!([]), "{report}");
+    // Without --data the bytes are not read.
+    assert_eq!(ok_json(&["check", db, "--json"])["data_checked"], false);
+
+    // One byte flipped inside "prices", in its first 64 KiB chunk.
+    let data = dir.path().join("data");
+    let mut bytes = fs::read(&data).unwrap();
+    bytes[(prices.start() + 1234) as usize] ^= 0x01;
+    fs::write(&data, &bytes).unwrap();
+    // The metadata says nothing about the bytes: the plain check still passes.
+    ok(&["check", db]);
+    let out = run(&["check", db, "--data"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("region \"prices\"") && stdout.contains("bytes 0..50000"),
+        "{stdout}"
+    );
+    let out = run(&["check", db, "--data", "--json"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["damaged"][0]["region"], "prices", "{report}");
+    assert_eq!(report["damaged"][0]["offset"], 0, "{report}");
+    assert_eq!(report["damaged"][0]["len"], 50_000, "{report}");
+    assert_eq!(report["damaged"].as_array().unwrap().len(), 1, "{report}");
+}
+
+#[test]
 fn check_repair_cuts_a_broken_log_and_says_what_it_cut() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -508,7 +508,8 @@ fn a_flush_waiting_behind_the_failing_one_is_refused() {
     db.write_all_to_region("a".into(), b"committed").unwrap();
     db.flush().unwrap();
     // More than a commit carries in its record: the data file is synced for it.
-    db.write_all_to_region("a".into(), &[b'x'; 400_000]).unwrap();
+    db.write_all_to_region("a".into(), &[b'x'; 400_000])
+        .unwrap();
     armed.store(true, Ordering::SeqCst);
 
     let first = thread::spawn({
