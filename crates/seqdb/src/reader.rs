@@ -125,6 +125,9 @@ impl Inner {
             (view, holder)
         };
         published.frozen = published.frozen.max(len);
+        // Under the mutex, so that one snapshot prefaults each new byte once, and readers
+        // that wait for it find the pages mapped too.
+        published.prefaulted.prefault(&view, region.start());
         let snapshot = Arc::new(Snapshot::new(
             view,
             holder,

@@ -7,7 +7,7 @@ use parking_lot::{Mutex, MutexGuard};
 use seqdb_sys::{Consumer, ExtentHold};
 
 use crate::format::RegionEntry;
-use crate::snapshot::Published;
+use crate::snapshot::{Prefaulted, Published};
 use crate::tail::{Budget, Tail};
 
 /// A snapshot of one region's metadata.
@@ -141,7 +141,10 @@ impl RegionState {
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(entry.len),
             hold: Arc::default(),
-            published: Mutex::default(),
+            published: Mutex::new(Published {
+                prefaulted: Prefaulted::opened(entry.len),
+                ..Published::default()
+            }),
         }
     }
 
@@ -402,6 +405,8 @@ impl RegionState {
         let published = self.published.get_mut();
         published.withdraw();
         published.frozen = 0;
+        // The new extent was written by this process: its bytes are in the page cache.
+        published.prefaulted = Prefaulted::default();
         self.start = start;
         self.reserved = reserved;
         // What shared holders wrote of the tail stayed at the old place.

@@ -107,6 +107,8 @@ pub(crate) struct Published {
     /// holder: bytes below it may be in a reader's view, and are written in place only
     /// once the extent has no holder.
     pub frozen: u64,
+    /// How much of the current extent is in this process's page tables already.
+    pub prefaulted: Prefaulted,
 }
 
 impl std::fmt::Debug for Published {
@@ -115,6 +117,7 @@ impl std::fmt::Debug for Published {
             .field("len", &self.snapshot.as_ref().map(|s| s.bytes().len()))
             .field("current", &self.snapshot.as_ref().map(|s| s.is_current()))
             .field("frozen", &self.frozen)
+            .field("prefaulted", &self.prefaulted)
             .finish()
     }
 }
@@ -133,6 +136,54 @@ impl Published {
         if let Some(snapshot) = self.snapshot.take() {
             snapshot.invalidate();
         }
+    }
+}
+
+/// The fewest bytes worth a prefault: below this the first read's fault maps them all
+/// anyway (the kernel maps the cached pages around a faulting one, 64 KiB by default).
+const PREFAULT_MIN: usize = 64 << 10;
+
+/// How far a region's current extent is in this process's page tables.
+///
+/// A region's bytes reach the file by `pwrite`, into the page cache but into no page table
+/// of the map readers read through, so without this each first read of a page takes a
+/// fault. A new snapshot therefore has the kernel map the bytes it shows that no snapshot
+/// of the same extent in the same mapping showed before ([`View::prefault`]), once they
+/// are at least [`PREFAULT_MIN`]. Bytes that were in the file when it was opened are left
+/// to the reads: they may not be in memory, and a reader may read few of them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Prefaulted {
+    /// Bytes of the extent below this were in the file when it was opened.
+    opened: u64,
+    /// The mapping and extent start of the last prefault, and the length it reached.
+    done: Option<(usize, u64, u64)>,
+}
+
+impl Prefaulted {
+    /// For a region whose first `len` bytes were in the file when it was opened.
+    pub fn opened(len: u64) -> Self {
+        Prefaulted {
+            opened: len,
+            done: None,
+        }
+    }
+
+    /// Prefaults what `view`, a snapshot's view of the extent that starts at `start`,
+    /// shows beyond the snapshots before it, if that is worth it.
+    pub fn prefault(&mut self, view: &View, start: u64) {
+        let mapping = view.mapping_id();
+        let done = match self.done {
+            Some((m, s, len)) if m == mapping && s == start => len,
+            _ => 0,
+        };
+        let from = self.opened.max(done);
+        let len = view.len() as u64;
+        if len.saturating_sub(from) < PREFAULT_MIN as u64 {
+            return;
+        }
+        // `from < len`, a `usize`.
+        view.prefault(from as usize);
+        self.done = Some((mapping, start, len));
     }
 }
 
