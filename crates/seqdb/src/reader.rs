@@ -82,7 +82,12 @@ impl Inner {
         if region.is_removed() {
             return self.unknown(id);
         }
-        let snapshot = self.share(&region)?;
+        let (snapshot, prefault) = self.share(&region)?;
+        drop(region);
+        if let Some(from) = prefault {
+            // Outside the region's lock: a writer of the region need not wait for it.
+            snapshot.prefault(from);
+        }
         if let Identifier::Number(number) = *id
             && snapshot.is_current()
         {
@@ -92,12 +97,13 @@ impl Inner {
     }
 
     /// The region's published snapshot if it is current, else a new one, published for
-    /// the next readers. Needs the region's shared lock.
-    fn share(&self, region: &RegionState) -> Result<Arc<Snapshot>> {
+    /// the next readers, with the offset from which the caller should prefault its bytes
+    /// (see [`Prefaulted`](crate::snapshot::Prefaulted)). Needs the region's shared lock.
+    fn share(&self, region: &RegionState) -> Result<(Arc<Snapshot>, Option<usize>)> {
         if let Some(snapshot) = region.published().lock().snapshot.as_ref()
             && snapshot.is_current()
         {
-            return Ok(Arc::clone(snapshot));
+            return Ok((Arc::clone(snapshot), None));
         }
         // Bytes still in memory go to the file, so the map shows the whole region.
         self.settle_shared(region)?;
@@ -109,7 +115,7 @@ impl Inner {
             && snapshot.is_current()
         {
             // Another reader published one meanwhile.
-            return Ok(Arc::clone(snapshot));
+            return Ok((Arc::clone(snapshot), None));
         }
         // `len` is read once: a lent buffer collected by another holder of the shared lock
         // meanwhile lands beyond it.
@@ -125,9 +131,8 @@ impl Inner {
             (view, holder)
         };
         published.frozen = published.frozen.max(len);
-        // Under the mutex, so that one snapshot prefaults each new byte once, and readers
-        // that wait for it find the pages mapped too.
-        published.prefaulted.prefault(&view, region.start());
+        // Planned under the mutex, so that one snapshot prefaults each new byte once.
+        let prefault = published.prefaulted.plan(&view, region.start());
         let snapshot = Arc::new(Snapshot::new(
             view,
             holder,
@@ -138,7 +143,7 @@ impl Inner {
         // more: only the published snapshot may be current, as only it is marked when
         // the region changes.
         published.publish(Arc::clone(&snapshot));
-        Ok(snapshot)
+        Ok((snapshot, prefault))
     }
 }
 

@@ -56,6 +56,12 @@ impl Snapshot {
         self.view.bytes()
     }
 
+    /// Has the kernel map the bytes from `from` on into the page tables now
+    /// ([`View::prefault`]).
+    pub fn prefault(&self, from: usize) {
+        self.view.prefault(from);
+    }
+
     /// The region's metadata when the snapshot was taken (its length is the snapshot's).
     pub fn region(&self) -> &Region {
         &self.region
@@ -168,9 +174,10 @@ impl Prefaulted {
         }
     }
 
-    /// Prefaults what `view`, a snapshot's view of the extent that starts at `start`,
-    /// shows beyond the snapshots before it, if that is worth it.
-    pub fn prefault(&mut self, view: &View, start: u64) {
+    /// Where to prefault `view`, a new snapshot's view of the extent that starts at
+    /// `start`: from the end of what the snapshots before it showed, when enough is new
+    /// (the caller then calls [`Snapshot::prefault`]). Counts it as done.
+    pub fn plan(&mut self, view: &View, start: u64) -> Option<usize> {
         let mapping = view.mapping_id();
         let done = match self.done {
             Some((m, s, len)) if m == mapping && s == start => len,
@@ -179,11 +186,11 @@ impl Prefaulted {
         let from = self.opened.max(done);
         let len = view.len() as u64;
         if len.saturating_sub(from) < PREFAULT_MIN as u64 {
-            return;
+            return None;
         }
-        // `from < len`, a `usize`.
-        view.prefault(from as usize);
         self.done = Some((mapping, start, len));
+        // `from < len`, a `usize`.
+        Some(from as usize)
     }
 }
 
