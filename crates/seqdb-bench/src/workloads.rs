@@ -47,26 +47,7 @@ fn repeated(
         runs.push(workload(&dir)?);
         std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
     }
-    let mut metrics = Metrics::default();
-    let Some(first) = runs.first() else {
-        return Ok(metrics);
-    };
-    for (i, (key, metric)) in first.entries().iter().enumerate() {
-        let values: Vec<f64> = runs
-            .iter()
-            .filter_map(|run| match run.entries().get(i) {
-                Some((_, Metric::Value(v))) => Some(*v),
-                _ => None,
-            })
-            .collect();
-        let merged = if values.len() == runs.len() {
-            Metric::Value(median(values))
-        } else {
-            *metric
-        };
-        metrics.push(key, merged);
-    }
-    Ok(metrics)
+    Ok(Metrics::median_of(&runs))
 }
 
 /// Appends the little-endian numbers `0..count` to one region, 8 bytes per call.
