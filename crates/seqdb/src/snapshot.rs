@@ -20,10 +20,9 @@
 //! is reused only once no snapshot views it (`docs/ARCHITECTURE.md`, "Readers").
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use seqdb_sys::{ExtentHold, View};
+use seqdb_sys::{CurrentMark, ExtentHold, View};
 
 use crate::Region;
 
@@ -35,7 +34,7 @@ pub(crate) struct Snapshot {
     _holder: Option<Holder>,
     region: Region,
     /// Whether the region is unchanged since: new readers may share this snapshot.
-    current: AtomicBool,
+    current: CurrentMark,
 }
 
 impl Snapshot {
@@ -46,7 +45,7 @@ impl Snapshot {
             view,
             _holder: holder,
             region,
-            current: AtomicBool::new(current),
+            current: CurrentMark::new(current),
         }
     }
 
@@ -70,18 +69,15 @@ impl Snapshot {
     /// Whether the region has not changed since: a new reader may share this snapshot.
     #[inline]
     pub fn is_current(&self) -> bool {
-        // Acquire, to pair with the writer's release: a reader that happens after a
-        // change sees the mark cleared.
-        self.current.load(Ordering::Acquire)
+        // A reader that happens after a change sees the mark cleared.
+        self.current.is_current()
     }
 
     /// The region changed (or is about to, under its write lock): new readers must take a
     /// new snapshot.
     #[inline]
     pub fn invalidate(&self) {
-        if self.current.load(Ordering::Relaxed) {
-            self.current.store(false, Ordering::Release);
-        }
+        self.current.clear();
     }
 }
 
