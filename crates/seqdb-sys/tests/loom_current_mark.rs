@@ -93,10 +93,16 @@ fn a_reader_after_the_writers_lock_never_shares_the_old_snapshot() {
         };
         let len = *region.len.read().unwrap();
         if len == 2 {
-            assert!(!region.share(), "shared a snapshot older than what the lock showed");
+            assert!(
+                !region.share(),
+                "shared a snapshot older than what the lock showed"
+            );
         }
         writer.join().unwrap();
-        assert!(!region.share(), "shared a snapshot after the writer was joined");
+        assert!(
+            !region.share(),
+            "shared a snapshot after the writer was joined"
+        );
     });
 }
 
@@ -118,7 +124,10 @@ fn a_reader_told_of_the_write_never_shares_the_old_snapshot() {
             })
             .collect();
         region.append();
-        assert!(!region.share(), "the writer's own thread shared the old snapshot");
+        assert!(
+            !region.share(),
+            "the writer's own thread shared the old snapshot"
+        );
         for reader in readers {
             reader.join().unwrap();
         }

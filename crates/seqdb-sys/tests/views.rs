@@ -436,7 +436,9 @@ fn a_prefaulted_view_reads_without_page_faults() {
     let view = half.view(0, bytes.len() as u64).expect("view");
     view.prefault(bytes.len() / 2);
     let before = minor_faults();
-    let upper: u64 = (PAGES / 2..PAGES).map(|page| u64::from(view[page * 4096])).sum();
+    let upper: u64 = (PAGES / 2..PAGES)
+        .map(|page| u64::from(view[page * 4096]))
+        .sum();
     assert_eq!(upper, (PAGES as u64 / 2..PAGES as u64).sum::<u64>());
     assert_eq!(minor_faults(), before, "the prefaulted half did not fault");
     assert_eq!(view[0], 0);

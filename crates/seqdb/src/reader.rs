@@ -37,8 +37,10 @@ use crate::{Database, Identifier, Region, Result};
 /// Making a reader of a region that has not changed since the last reader of it was made
 /// shares that reader's snapshot: on the thread that made it, an `Arc` clone and no lock.
 /// After a change the first reader takes a new snapshot: it waits for a writer of that
-/// region that holds its lock, writes bytes still in memory to the file, and pins the
-/// range in the mapping. `Reader` is `Send` and `Sync`.
+/// region that holds its lock, writes bytes still in memory to the file, pins the range
+/// in the mapping, and on Linux has the kernel map the bytes written since the last
+/// snapshot into the page tables (64 KiB or more of them; about 0.3 ms for 24 MB), so that
+/// the first reads of them take no page fault. `Reader` is `Send` and `Sync`.
 ///
 /// The slices a reader returns point into a memory map of the data file. Nothing this
 /// crate does changes them while the reader lives; a process or handle outside it that
