@@ -114,7 +114,8 @@ impl View {
         if from >= self.len {
             return;
         }
-        #[cfg(any(target_os = "linux", target_os = "android"))]
+        // memmap2 offers the advice on Linux only.
+        #[cfg(target_os = "linux")]
         {
             // Best effort: an older kernel answers EINVAL, and a failure only leaves the
             // pages to be faulted in by the reads.
