@@ -37,6 +37,10 @@ pub struct Info {
     pub holes: u64,
     /// Bytes in those holes.
     pub hole_bytes: u64,
+    /// Space regions moved away from that this handle keeps because readers of it still
+    /// view it (a fresh handle, as the command's, has none: other processes' readers are
+    /// not visible).
+    pub retired_bytes: u64,
     /// File length divided by live bytes (1 for an empty database).
     pub space_amplification: f64,
 }
@@ -175,6 +179,7 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
             regions: stats.regions,
             holes: stats.holes,
             hole_bytes: stats.hole_bytes,
+            retired_bytes: stats.retired_bytes,
             space_amplification: stats.space_amplification(),
         });
     }

@@ -293,6 +293,8 @@ fn info_json_matches_the_library_stats() {
     assert_eq!(number(&info["holes"]), stats.holes);
     assert!(stats.holes >= 1, "removing a region leaves a hole");
     assert_eq!(number(&info["hole_bytes"]), stats.hole_bytes);
+    // The command's own handle has no readers, so it keeps no retired space.
+    assert_eq!(number(&info["retired_bytes"]), 0);
     let allocated = &info["allocated"];
     assert_eq!(
         number(&allocated["total"]),
