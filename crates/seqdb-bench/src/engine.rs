@@ -42,6 +42,12 @@ pub trait Engine: Sized + Sync {
     /// Makes everything appended or removed so far durable (as far as the engine can).
     fn flush(&mut self) -> Outcome<()>;
 
+    /// How many device syncs (`fdatasync`, `fsync`, directory syncs) the engine has
+    /// made so far, when it can tell.
+    fn syncs(&self) -> Option<u64> {
+        None
+    }
+
     /// Makes the state durable, then gives unused space back to the file system.
     /// Returns `false` when the engine has no way to give space back (it only flushed).
     fn flush_then_punch(&mut self) -> Outcome<bool>;

@@ -403,6 +403,8 @@ struct FlushTarget<E> {
     engine: E,
     regions: Vec<usize>,
     samples: Vec<f64>,
+    /// Device syncs of each timed flush, when the engine can tell.
+    syncs: Vec<u64>,
 }
 
 impl<E: Engine> FlushTarget<E> {
@@ -419,6 +421,7 @@ impl<E: Engine> FlushTarget<E> {
             engine,
             regions,
             samples: Vec::new(),
+            syncs: Vec::new(),
         })
     }
 
@@ -427,9 +430,13 @@ impl<E: Engine> FlushTarget<E> {
         let target = [self.regions[(i * 7919 % self.regions.len() as u64) as usize]];
         let mut source = Stamped::new(&target, 1, 1, 8);
         self.engine.append_all(&mut source)?;
+        let before = self.engine.syncs();
         let start = Instant::now();
         self.engine.flush()?;
         self.samples.push(seconds(start));
+        if let (Some(before), Some(after)) = (before, self.engine.syncs()) {
+            self.syncs.push(after - before);
+        }
         Ok(())
     }
 }
@@ -470,6 +477,10 @@ fn w7<E: Engine>(dir: &Path) -> Outcome<Metrics> {
     let mut metrics = Metrics::default();
     metrics.push("w7_one_ms", Metric::Value(median(one.samples) * 1e3));
     metrics.push("w7_many_ms", Metric::Value(median(many.samples) * 1e3));
+    if !one.syncs.is_empty() {
+        let syncs: Vec<f64> = one.syncs.iter().chain(&many.syncs).map(|&n| n as f64).collect();
+        metrics.push("w7_syncs", Metric::Value(median(syncs)));
+    }
     metrics.push(
         "w7_fdatasync_ms",
         Metric::Value(median(probe_samples) * 1e3),
