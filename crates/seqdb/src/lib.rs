@@ -123,6 +123,7 @@
 //! regions.
 #![forbid(unsafe_code)]
 
+mod beside_writer;
 mod check;
 mod commit;
 mod data_header;
@@ -141,6 +142,8 @@ mod name_index;
 mod opening;
 mod options;
 mod reader;
+mod reader_release;
+mod readers_file;
 mod recovery;
 mod region;
 mod replay;
@@ -157,6 +160,7 @@ pub use identifier::Identifier;
 pub use io::{RegionCursor, RegionWriter};
 pub use options::OpenOptions;
 pub use reader::Reader;
+pub use readers_file::{KeptForReaders, ReaderProcess, ReaderTable};
 pub use recovery::RecoveryReport;
 pub use region::Region;
 pub use seqdb_layout::PAGE_SIZE;
