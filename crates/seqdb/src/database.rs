@@ -28,7 +28,7 @@ use crate::meta_log::{META_FILE, MetaLog};
 use crate::name_index::NameIndex;
 use crate::opening::{self, Opened};
 use crate::readers_file::{self, Attachment};
-use crate::reader_release::KeptSpace;
+use crate::reader_release::{self, KeptSpace};
 use crate::recovery::RecoveryReport;
 use crate::region::RegionState;
 use crate::replay::Placed;
@@ -226,7 +226,8 @@ impl Database {
         if let Some(Attachment::Reader(slot)) = &attachment {
             slot.publish(generation)?;
         }
-        let table = build_table(path, entries, validated, next_number)?;
+        let mut table = build_table(path, entries, validated, next_number)?;
+        reader_release::keep_free_at_open(attachment.as_ref(), &mut table, generation, data_len)?;
         let data = DataFile::new(file).context(SysSnafu)?;
         Ok(Database {
             inner: Arc::new(Inner {

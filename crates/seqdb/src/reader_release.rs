@@ -41,6 +41,28 @@ impl KeptSpace {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OldestReader(u64);
 
+/// A read-write open at `generation`: when a live reader process views an older
+/// generation, the space this state does not use (free holes, and the data file past the
+/// layout's end, `data_len` bytes long) may be under its reads, since the writer that
+/// freed it is gone with what it kept. Keep all of it as if commit `generation` had just
+/// freed it.
+pub(crate) fn keep_free_at_open(
+    attachment: Option<&Attachment>,
+    table: &mut Table,
+    generation: u64,
+    data_len: u64,
+) -> crate::Result<()> {
+    let Some(Attachment::Writer(file)) = attachment else {
+        return Ok(());
+    };
+    if file.live(None, true)?.iter().any(|r| r.generation < generation) {
+        table.layout.pend_free_space(data_len);
+        let ticket = table.layout.begin_commit();
+        table.kept.tickets.push_back((generation, ticket));
+    }
+    Ok(())
+}
+
 impl Inner {
     /// The oldest generation a live reader process views, read from the readers file
     /// only when some space waits for it. A table that cannot be read keeps everything
