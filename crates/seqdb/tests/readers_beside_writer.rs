@@ -77,7 +77,7 @@ fn check_log(bytes: &[u8]) -> Result<u64, String> {
 /// Version `k` of the region `churn`.
 fn churn(k: u64) -> Vec<u8> {
     let mut out = k.to_le_bytes().to_vec();
-    let len = 1 + (k * 977 % 120_000) as usize;
+    let len = 1 + (k.wrapping_mul(977) % 120_000) as usize;
     out.extend(support::pattern(k, len));
     out
 }
