@@ -30,6 +30,7 @@ use crate::opening::{self, Opened};
 use crate::readers_file::{self, Attachment};
 use crate::reader_release::{self, KeptSpace};
 use crate::recovery::RecoveryReport;
+use crate::sums::RegionSums;
 use crate::region::RegionState;
 use crate::replay::Placed;
 use crate::retired::Retired;
@@ -99,6 +100,14 @@ pub(crate) struct Table {
 pub(crate) struct Commit {
     pub log: Option<MetaLog>,
     pub generation: u64,
+    /// Each region's chunk checksums as the newest commit recorded them, by number.
+    pub sums: Vec<Option<RegionSums>>,
+    /// Bytes the commits since the data file was last synced carried inline (what an
+    /// open after a crash may have to redo).
+    pub unsynced: u64,
+    /// The data file header's slot commits stamp until the next data sync (the other
+    /// holds the stamp of the last commit the data file was synced for).
+    pub stamp_slot: usize,
 }
 
 impl Table {
@@ -212,12 +221,15 @@ impl Database {
             generation,
             file_id,
             recovery,
+            unsynced,
+            stamp_slot,
         } = match opening::open_files(path, &file, data_len, options, beside_writer) {
             // A writer that arrived while the log was read may have left what looked like
             // damage: read it again as a reader beside a writer does.
             Err(Error::Corrupt { .. })
                 if !beside_writer
-                    && matches!(&attachment, Some(Attachment::Reader(slot)) if slot.file().writer_present().unwrap_or(false)) =>
+                    && matches!(&attachment, Some(Attachment::Reader(slot))
+                        if slot.file().writer_present().unwrap_or(false)) =>
             {
                 opening::open_files(path, &file, file.len().context(SysSnafu)?, options, true)?
             }
@@ -226,7 +238,7 @@ impl Database {
         if let Some(Attachment::Reader(slot)) = &attachment {
             slot.publish(generation)?;
         }
-        let mut table = build_table(path, entries, validated, next_number)?;
+        let (mut table, sums) = build_table(path, entries, validated, next_number)?;
         reader_release::keep_free_at_open(attachment.as_ref(), &mut table, generation, data_len)?;
         let data = DataFile::new(file).context(SysSnafu)?;
         Ok(Database {
@@ -235,7 +247,13 @@ impl Database {
                 read_only,
                 data,
                 table: RwLock::new(table),
-                commit: Mutex::new(Commit { log, generation }),
+                commit: Mutex::new(Commit {
+                    log,
+                    generation,
+                    sums,
+                    unsynced,
+                    stamp_slot,
+                }),
                 dirty: Mutex::new(Vec::new()),
                 lent: Mutex::new(Vec::new()),
                 buffered: Budget::default(),
@@ -528,7 +546,7 @@ fn build_table(
     entries: Vec<Placed>,
     validated: Validated,
     next_number: u64,
-) -> Result<Table> {
+) -> Result<(Table, Vec<Option<RegionSums>>)> {
     let next = match usize::try_from(next_number) {
         Ok(next) if next_number <= MAX_REGION_NUMBER => next,
         _ => {
@@ -541,18 +559,22 @@ fn build_table(
         }
     };
     let mut slots: Vec<Option<Slot>> = Vec::with_capacity(next);
+    let mut sums: Vec<Option<RegionSums>> = Vec::with_capacity(next);
     for placed in entries {
         let number = placed.entry.number as usize;
         slots.resize_with(number, || None);
+        sums.resize_with(number, || None);
+        sums.push(Some(RegionSums::new(placed.entry.len, placed.sums)));
         slots.push(Some(Arc::new(RwLock::new(RegionState::from_entry(
             placed.entry,
             number,
         )))));
     }
     slots.resize_with(next, || None);
+    sums.resize_with(next, || None);
     let free = FreeNumbers::from_numbers((0..next).filter(|&n| slots[n].is_none()));
     let Validated { by_name, layout } = validated;
-    Ok(Table {
+    let table = Table {
         slots,
         free,
         by_name,
@@ -560,5 +582,6 @@ fn build_table(
         removed: Vec::new(),
         retired: Vec::new(),
         kept: KeptSpace::default(),
-    })
+    };
+    Ok((table, sums))
 }

@@ -68,6 +68,9 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
     let end = &scan.end;
     let log_generation = scan.state.generation;
     let stamp = header.generation;
+    // The newest commit the data file was synced for: its stamp is durable, and only
+    // the other slot is written until the next data sync.
+    let synced = scan.state.synced_generation;
     let damage = &mut judgement.damage;
     if end.reason.is_checksummed() && !matches!(end.reason, RecordEnd::Beyond { .. }) {
         damage.push(finding(
@@ -138,24 +141,25 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
             ),
             Repair::Restamp,
         ));
-    } else if stamp < log_generation {
+    } else if stamp < synced {
         match header.damaged_slot {
             Some(slot) => damage.push(finding(
                 DATA_FILE,
                 slot,
                 format!(
                     "the data file's header slot at offset {slot} is damaged, and the other \
-                     records commit {stamp}, older than the log's newest commit \
-                     {log_generation}"
+                     records commit {stamp}, older than commit {synced}, which the log says \
+                     the data file was synced for"
                 ),
                 Repair::Restamp,
             )),
             None => damage.push(finding(
                 DATA_FILE,
-                data_header::slot_for(stamp),
+                header.offset_of(stamp),
                 format!(
                     "the data file's header records commit {stamp}, but the metadata log \
-                     holds commit {log_generation}: the data file is older than its metadata"
+                     says it was synced for commit {synced}: the data file is older than its \
+                     metadata"
                 ),
                 Repair::RollBack { to: stamp },
             )),
@@ -165,7 +169,9 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
         return judgement;
     }
     let warnings = &mut judgement.warnings;
-    if end.reason != RecordEnd::EndOfFile {
+    // Zeros are where the next record goes (the log is written into zeros laid down
+    // ahead of it).
+    if !matches!(end.reason, RecordEnd::EndOfFile | RecordEnd::Zeros) {
         warnings.push(finding(
             META_FILE,
             end.offset,
@@ -191,7 +197,7 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
     if stamp == log_generation + 1 {
         warnings.push(finding(
             DATA_FILE,
-            data_header::slot_for(stamp),
+            header.offset_of(stamp),
             format!(
                 "commit {stamp} reached the data file but not the metadata log (a crash or a \
                  failed flush between the two); the database holds commit {log_generation}"
@@ -241,7 +247,7 @@ pub(crate) fn validate(
             .map(|at| &entries[at])
     };
     for (number, first) in duplicates {
-        if let Some(Placed { entry, origin }) = placed(number) {
+        if let Some(Placed { entry, origin, .. }) = placed(number) {
             violations.push(Violation {
                 offset: *origin,
                 reason: format!(
@@ -251,8 +257,24 @@ pub(crate) fn validate(
             });
         }
     }
-    for Placed { entry, origin } in entries {
+    for Placed {
+        entry,
+        origin,
+        sums,
+    } in entries
+    {
         let name = &entry.name;
+        if sums.len() as u64 != crate::sums::chunks(entry.len) {
+            violations.push(Violation {
+                offset: *origin,
+                reason: format!(
+                    "region {name:?} holds {} bytes, {} chunk(s), but has {} chunk checksums",
+                    entry.len,
+                    crate::sums::chunks(entry.len),
+                    sums.len()
+                ),
+            });
+        }
         if entry.number >= next_number {
             violations.push(Violation {
                 offset: *origin,
@@ -324,12 +346,15 @@ mod tests {
 
     fn placed(number: u64, name: &str, start: u64, reserved: u64, len: u64) -> Placed {
         Placed {
+            sums: crate::sums::zeros(len),
             entry: RegionEntry {
                 number,
                 start,
                 reserved,
                 len,
                 name: name.to_owned(),
+                sums_from: 0,
+                crcs: crate::sums::zeros(len),
             },
             origin: 4096 * (number + 1),
         }

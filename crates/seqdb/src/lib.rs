@@ -145,11 +145,13 @@ mod reader;
 mod reader_release;
 mod readers_file;
 mod recovery;
+mod redo;
 mod region;
 mod replay;
 mod retired;
 mod snapshot;
 mod stats;
+mod sums;
 mod tail;
 mod write;
 

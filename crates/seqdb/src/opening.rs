@@ -28,9 +28,10 @@ use crate::error::{
     CorruptSnafu, ForeignFileSnafu, MissingMetadataSnafu, SysSnafu, UnsupportedVersionSnafu,
 };
 use crate::format::{DatabaseId, MAX_RECORD_SPAN, Record, RecordKind, VERSION};
-use crate::log_read::FileSource;
+use crate::log_read::{FileSource, RecordEnd};
 use crate::meta_log::{self, META_FILE, META_TMP_FILE, MetaLog};
 use crate::recovery::RecoveryReport;
+use crate::redo;
 use crate::replay::{self, LogScan, Placed};
 use crate::{Error, OpenOptions, Result};
 
@@ -47,6 +48,10 @@ pub(crate) struct Opened {
     pub file_id: DatabaseId,
     /// What recovery did, when the open recovered past damage.
     pub recovery: Option<RecoveryReport>,
+    /// Bytes the commits since the data file was last synced carried inline.
+    pub unsynced: u64,
+    /// The data file header's slot the next commits stamp.
+    pub stamp_slot: usize,
 }
 
 /// Read the metadata log and the data file's header, or start a new database.
@@ -106,15 +111,20 @@ pub(crate) fn open_files(
     };
     let LogScan {
         id,
-        state,
+        mut state,
         checkpoint_len,
         last_record,
         end,
         ..
     } = scan;
     let (generation, next_number) = (state.generation, state.next_number);
+    let unsynced = state.redo.iter().map(|w| w.bytes.len() as u64).sum();
+    let stamp_slot = header.next_slot(state.synced_generation);
+    let redo_writes = std::mem::take(&mut state.redo);
     let entries = state.into_sorted();
-    let validated = diagnosis::validate(&entries, next_number, data_len).map_err(|violations| {
+    let redo = redo::clip(&entries, &redo_writes);
+    let covered = redo.iter().map(|w| w.end()).max().unwrap_or(0);
+    let validated = diagnosis::validate(&entries, next_number, data_len.max(covered)).map_err(|violations| {
         let first = &violations[0];
         let more = match violations.len() {
             1 => String::new(),
@@ -126,6 +136,15 @@ pub(crate) fn open_files(
             reason: format!("{}{more}", first.reason),
         }
     })?;
+    if read_only {
+        // Beside a live writer the bytes are there: the writer wrote them before their
+        // records, and may have overwritten them since, as the contract allows.
+        if !beside_writer {
+            redo::verify(&dir.join(DATA_FILE), data, data_len, &redo)?;
+        }
+    } else {
+        redo::apply(data, &redo)?;
+    }
     let mut log = None;
     if !read_only {
         if header.blank {
@@ -144,6 +163,7 @@ pub(crate) fn open_files(
             last_record,
             end.offset,
             checkpoint_len,
+            end.reason == RecordEnd::Zeros,
             min_log(options),
             options.hooks.clone(),
         )?);
@@ -159,6 +179,8 @@ pub(crate) fn open_files(
             applied: !read_only,
             ..report
         }),
+        unsynced,
+        stamp_slot,
     })
 }
 
@@ -197,20 +219,10 @@ pub(crate) fn data_header(
         Err(BadDataHeader::Blank | BadDataHeader::Damaged(_))
             if scan.state.is_new() && data_len <= DATA_HEADER_LEN =>
         {
-            return Ok(DataHeader {
-                id: *id,
-                generation: 0,
-                damaged_slot: None,
-                blank: true,
-            });
+            return Ok(DataHeader::blank(*id));
         }
         Err(BadDataHeader::Blank) if scan.state.is_new() => {
-            return Ok(DataHeader {
-                id: *id,
-                generation: 0,
-                damaged_slot: None,
-                blank: true,
-            });
+            return Ok(DataHeader::blank(*id));
         }
         Err(BadDataHeader::Blank) => {
             return CorruptSnafu {
@@ -278,7 +290,7 @@ fn recover(
         if scan.state.generation != to {
             return CorruptSnafu {
                 path: dir.join(DATA_FILE),
-                offset: data_header::slot_for(to),
+                offset: header.offset_of(to),
                 reason: format!(
                     "the data file's header records commit {to}, older than the metadata \
                      log's checkpoint (generation {}): no commit in the log matches the data \
@@ -359,6 +371,8 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
         generation: 0,
         file_id: id,
         recovery: None,
+        unsynced: 0,
+        stamp_slot: 1,
     };
     if options.read_only {
         return Ok(empty);
@@ -367,13 +381,7 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
     // unwritten, which `data_header` takes for the creation cut short that it is.
     data.write_all_at(&data_header::encode_page(&id, 0), 0)
         .context(SysSnafu)?;
-    let checkpoint = Record {
-        generation: 0,
-        kind: RecordKind::Checkpoint,
-        next_number: 0,
-        removed: Vec::new(),
-        upserts: Vec::new(),
-    };
+    let checkpoint = Record::new(0, RecordKind::Checkpoint, 0, Vec::new(), Vec::new());
     let log = MetaLog::create(
         dir,
         id,
