@@ -226,7 +226,7 @@ impl Database {
         } = match opening::open_files(path, &file, data_len, options, beside_writer) {
             // A writer that arrived while the log was read may have left what looked like
             // damage: read it again as a reader beside a writer does.
-            Err(Error::Corrupt { .. })
+            Err(Error::Corrupt { .. } | Error::NeedsRecovery { .. })
                 if !beside_writer
                     && matches!(&attachment, Some(Attachment::Reader(slot))
                         if slot.file().writer_present().unwrap_or(false)) =>
