@@ -871,7 +871,10 @@ fn read_only_commands_run_beside_a_writer_and_show_its_last_commit() {
         "cat shows the last commit"
     );
     let listed = ok(&["ls", db]);
-    assert!(listed.contains("prices") && !listed.contains("gone"), "{listed}");
+    assert!(
+        listed.contains("prices") && !listed.contains("gone"),
+        "{listed}"
+    );
     let checked = ok(&["check", db]);
     assert!(checked.contains("healthy"), "{checked}");
     ok(&["map", db, "--svg", arg(&dir.path().join("m.svg"))]);

@@ -384,7 +384,8 @@ impl Layout {
         }
         let end = round_up_to_page(file_len).unwrap_or(self.file_end);
         if end > self.file_end {
-            self.pending.push(Extent::new(self.file_end, end - self.file_end));
+            self.pending
+                .push(Extent::new(self.file_end, end - self.file_end));
             bytes += end - self.file_end;
             self.file_end = end;
         }

@@ -29,5 +29,9 @@ fn free_space_and_the_file_tail_wait_for_a_later_commit() {
     let ticket = layout.begin_commit();
     layout.finish_commit(ticket);
     layout.validate().unwrap();
-    assert!(layout.holes().any(|h| h.contains(&Extent::new(5 * PAGE_SIZE, PAGE_SIZE))));
+    assert!(
+        layout
+            .holes()
+            .any(|h| h.contains(&Extent::new(5 * PAGE_SIZE, PAGE_SIZE)))
+    );
 }

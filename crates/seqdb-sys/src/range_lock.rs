@@ -158,7 +158,12 @@ mod platform {
         Ok(lock)
     }
 
-    pub(super) fn set_lock(file: &File, offset: u64, len: u64, lock_type: LockType) -> io::Result<()> {
+    pub(super) fn set_lock(
+        file: &File,
+        offset: u64,
+        len: u64,
+        lock_type: LockType,
+    ) -> io::Result<()> {
         let lock = request(offset, len, lock_type)?;
         loop {
             // SAFETY: the descriptor is open for the call (borrowed from `file`), and
@@ -221,7 +226,10 @@ mod tests {
         assert!(!b.try_lock(0, 1, RangeLock::Exclusive).unwrap());
         assert!(!b.try_lock(0, 1, RangeLock::Shared).unwrap());
         assert!(b.locked_by_another(0, 1).unwrap());
-        assert!(!a.locked_by_another(0, 1).unwrap(), "its own lock does not conflict");
+        assert!(
+            !a.locked_by_another(0, 1).unwrap(),
+            "its own lock does not conflict"
+        );
         // Other bytes are free.
         assert!(b.try_lock(1, 1, RangeLock::Exclusive).unwrap());
         drop(a);

@@ -72,7 +72,9 @@ fn main() -> seqdb::Result<()> {
          (it kept {} bytes for them at the end)",
         kept.bytes
     );
-    println!("flush after            alone (median / p90)     4 readers (median / p90)   ratio of medians");
+    println!(
+        "flush after            alone (median / p90)     4 readers (median / p90)   ratio of medians"
+    );
     for (kind, label) in ["an 8-byte append", "replacing 8 KiB"].iter().enumerate() {
         let (a, b) = (
             summary(&mut samples[0][kind]),

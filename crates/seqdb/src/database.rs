@@ -27,13 +27,13 @@ use crate::free_numbers::FreeNumbers;
 use crate::meta_log::{META_FILE, MetaLog};
 use crate::name_index::NameIndex;
 use crate::opening::{self, Opened};
-use crate::readers_file::{self, Attachment};
 use crate::reader_release::{self, KeptSpace};
+use crate::readers_file::{self, Attachment};
 use crate::recovery::RecoveryReport;
-use crate::sums::RegionSums;
 use crate::region::RegionState;
 use crate::replay::Placed;
 use crate::retired::Retired;
+use crate::sums::RegionSums;
 use crate::tail::Budget;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
 

@@ -55,7 +55,11 @@ pub(crate) fn keep_free_at_open(
     let Some(Attachment::Writer(file)) = attachment else {
         return Ok(());
     };
-    if file.live(None, true)?.iter().any(|r| r.generation < generation) {
+    if file
+        .live(None, true)?
+        .iter()
+        .any(|r| r.generation < generation)
+    {
         table.layout.pend_free_space(data_len);
         let ticket = table.layout.begin_commit();
         table.kept.tickets.push_back((generation, ticket));

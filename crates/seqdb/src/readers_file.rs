@@ -279,7 +279,12 @@ impl ReadersFile {
             let at = slot_offset(index);
             if self.file.locked_by_another(at, 1).context(SysSnafu)? {
                 live.push(reader);
-            } else if clear_dead && self.file.try_lock(at, 1, RangeLock::Exclusive).context(SysSnafu)? {
+            } else if clear_dead
+                && self
+                    .file
+                    .try_lock(at, 1, RangeLock::Exclusive)
+                    .context(SysSnafu)?
+            {
                 // Its holder is gone, and nobody can claim it while this holds the lock.
                 let cleared = self.file.write_all_at(&[0; SLOT_LEN as usize], at);
                 let unlocked = self.file.unlock(at, 1);
@@ -394,15 +399,26 @@ mod tests {
         let writer = ReadersFile::open(dir.path()).unwrap();
         writer.lock_writer(dir.path()).unwrap();
         assert!(matches!(
-            ReadersFile::open(dir.path()).unwrap().lock_writer(dir.path()),
+            ReadersFile::open(dir.path())
+                .unwrap()
+                .lock_writer(dir.path()),
             Err(Error::AlreadyOpen { .. })
         ));
-        let a = ReadersFile::open(dir.path()).unwrap().claim(dir.path()).unwrap();
-        let b = ReadersFile::open(dir.path()).unwrap().claim(dir.path()).unwrap();
+        let a = ReadersFile::open(dir.path())
+            .unwrap()
+            .claim(dir.path())
+            .unwrap();
+        let b = ReadersFile::open(dir.path())
+            .unwrap()
+            .claim(dir.path())
+            .unwrap();
         assert!(a.file().writer_present().unwrap());
         b.publish(5).unwrap();
         let live = writer.live(None, true).unwrap();
-        assert_eq!(live.iter().map(|r| r.generation).collect::<Vec<_>>(), [0, 5]);
+        assert_eq!(
+            live.iter().map(|r| r.generation).collect::<Vec<_>>(),
+            [0, 5]
+        );
         assert_eq!(a.file().live(Some(a.index()), false).unwrap().len(), 1);
         // A slot whose bytes stay but whose lock is gone (a killed process) does not
         // count, and the writer clears it.

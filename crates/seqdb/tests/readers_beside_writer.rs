@@ -148,7 +148,10 @@ fn child_reader() {
         let bytes = log.read_all();
         check_log(bytes).unwrap_or_else(|e| panic!("log of {} bytes: {e}", bytes.len()));
         let len = bytes.len() as u64;
-        assert!(len >= seen, "a newer handle saw {len} bytes of the log, an older {seen}");
+        assert!(
+            len >= seen,
+            "a newer handle saw {len} bytes of the log, an older {seen}"
+        );
         seen = len;
         let churned = region_bytes(&db, CHURN);
         if let Some(churned) = &churned {
@@ -224,10 +227,7 @@ impl Spawned {
         let status = self.child.wait().unwrap();
         if status.signal() != Some(9) && !status.success() {
             thread::sleep(Duration::from_millis(100));
-            panic!(
-                "{what} failed ({status}):\n{}",
-                self.stderr.lock().unwrap()
-            );
+            panic!("{what} failed ({status}):\n{}", self.stderr.lock().unwrap());
         }
     }
 
