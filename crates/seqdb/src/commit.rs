@@ -27,7 +27,7 @@ use crate::sums::RegionSums;
 const INLINE_LIMIT: u64 = 256 * 1024;
 /// Bytes carried inline since the data file was last synced stay below this: what an
 /// open after a crash redoes.
-const REDO_LIMIT: u64 = 16 << 20;
+const REDO_LIMIT: u64 = 4 << 20;
 
 /// Where the bytes a commit must carry for a region start: the first byte that changed,
 /// or the first byte when the region moved (its bytes were copied to a new place).
@@ -113,8 +113,8 @@ impl Inner {
         self.flush_with(false)
     }
 
-    /// Flush; with `settle`, also make sure the data file holds every byte that earlier
-    /// commits carried in their records, so that the next open has nothing to redo.
+    /// Flush; with `settle`, also sync the data file when commits carried bytes in their
+    /// records since it was last synced, so that the next open finds them all there.
     pub fn flush_with(&self, settle: bool) -> Result<()> {
         if self.read_only {
             return Ok(());
@@ -160,7 +160,12 @@ impl Inner {
         checkpoint: bool,
         settle: bool,
     ) -> Result<()> {
-        if !snapshot.changed && !(settle && commit.unsynced > 0) {
+        if !snapshot.changed {
+            if settle && commit.unsynced > 0 {
+                // The next open then finds every byte the log carried in the data file.
+                self.final_on_error(self.data.sync_data().context(SysSnafu))?;
+                commit.unsynced = 0;
+            }
             return Ok(());
         }
         let generation = next_generation(&self.path, commit.generation)?;
@@ -173,8 +178,7 @@ impl Inner {
         // The first commit makes the data file's header durable, which only a data sync
         // does; a checkpoint drops the records before it, so what they carried must be
         // in the data file for good.
-        let inline = snapshot.changed
-            && !checkpoint
+        let inline = !checkpoint
             && commit.generation > 0
             && inline_len <= INLINE_LIMIT
             && commit.unsynced + inline_len <= REDO_LIMIT;

@@ -11,11 +11,12 @@ use std::fmt::Write as _;
 
 use seqdb_layout::{Layout, LayoutError, Placement, placement_violations};
 
-use crate::data_header::{self, DATA_HEADER_LEN, DataHeader};
+use crate::data_header::{DATA_HEADER_LEN, DataHeader};
 use crate::database::DATA_FILE;
 use crate::log_read::RecordEnd;
 use crate::meta_log::META_FILE;
 use crate::name_index::NameIndex;
+use crate::redo::Coverage;
 use crate::replay::{LogScan, Placed};
 
 /// One thing found wrong (or worth a word) in a database's files.
@@ -232,8 +233,9 @@ pub(crate) struct Validated {
 pub(crate) fn validate(
     entries: &[Placed],
     next_number: u64,
-    data_len: u64,
+    data: &Coverage,
 ) -> Result<Validated, Vec<Violation>> {
+    let data_len = data.data_len();
     let mut violations = Vec::new();
     let (by_name, duplicates) = NameIndex::build(
         entries
@@ -287,7 +289,7 @@ pub(crate) fn validate(
         let inside = entry
             .start
             .checked_add(entry.len)
-            .is_some_and(|end| end <= data_len);
+            .is_some_and(|end| data.holds(entry.start, end));
         if entry.len > 0 && !inside {
             violations.push(Violation {
                 offset: *origin,
@@ -366,7 +368,7 @@ mod tests {
             placed(0, "a", 4096, 4096, 10),
             placed(2, "b", 3 * 4096, 8192, 5000),
         ];
-        let validated = validate(&entries, 3, 5 * 4096).unwrap();
+        let validated = validate(&entries, 3, &Coverage::file(5 * 4096)).unwrap();
         assert_eq!(validated.by_name.get("b"), Some(2));
         assert_eq!(validated.layout.holes().count(), 1);
     }
@@ -381,7 +383,7 @@ mod tests {
             placed(4, "a", 20_480, 4096, 4096),
             placed(11, "f", 40_960, 4096, 1),
         ];
-        let violations = validate(&entries, 10, 22_000).unwrap_err();
+        let violations = validate(&entries, 10, &Coverage::file(22_000)).unwrap_err();
         let text: Vec<String> = violations
             .iter()
             .map(|v| format!("{}: {}", v.offset, v.reason))

@@ -125,7 +125,12 @@ pub enum Error {
          closed cleanly); open it read-write once to restore them",
         path.display()
     ))]
-    NeedsRecovery { path: PathBuf, offset: u64 },
+    NeedsRecovery {
+        /// The data file.
+        path: PathBuf,
+        /// The first byte found missing.
+        offset: u64,
+    },
 
     /// The data file exists but its metadata is missing, so its regions cannot be known.
     #[snafu(display(

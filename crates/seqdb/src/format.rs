@@ -327,7 +327,11 @@ fn write_body(record: &Record, removed: &[u64], out: &mut Vec<u8>) {
             out.extend_from_slice(&crc.to_le_bytes());
         }
     }
-    out.push(if record.data_synced { FLAG_DATA_SYNCED } else { 0 });
+    out.push(if record.data_synced {
+        FLAG_DATA_SYNCED
+    } else {
+        0
+    });
     out.extend_from_slice(&(record.inline.len() as u32).to_le_bytes());
     for write in &record.inline {
         out.extend_from_slice(&write.offset.to_le_bytes());

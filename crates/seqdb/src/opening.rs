@@ -115,35 +115,37 @@ pub(crate) fn open_files(
         checkpoint_len,
         last_record,
         end,
+        after,
         ..
     } = scan;
+    // Only zeros after the log: the room laid down for the next records, kept. Anything
+    // else after it (a torn record, or records a recovery drops) is cut off.
+    let zeros_after =
+        end.reason == RecordEnd::Zeros && after.records.is_empty() && after.unexamined.is_none();
     let (generation, next_number) = (state.generation, state.next_number);
     let unsynced = state.redo.iter().map(|w| w.bytes.len() as u64).sum();
     let stamp_slot = header.next_slot(state.synced_generation);
     let redo_writes = std::mem::take(&mut state.redo);
     let entries = state.into_sorted();
     let redo = redo::clip(&entries, &redo_writes);
-    let covered = redo.iter().map(|w| w.end()).max().unwrap_or(0);
-    let validated = diagnosis::validate(&entries, next_number, data_len.max(covered)).map_err(|violations| {
-        let first = &violations[0];
-        let more = match violations.len() {
-            1 => String::new(),
-            n => format!(" (and {} more problems; `seqdb check` lists them)", n - 1),
-        };
-        Error::Corrupt {
-            path: meta_path.clone(),
-            offset: first.offset,
-            reason: format!("{}{more}", first.reason),
-        }
-    })?;
-    if read_only {
-        // Beside a live writer the bytes are there: the writer wrote them before their
-        // records, and may have overwritten them since, as the contract allows.
-        if !beside_writer {
-            redo::verify(&dir.join(DATA_FILE), data, data_len, &redo)?;
-        }
-    } else {
-        redo::apply(data, &redo)?;
+    let coverage = redo::Coverage::new(data_len, &redo);
+    let validated =
+        diagnosis::validate(&entries, next_number, &coverage).map_err(|violations| {
+            let first = &violations[0];
+            let more = match violations.len() {
+                1 => String::new(),
+                n => format!(" (and {} more problems; `seqdb check` lists them)", n - 1),
+            };
+            Error::Corrupt {
+                path: meta_path.clone(),
+                offset: first.offset,
+                reason: format!("{}{more}", first.reason),
+            }
+        })?;
+    // Beside a live writer the bytes are there: the writer wrote them before their
+    // records, and may have overwritten them since, as the contract allows.
+    if !beside_writer {
+        redo::settle(&dir.join(DATA_FILE), data, data_len, &redo, read_only)?;
     }
     let mut log = None;
     if !read_only {
@@ -163,7 +165,7 @@ pub(crate) fn open_files(
             last_record,
             end.offset,
             checkpoint_len,
-            end.reason == RecordEnd::Zeros,
+            zeros_after,
             min_log(options),
             options.hooks.clone(),
         )?);
@@ -366,7 +368,8 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
     let empty = Opened {
         log: None,
         entries: Vec::new(),
-        validated: diagnosis::validate(&[], 0, data_len).map_err(|_| unreachable_state(dir))?,
+        validated: diagnosis::validate(&[], 0, &redo::Coverage::file(data_len))
+            .map_err(|_| unreachable_state(dir))?,
         next_number: 0,
         generation: 0,
         file_id: id,

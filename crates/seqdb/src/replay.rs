@@ -11,13 +11,13 @@ use std::path::Path;
 
 use crate::Result;
 use crate::error::{CorruptSnafu, ForeignFileSnafu, MetaTooLargeSnafu, UnsupportedVersionSnafu};
+use crate::format::Crcs;
 use crate::format::{
     self, BadHeader, DatabaseId, FIRST_RECORD, InlineWrite, MAX_META_LEN, RECORD_ALIGN, Record,
     RecordKind, RegionEntry, VERSION,
 };
-use crate::format::Crcs;
-use crate::sums;
 use crate::log_read::{self, CHUNK, Read, RecordEnd, Source};
+use crate::sums;
 
 /// No region has this number (in [`Replayed`]'s index).
 const NONE: u32 = u32::MAX;

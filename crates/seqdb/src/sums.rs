@@ -133,7 +133,10 @@ mod tests {
     }
 
     fn fresh(bytes: &[u8]) -> Vec<u32> {
-        bytes.chunks(SUM_CHUNK as usize).map(crc32fast::hash).collect()
+        bytes
+            .chunks(SUM_CHUNK as usize)
+            .map(crc32fast::hash)
+            .collect()
     }
 
     /// Any sequence of appends, overwrites and truncations, each followed by an update,
@@ -171,7 +174,9 @@ mod tests {
                 }
                 _ => bytes.len() as u64,
             };
-            let (first, new) = sums.update(from, bytes.len() as u64, reader(&bytes)).unwrap();
+            let (first, new) = sums
+                .update(from, bytes.len() as u64, reader(&bytes))
+                .unwrap();
             assert_eq!(sums.crcs(), fresh(&bytes).as_slice(), "step {step}");
             assert!(apply(&mut applied, first, &new));
             assert_eq!(applied.as_slice(), sums.crcs(), "step {step}");

@@ -438,7 +438,10 @@ fn a_flush_writes_metadata_for_what_changed_only() {
     let log_end = || {
         let bytes = std::fs::read(&meta).unwrap();
         let mut pages = bytes.chunks(PAGE_SIZE as usize);
-        let used = pages.rposition(|page| page.iter().any(|&b| b != 0)).unwrap() + 1;
+        let used = pages
+            .rposition(|page| page.iter().any(|&b| b != 0))
+            .unwrap()
+            + 1;
         used as u64 * PAGE_SIZE
     };
     let before = log_end();
