@@ -10,6 +10,11 @@
 //! ```sh
 //! cargo run --release -p seqdb --example flush_beside_readers [-- ROUNDS]
 //! ```
+//!
+//! `SEQDB_READER_HOLD_MS` sets how long a reader holds each handle before it opens the
+//! next (3 ms by default: about a thousand opens a second from four readers).
+//! `SEQDB_READERS_ELSEWHERE=1` attaches the readers to a third database instead: the
+//! same load on the machine, and no reader for either measured writer.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -31,11 +36,17 @@ fn main() -> seqdb::Result<()> {
     let alone = prepare(&dir.path().join("alone"))?;
     let beside_path = dir.path().join("beside");
     let beside = prepare(&beside_path)?;
+    // The control: the same readers, attached to a third database, load the machine
+    // alike but the writers of the two measured ones see none.
+    let control = std::env::var_os("SEQDB_READERS_ELSEWHERE").is_some();
+    let elsewhere = dir.path().join("elsewhere");
+    let _elsewhere = prepare(&elsewhere)?;
+    let attach_to = if control { &elsewhere } else { &beside_path };
     let mut children: Vec<Child> = (0..READERS)
         .map(|_| {
             Command::new(std::env::current_exe().expect("this program"))
                 .arg("reader")
-                .arg(&beside_path)
+                .arg(attach_to)
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("a reader process")
@@ -119,6 +130,14 @@ fn reader(path: &Path) {
         if let Ok(log) = db.create_region_reader("log".into()) {
             std::hint::black_box(log.read_all().last());
         }
-        thread::sleep(Duration::from_millis(3));
+        thread::sleep(Duration::from_millis(hold_ms()));
     }
+}
+
+/// How long a reader holds each handle: `SEQDB_READER_HOLD_MS`, 3 ms by default.
+fn hold_ms() -> u64 {
+    std::env::var("SEQDB_READER_HOLD_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
 }
