@@ -28,6 +28,9 @@ const INLINE_LIMIT: u64 = 256 * 1024;
 /// Bytes carried inline since the data file was last synced stay below this: what an
 /// open after a crash redoes.
 const REDO_LIMIT: u64 = 4 << 20;
+/// A commit that must hash at least this many bytes hashes them on another thread
+/// while the data file syncs.
+const HASH_ASIDE: u64 = 4 << 20;
 
 /// Where the bytes a commit must carry for a region start: the first byte that changed,
 /// or the first byte when the region moved (its bytes were copied to a new place).
@@ -189,20 +192,34 @@ impl Inner {
             let sums = self.sum_updates(commit, snapshot, checkpoint)?;
             (sums, self.inline_writes(snapshot)?)
         } else {
-            // Hash while the data file syncs: the two overlap.
-            let (synced, sums) = std::thread::scope(|scope| {
-                let sync = scope.spawn(|| self.data.sync_data());
-                let sums = self.sum_updates(commit, snapshot, checkpoint);
-                let synced = sync.join().unwrap_or_else(|_| {
-                    Err(seqdb_sys::Error::Io {
-                        path: self.path.clone(),
-                        op: "sync",
-                        offset: 0,
-                        source: std::io::Error::other("the data sync panicked"),
-                    })
-                });
-                (synced, sums)
-            });
+            // Hash while the data file syncs, when there is much to hash. The sync stays
+            // on the flushing thread (sync observers see the thread that flushed).
+            let hashing: u64 = snapshot
+                .recorded
+                .iter()
+                .map(|(_, entry, changes)| entry.len - changes.from.min(entry.len))
+                .sum();
+            let (synced, sums) = if hashing >= HASH_ASIDE {
+                let commit = &*commit;
+                std::thread::scope(|scope| {
+                    let sums = scope.spawn(|| self.sum_updates(commit, snapshot, checkpoint));
+                    let synced = self.data.sync_data();
+                    let sums = sums.join().unwrap_or_else(|_| {
+                        Err(crate::Error::sys(seqdb_sys::Error::Io {
+                            path: self.path.clone(),
+                            op: "checksum",
+                            offset: 0,
+                            source: std::io::Error::other("hashing the data panicked"),
+                        }))
+                    });
+                    (synced, sums)
+                })
+            } else {
+                (
+                    self.data.sync_data(),
+                    self.sum_updates(commit, snapshot, checkpoint),
+                )
+            };
             self.final_on_error(synced.context(SysSnafu))?;
             (sums?, Vec::new())
         };

@@ -103,23 +103,6 @@ pub(crate) fn apply(crcs: &mut Crcs, first: u64, new: &[u32]) -> bool {
     true
 }
 
-/// The chunks of a region whose checksums do not match `bytes` (the region's bytes):
-/// `(first byte, length)` of each damaged chunk, adjacent chunks merged.
-pub(crate) fn mismatches(crcs: &[u32], bytes: &[u8]) -> Vec<(u64, u64)> {
-    let mut damaged: Vec<(u64, u64)> = Vec::new();
-    for (i, chunk) in bytes.chunks(SUM_CHUNK as usize).enumerate() {
-        if crcs.get(i) == Some(&crc32fast::hash(chunk)) {
-            continue;
-        }
-        let start = i as u64 * SUM_CHUNK;
-        match damaged.last_mut() {
-            Some((s, l)) if *s + *l == start => *l += chunk.len() as u64,
-            _ => damaged.push((start, chunk.len() as u64)),
-        }
-    }
-    damaged
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,20 +182,6 @@ mod tests {
             .unwrap();
         assert_eq!((first, new.len(), read), (3, 1, 8));
         assert_eq!(sums.crcs(), fresh(&bytes).as_slice());
-    }
-
-    #[test]
-    fn mismatches_name_damaged_chunks() {
-        let mut bytes = vec![1u8; 5 * SUM_CHUNK as usize];
-        let crcs = fresh(&bytes);
-        assert!(mismatches(&crcs, &bytes).is_empty());
-        bytes[SUM_CHUNK as usize + 3] ^= 1;
-        bytes[2 * SUM_CHUNK as usize] ^= 1;
-        bytes[4 * SUM_CHUNK as usize + 9] ^= 1;
-        assert_eq!(
-            mismatches(&crcs, &bytes),
-            [(SUM_CHUNK, 2 * SUM_CHUNK), (4 * SUM_CHUNK, SUM_CHUNK)]
-        );
     }
 
     #[test]

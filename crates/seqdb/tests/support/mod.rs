@@ -199,9 +199,25 @@ pub enum Opened {
 }
 
 /// Open `path` (read-write or read-only), turning a panic into [`Opened::Panicked`].
+/// Files that a handle opened by [`open_guarded`] wrote into.
+pub static WRITTEN_BY_OPEN: std::sync::Mutex<std::collections::BTreeSet<std::path::PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 pub fn open_guarded(path: &Path, read_only: bool) -> Opened {
+    let noting: seqdb::FaultInjector = std::sync::Arc::new(|point: seqdb::FaultPoint<'_>| {
+        if point.op == seqdb::FaultOp::Write {
+            WRITTEN_BY_OPEN
+                .lock()
+                .unwrap()
+                .insert(point.path.to_owned());
+        }
+        Ok(())
+    });
     let result = catch_unwind(AssertUnwindSafe(|| {
-        OpenOptions::new().read_only(read_only).open(path)
+        OpenOptions::new()
+            .read_only(read_only)
+            .fault_injector(noting)
+            .open(path)
     }));
     match result {
         Ok(Ok(db)) => Opened::Ok(db),
