@@ -43,6 +43,30 @@ pub struct Info {
     pub retired_bytes: u64,
     /// File length divided by live bytes (1 for an empty database).
     pub space_amplification: f64,
+    /// Other read-only handles open on the database, in any process.
+    pub readers: Vec<ReaderRow>,
+    /// What the read-write handle last reported of the space it keeps for them.
+    pub kept_for_readers: KeptRow,
+}
+
+/// One read-only handle, as `info --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct ReaderRow {
+    /// Its process.
+    pub pid: u32,
+    /// The generation (commit) it views; 0 while it is opening.
+    pub generation: u64,
+}
+
+/// The writer's report of the space kept for readers.
+#[derive(Debug, Serialize)]
+pub struct KeptRow {
+    /// The writer's process id (0 when no writer has reported).
+    pub writer_pid: u32,
+    /// Bytes freed by commits that a live reader may still view.
+    pub bytes: u64,
+    /// The oldest generation a reader viewed when the writer last looked.
+    pub oldest_generation: u64,
 }
 
 /// Allocated bytes on disk, per file.
@@ -162,6 +186,8 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
     let database = open::read_only(db)?;
     let stats = database.stats()?;
     let allocated = disk::allocated(db)?;
+    let table = database.reader_table()?;
+    let kept = table.kept;
     if as_json {
         return print_json(&Info {
             database: db.display().to_string(),
@@ -181,6 +207,19 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
             hole_bytes: stats.hole_bytes,
             retired_bytes: stats.retired_bytes,
             space_amplification: stats.space_amplification(),
+            readers: table
+                .readers
+                .iter()
+                .map(|r| ReaderRow {
+                    pid: r.pid,
+                    generation: r.generation,
+                })
+                .collect(),
+            kept_for_readers: KeptRow {
+                writer_pid: kept.writer_pid,
+                bytes: kept.bytes,
+                oldest_generation: kept.oldest_generation,
+            },
         });
     }
     let rows = [
@@ -211,6 +250,20 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
                 human::bytes_exact(stats.retired_bytes)
             ),
         ),
+        ("readers", readers_line(&table.readers)),
+        (
+            "kept",
+            if kept.bytes == 0 {
+                "0 B (space the writer keeps for readers of older generations)".to_owned()
+            } else {
+                format!(
+                    "{} (kept by writer pid {} for readers of generation {} and later)",
+                    human::bytes_exact(kept.bytes),
+                    kept.writer_pid,
+                    kept.oldest_generation
+                )
+            },
+        ),
         (
             "amplification",
             format!(
@@ -224,6 +277,18 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
         out.push_str(&format!("{key:<14}{value}\n"));
     }
     print(&out)
+}
+
+/// The other read-only handles, as one line: `none`, or `pid 12 at generation 7, ...`.
+fn readers_line(readers: &[seqdb::ReaderProcess]) -> String {
+    if readers.is_empty() {
+        return "none besides this command".to_owned();
+    }
+    readers
+        .iter()
+        .map(|r| format!("pid {} at generation {}", r.pid, r.generation))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `seqdb ls DB [--sort KEY] [--json]`.

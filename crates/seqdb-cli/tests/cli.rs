@@ -905,42 +905,53 @@ fn map_draws_regions_reservations_and_holes() {
 }
 
 #[test]
-fn a_database_held_by_a_writer_is_refused_with_a_reason() {
+fn read_only_commands_run_beside_a_writer_and_show_its_last_commit() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let writer = sample(dir.path());
     let db = arg(dir.path());
-    for command in [
-        &["info", db][..],
-        &["ls", db],
-        &["cat", db, "notes"],
-        &["check", db],
-    ] {
-        let stderr = fails(command, 1);
-        assert!(
-            stderr.contains("open for writing by another process"),
-            "{command:?}: {stderr}"
-        );
-        assert_eq!(stderr.lines().count(), 1);
-    }
-    let stderr = fails(&["map", db, "--svg", arg(&dir.path().join("m.svg"))], 1);
-    assert!(stderr.contains("open for writing"), "{stderr}");
+    // Written but not flushed: not a commit yet.
+    writer
+        .write_all_to_region("notes".into(), b"unflushed")
+        .unwrap();
+    assert_eq!(
+        run(&["cat", db, "notes"], b"").stdout,
+        noise(12, 12),
+        "cat shows the last commit"
+    );
+    let listed = ok(&["ls", db]);
+    assert!(
+        listed.contains("prices") && !listed.contains("gone"),
+        "{listed}"
+    );
+    let checked = ok(&["check", db]);
+    assert!(checked.contains("healthy"), "{checked}");
+    ok(&["map", db, "--svg", arg(&dir.path().join("m.svg"))]);
+    let info = ok_json(&["info", db, "--json"]);
+    assert_eq!(number(&info["generation"]), 2);
+    // A read-only handle held elsewhere is listed with the generation it views.
+    let reader = Database::open_read_only(dir.path()).unwrap();
+    let info = ok_json(&["info", db, "--json"]);
+    assert_eq!(info["readers"].as_array().unwrap().len(), 1, "{info}");
+    assert_eq!(number(&info["readers"][0]["generation"]), 2);
+    assert!(ok(&["info", db]).contains("at generation 2"));
+    // A second writer is refused with a reason.
     for command in [&["put", db, "notes"][..], &["compact", db], &["punch", db]] {
         let stderr = fails(command, 1);
         assert!(
             stderr.contains("already open by another process"),
             "{command:?}: {stderr}"
         );
+        assert_eq!(stderr.lines().count(), 1);
     }
     drop(writer);
-    ok(&["info", db]);
-
-    // Readers share: a read-only handle here does not stop read-only commands.
-    let reader = Database::open_read_only(dir.path()).unwrap();
-    ok(&["ls", db]);
-    let stderr = fails(&["put", db, "notes"], 1);
-    assert!(stderr.contains("already open"), "{stderr}");
+    // Readers do not keep a writer out.
+    run(&["put", db, "notes"], b"!");
     drop(reader);
+    assert_eq!(
+        run(&["cat", db, "notes"], b"").stdout.len(),
+        12 + "unflushed".len() + 1
+    );
 }
 
 /// `Stats::allocated_bytes` counts the data and metadata files for read-only handles too,

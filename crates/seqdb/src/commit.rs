@@ -139,8 +139,10 @@ impl Inner {
         match self.make_durable(&mut commit, &snapshot, checkpoint, settle) {
             Ok(()) => {
                 self.after_commit(&snapshot.recorded);
+                let oldest = self.oldest_reader();
                 let mut table = self.table.write();
-                table.layout.finish_commit(snapshot.ticket);
+                // Free, unless a reader process may still view it (`reader_release.rs`).
+                self.finish_or_keep(&mut table, commit.generation, snapshot.ticket, oldest);
                 // Extents whose last reader is gone become free (their commit may be this
                 // one or an earlier one).
                 self.reclaim(&mut table);
