@@ -131,6 +131,9 @@ pub fn check(path: &Path) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let data_path = path.join(DATA_FILE);
     let meta_path = path.join(META_FILE);
+    if let Err(incomplete) = crate::backup::refuse_incomplete(path) {
+        report.problems.push(incomplete.to_string());
+    }
 
     // The shared lock keeps writers out for the duration of the check.
     let data = match LockedFile::open(&data_path, &FileOptions::read_only()) {

@@ -123,6 +123,7 @@
 //! regions.
 #![forbid(unsafe_code)]
 
+mod backup;
 mod check;
 mod commit;
 mod data_header;
@@ -150,6 +151,7 @@ mod stats;
 mod tail;
 mod write;
 
+pub use backup::{BACKUP_CHUNK, BackupStats, INCOMPLETE_MARKER};
 pub use check::{CheckReport, check};
 pub use database::Database;
 pub use error::{Error, IoError, LayoutError, Result};

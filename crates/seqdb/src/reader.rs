@@ -93,7 +93,7 @@ impl Inner {
 
     /// The region's published snapshot if it is current, else a new one, published for
     /// the next readers. Needs the region's shared lock.
-    fn share(&self, region: &RegionState) -> Result<Arc<Snapshot>> {
+    pub(crate) fn share(&self, region: &RegionState) -> Result<Arc<Snapshot>> {
         if let Some(snapshot) = region.published().lock().snapshot.as_ref()
             && snapshot.is_current()
         {
