@@ -1,7 +1,9 @@
 //! Where each region goes in a backup's data file.
 //!
-//! A first backup packs the regions after the header in number order, each reserving its
-//! length rounded up to a page. A later backup keeps every region that is still there
+//! A first backup places the regions after the header in number order, each reserving
+//! its length rounded up to a page plus the room the growth policy gives a growing
+//! region (about its length again while small; the room is never written, so it stays a
+//! hole in the file). A later backup keeps every region that is still there
 //! where it was when it still fits (so its unchanged chunks are found in place), grows
 //! it in place or moves it as the database's allocator would (reserving room to grow, so
 //! that a region that keeps growing moves rarely), and puts new regions in the holes
@@ -11,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use seqdb_layout::{Layout, LayoutError, Placement, Punchable};
+use seqdb_layout::{Layout, LayoutError, PAGE_SIZE, Placement, Punchable, round_up_to_page};
 
 use crate::data_header::DATA_HEADER_LEN;
 use crate::format::RegionEntry;
@@ -79,7 +81,7 @@ pub(crate) fn plan(
     free_pending(&mut layout);
     for &(number, len) in &regions {
         if !layout.contains(number) {
-            layout.insert(number, len)?;
+            layout.insert(number, with_room(&layout, len))?;
             layout.set_len(number, len)?;
         }
     }
@@ -110,6 +112,19 @@ pub(crate) fn plan(
     })
 }
 
+/// What a new region reserves: its length and the room the growth policy would give it
+/// (about as much again for small regions), so that it can grow by appends in later
+/// backups without moving. Unused room is never written: it stays a hole.
+fn with_room(layout: &Layout, len: u64) -> u64 {
+    match round_up_to_page(len) {
+        Some(0) => PAGE_SIZE,
+        Some(pages) => layout
+            .growth_policy()
+            .next_reserved(pages, pages.saturating_add(PAGE_SIZE)),
+        None => len,
+    }
+}
+
 fn free_pending(layout: &mut Layout) {
     let ticket = layout.begin_commit();
     layout.finish_commit(ticket);
@@ -118,7 +133,6 @@ fn free_pending(layout: &mut Layout) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PAGE_SIZE;
 
     fn entry(number: u64, start: u64, reserved: u64, len: u64) -> RegionEntry {
         RegionEntry {
@@ -131,11 +145,13 @@ mod tests {
     }
 
     #[test]
-    fn a_first_backup_packs_regions_after_the_header() {
+    fn a_first_backup_places_regions_in_order_with_room_to_grow() {
         let planned = plan(&[], 0, [(0, 10), (3, 5000), (7, 0)].into_iter()).unwrap();
         let starts: Vec<u64> = planned.targets.iter().map(|t| t.start).collect();
-        assert_eq!(starts, [PAGE_SIZE, 2 * PAGE_SIZE, 4 * PAGE_SIZE]);
-        assert_eq!(planned.file_end, 5 * PAGE_SIZE);
+        assert_eq!(starts, [PAGE_SIZE, 3 * PAGE_SIZE, 7 * PAGE_SIZE]);
+        let reserved: Vec<u64> = planned.targets.iter().map(|t| t.reserved).collect();
+        assert_eq!(reserved, [2 * PAGE_SIZE, 4 * PAGE_SIZE, PAGE_SIZE]);
+        assert_eq!(planned.file_end, 8 * PAGE_SIZE);
         assert!(planned.punchable.is_empty());
     }
 
