@@ -57,7 +57,9 @@ fn copy_in_kernel(
     while done < len {
         let mut off_in = from + done;
         let mut off_out = to + done;
-        let chunk = usize::try_from(len - done).unwrap_or(usize::MAX).min(1 << 30);
+        let chunk = usize::try_from(len - done)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
         match rustix::fs::copy_file_range(
             source.as_file(),
             Some(&mut off_in),
@@ -106,7 +108,9 @@ fn copy_through_memory(
     let mut buffer = vec![0u8; BUFFER.min(usize::try_from(len).unwrap_or(BUFFER))];
     let mut done = 0;
     while done < len {
-        let n = buffer.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
+        let n = buffer
+            .len()
+            .min(usize::try_from(len - done).unwrap_or(usize::MAX));
         source.read_exact_at(&mut buffer[..n], from + done)?;
         target.write_all_at_unchecked(&buffer[..n], to + done)?;
         done += n as u64;

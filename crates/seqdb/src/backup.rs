@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use crate::format::{Record, RecordKind, RegionEntry};
 use crate::{Database, Result};
 
-pub(crate) use destination::refuse_incomplete;
 pub use destination::INCOMPLETE_MARKER;
+pub(crate) use destination::refuse_incomplete;
 
 /// Bytes of a chunk: the unit in which an incremental backup compares a region with
 /// what the backup holds, and copies it.
@@ -94,7 +94,10 @@ impl Database {
         let planned = placement::plan(
             destination.previous_entries(),
             destination.file_len(),
-            captured.regions.iter().map(|r| (r.entry.number, r.entry.len)),
+            captured
+                .regions
+                .iter()
+                .map(|r| (r.entry.number, r.entry.len)),
         )
         .map_err(|source| crate::Error::Layout {
             path: dest.to_owned(),

@@ -208,11 +208,7 @@ impl Inner {
     /// one is fine then: no writer waits for the commit lock or for a shared lock). Under
     /// the table lock, regions that changed meanwhile are only tried; if one is busy, the
     /// table lock is let go and the loop holds it properly.
-    fn capture(
-        &self,
-        checkpoint: bool,
-        observer: Option<&mut Observer<'_>>,
-    ) -> Result<Snapshot> {
+    fn capture(&self, checkpoint: bool, observer: Option<&mut Observer<'_>>) -> Result<Snapshot> {
         let all = checkpoint || observer.is_some();
         let mut held: BTreeMap<usize, Held> = BTreeMap::new();
         loop {

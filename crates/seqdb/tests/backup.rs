@@ -57,10 +57,13 @@ fn a_full_backup_holds_every_region_and_the_generation() {
     // boundary), not the room they have to grow (a few blocks of slack for the file
     // system's own extent blocks, which it counts too).
     let pages: u64 = want.values().map(|v| (v.len() as u64).div_ceil(4096)).sum();
-    let allocated = std::os::unix::fs::MetadataExt::blocks(
-        &std::fs::metadata(dest.join("data")).unwrap(),
-    ) * 512;
-    assert!(allocated <= 4096 * (1 + pages + 4), "{allocated} bytes allocated, {pages} pages");
+    let allocated =
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(dest.join("data")).unwrap())
+            * 512;
+    assert!(
+        allocated <= 4096 * (1 + pages + 4),
+        "{allocated} bytes allocated, {pages} pages"
+    );
 }
 
 #[test]
@@ -148,7 +151,8 @@ fn an_incremental_backup_copies_what_changed() {
     let regions = 64;
     for i in 0..regions {
         let (n, _) = db.create_region_if_needed(&format!("r{i}")).unwrap();
-        db.write_all_to_region(n.into(), &rng.bytes(512 << 10)).unwrap();
+        db.write_all_to_region(n.into(), &rng.bytes(512 << 10))
+            .unwrap();
     }
     let full = db.backup(&dest).unwrap();
     let live = full.live_bytes;
@@ -206,7 +210,10 @@ fn a_backup_of_another_database_is_refused() {
     // Nor into another database itself, nor into the database's own directory.
     let error = other.backup(&a).unwrap_err();
     assert!(
-        matches!(error, Error::NotABackupOf { .. } | Error::AlreadyOpen { .. }),
+        matches!(
+            error,
+            Error::NotABackupOf { .. } | Error::AlreadyOpen { .. }
+        ),
         "{error}"
     );
     let error = other.backup(&b).unwrap_err();
@@ -291,7 +298,8 @@ fn a_backup_holds_one_instant_while_writers_go_on() {
                 thread::yield_now();
                 let fill = rng.below(256) as u8;
                 db.truncate_region(c.into(), 0).unwrap();
-                db.write_all_to_region(c.into(), &vec![fill; 70_000]).unwrap();
+                db.write_all_to_region(c.into(), &vec![fill; 70_000])
+                    .unwrap();
             }
         })
     };
@@ -300,7 +308,10 @@ fn a_backup_holds_one_instant_while_writers_go_on() {
         let state = backup_state(&dest);
         let (a, b) = (&state["a"], &state["b"]);
         let records = |bytes: &[u8]| bytes.len() / RECORD;
-        assert!(a.len() % RECORD == 0 && b.len() % RECORD == 0, "round {round}");
+        assert!(
+            a.len() % RECORD == 0 && b.len() % RECORD == 0,
+            "round {round}"
+        );
         assert!(
             records(a) == records(b) || records(a) == records(b) + 1,
             "round {round}: {} and {} records",
@@ -313,7 +324,10 @@ fn a_backup_holds_one_instant_while_writers_go_on() {
         assert_eq!(b[..], a[..b.len()]);
         if let Some(c) = state.get("c") {
             assert!(c.len() % 70_000 == 0 && c.len() <= 70_000, "{}", c.len());
-            assert!(c.iter().all(|&x| x == c[0]), "round {round}: c mixes two writes");
+            assert!(
+                c.iter().all(|&x| x == c[0]),
+                "round {round}: c mixes two writes"
+            );
         }
         assert!(stats.generation > 0);
     }

@@ -68,7 +68,9 @@ impl<'a> ReadBack<'a> {
 impl Baseline for ReadBack<'_> {
     fn holds(&mut self, chunk: Chunk, source: &[u8]) -> Result<bool> {
         let buffer = &mut self.buffer[..source.len()];
-        self.file.read_exact_at(buffer, chunk.at).context(SysSnafu)?;
+        self.file
+            .read_exact_at(buffer, chunk.at)
+            .context(SysSnafu)?;
         self.read += source.len() as u64;
         Ok(buffer == source)
     }

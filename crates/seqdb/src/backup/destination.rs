@@ -280,7 +280,11 @@ fn read_state(
     Ok((
         opened.file_id,
         opened.generation,
-        opened.entries.into_iter().map(|placed| placed.entry).collect(),
+        opened
+            .entries
+            .into_iter()
+            .map(|placed| placed.entry)
+            .collect(),
     ))
 }
 

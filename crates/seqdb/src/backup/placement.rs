@@ -162,8 +162,12 @@ mod tests {
             entry(1, 2 * PAGE_SIZE, 2 * PAGE_SIZE, 8000),
             entry(2, 4 * PAGE_SIZE, PAGE_SIZE, 10),
         ];
-        let planned = plan(&previous, 5 * PAGE_SIZE, [(0, 200), (2, 20), (5, 100)].into_iter())
-            .unwrap();
+        let planned = plan(
+            &previous,
+            5 * PAGE_SIZE,
+            [(0, 200), (2, 20), (5, 100)].into_iter(),
+        )
+        .unwrap();
         assert_eq!(planned.targets[0].start, PAGE_SIZE);
         assert_eq!(planned.targets[1].start, 4 * PAGE_SIZE);
         // The new region takes the removed one's place.
@@ -175,7 +179,10 @@ mod tests {
 
     #[test]
     fn an_invalid_previous_layout_is_ignored() {
-        let previous = [entry(0, PAGE_SIZE, PAGE_SIZE, 100), entry(1, PAGE_SIZE, PAGE_SIZE, 1)];
+        let previous = [
+            entry(0, PAGE_SIZE, PAGE_SIZE, 100),
+            entry(1, PAGE_SIZE, PAGE_SIZE, 1),
+        ];
         let planned = plan(&previous, 2 * PAGE_SIZE, [(1, 10)].into_iter()).unwrap();
         assert_eq!(planned.targets[0].start, PAGE_SIZE);
     }
