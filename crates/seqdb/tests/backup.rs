@@ -245,16 +245,22 @@ fn a_backup_cut_short_is_refused_until_a_backup_completes_it() {
         db.backup(&dest).unwrap_err(),
         Error::NotABackupOf { .. }
     ));
-    std::fs::remove_file(dest.join(INCOMPLETE_MARKER)).unwrap();
-    // A real marker of this database: the next backup completes the directory.
-    let data = std::fs::read(dest.join("data")).unwrap();
-    let mut torn = data.clone();
-    torn[4096..4096 + 5000].fill(0xff);
-    std::fs::write(dest.join("data"), &torn).unwrap();
-    let db2 = db.clone();
-    db2.write_all_to_region("x".into(), b"more").unwrap();
+    // A marker naming this database (as a backup writes it): the next backup completes
+    // the directory, whatever its bytes were left as.
+    let meta = std::fs::read(dest.join("meta")).unwrap();
+    let id: String = meta[20..36].iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(
+        dest.join(INCOMPLETE_MARKER),
+        format!("seqdb backup in progress of database {id}\n"),
+    )
+    .unwrap();
+    let mut data = std::fs::read(dest.join("data")).unwrap();
+    data[4096..4096 + 5000].fill(0xff);
+    std::fs::write(dest.join("data"), &data).unwrap();
+    db.write_all_to_region("x".into(), b"more").unwrap();
     let stats = db.backup(&dest).unwrap();
-    assert_eq!(stats.previous_generation.is_some(), true);
+    // Not counted as incremental: what the directory held was not a complete backup.
+    assert_eq!(stats.previous_generation, None);
     assert_same(&backup_state(&dest), &read_state(&db).unwrap());
     assert!(!dest.join(INCOMPLETE_MARKER).exists());
 }

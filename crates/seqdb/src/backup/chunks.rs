@@ -24,6 +24,8 @@ use crate::error::SysSnafu;
 pub(crate) const CHUNK: u64 = 64 * 1024;
 /// The longest run copied in one call, so that progress is reported as the copy goes.
 const MAX_RUN: u64 = 64 << 20;
+/// The backup's data file is synced after every this many bytes copied.
+const SYNC_EVERY: u64 = 128 << 20;
 
 /// One chunk of a region, as a [`Baseline`] is asked about it.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +90,8 @@ pub(crate) struct Copier<'a> {
     fresh_from: u64,
     baseline: ReadBack<'a>,
     copied: u64,
+    /// Bytes copied since the backup's file was last synced.
+    unsynced: u64,
     done: u64,
     total: u64,
     progress: &'a mut dyn FnMut(u64, u64),
@@ -107,6 +111,7 @@ impl<'a> Copier<'a> {
             fresh_from,
             baseline: ReadBack::new(target),
             copied: 0,
+            unsynced: 0,
             done: 0,
             total,
             progress,
@@ -159,6 +164,13 @@ impl<'a> Copier<'a> {
             .copy_from(self.source, from + start, to + start, len)
             .context(SysSnafu)?;
         self.copied += len;
+        self.unsynced += len;
+        if self.unsynced >= SYNC_EVERY {
+            // Bounds the dirty pages the copy makes: past the kernel's limit every writer
+            // of the machine is throttled, the database's appends among them.
+            self.target.sync_data().context(SysSnafu)?;
+            self.unsynced = 0;
+        }
         self.advance(len);
         Ok(())
     }
