@@ -117,6 +117,9 @@ fn incremental(src: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// An append call that took long: when it began, and how long it took.
+type Slow = (Instant, Duration);
+
 /// Appends of 4 KiB from one thread, in runs of 16 to each of 64 regions in turn, paced
 /// to about 100 MB/s, for `duration` or until `stop`: the longest append call, and the
 /// count.
@@ -125,7 +128,7 @@ fn appends(
     numbers: &[usize],
     stop: &AtomicBool,
     duration: Duration,
-) -> Result<(Duration, u64, Vec<(Instant, Duration)>)> {
+) -> Result<(Duration, u64, Vec<Slow>)> {
     let record = noise(4096, 9);
     let started = Instant::now();
     let (mut longest, mut count) = (Duration::ZERO, 0u64);

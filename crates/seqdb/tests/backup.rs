@@ -102,7 +102,7 @@ fn incremental_backups_follow_creations_renames_removals_and_changes() {
                 2 if !names.is_empty() => {
                     let name = rng.pick(&names).clone();
                     let region = db.get_region(name.as_str().into()).unwrap();
-                    if region.len() > 0 {
+                    if !region.is_empty() {
                         let at = rng.below(region.len());
                         let len = rng.below(region.len() - at).min(10_000) as usize;
                         db.write_all_to_region_at(name.as_str().into(), &rng.bytes(len), at)
