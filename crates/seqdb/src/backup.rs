@@ -113,13 +113,20 @@ impl Database {
         );
         let mut entries = Vec::with_capacity(captured.regions.len());
         for (region, target) in captured.regions.iter().zip(&planned.targets) {
-            let len = region.entry.len;
-            copier.copy_region(
-                region.entry.number,
-                region.entry.start,
-                &region.snapshot.bytes()[..len as usize],
-                target.start,
-            )?;
+            // The snapshot was taken after the entry, under the same lock: it holds at
+            // least the entry's bytes.
+            let bytes = usize::try_from(region.entry.len)
+                .ok()
+                .and_then(|len| region.snapshot.bytes().get(..len))
+                .ok_or_else(|| crate::Error::Corrupt {
+                    path: inner.path.join(crate::database::DATA_FILE),
+                    offset: region.entry.start,
+                    reason: format!(
+                        "region {:?} shows fewer bytes than its commit records",
+                        region.entry.name
+                    ),
+                })?;
+            copier.copy_region(region.entry.number, region.entry.start, bytes, target.start)?;
             entries.push(RegionEntry {
                 start: target.start,
                 reserved: target.reserved,

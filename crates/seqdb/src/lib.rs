@@ -92,8 +92,9 @@
 //!
 //! - change a database's files (`data`, `meta`) only through this crate, and do not
 //!   replace, truncate or restore them while any handle has the database open;
-//! - copy a database for a backup while no read-write handle has it open (holding a
-//!   read-only handle keeps writers out meanwhile);
+//! - back a database up with [`Database::backup`], which copies the last commit while
+//!   writers go on; copy its files by other means only while no read-write handle has
+//!   it open (holding a read-only handle keeps writers out meanwhile);
 //! - do not open a database on a file system that another machine can change under
 //!   this one (a network file system shared with a writer elsewhere).
 //!
