@@ -1,7 +1,7 @@
 //! `cargo xtask stress [--scale N] [--seed S]`: the reliability suites with larger counts.
 //!
 //! Runs the crash-image simulations (one thread, and threads racing flushes), the SIGKILL
-//! test, the full-disk tests, the hostile-file tests, the flush races and the
+//! tests (of writers and of backups), the full-disk tests, the hostile-file tests, the flush races and the
 //! failing-sync tests of `seqdb` in release mode with
 //! `SEQDB_STRESS_SCALE=N` (default 20), which multiplies their case counts and time
 //! bounds; `--seed S` replays one seed (`SEQDB_SEED`). Each suite prints what it tried.
@@ -9,10 +9,11 @@
 use std::process::Command;
 
 /// The reliability suites, as `--test` targets of the `seqdb` crate.
-const SUITES: [&str; 7] = [
+const SUITES: [&str; 8] = [
     "crash_sim",
     "crash_sim_threads",
     "process_kill",
+    "backup_kill",
     "full_disk",
     "hostile_files",
     "flush_races",
