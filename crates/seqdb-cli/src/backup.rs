@@ -39,7 +39,7 @@ pub fn backup(db: &Path, dest: &Path, as_json: bool) -> Result<ExitCode, Failure
     let database = open::read_only(db)?;
     let mut progress = ByteProgress::new("copying");
     let stats =
-        database.backup_with_progress(dest, &mut |done, total| progress.set(done, total))?;
+        database.backup_with_progress(dest, &mut |done, total| progress.update(done, total))?;
     drop(progress);
     let report = BackupReport {
         database: db.display().to_string(),

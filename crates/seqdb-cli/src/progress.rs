@@ -48,19 +48,25 @@ impl Progress {
     }
 }
 
-/// Reports how many of a known number of bytes are done: a bar on a terminal, otherwise
-/// a line at every tenth of the way.
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Reports how many of a known number of bytes were worked through: a bar on a
+/// terminal, otherwise a line at every tenth.
 pub struct ByteProgress {
+    what: &'static str,
     bar: Option<ProgressBar>,
-    what: String,
-    /// Tenths reported so far (plain lines only).
-    tenths: u64,
+    tenths_told: u64,
 }
 
 impl ByteProgress {
-    /// Progress of `what` (for example "copying"); a bar when standard error is a
-    /// terminal.
-    pub fn new(what: &str) -> Self {
+    /// Progress through bytes, described by `what`.
+    pub fn new(what: &'static str) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             let style = ProgressStyle::with_template(
@@ -69,37 +75,29 @@ impl ByteProgress {
             .map(|style| style.progress_chars("=> "))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
-            bar.set_message(what.to_owned());
+            bar.set_message(what);
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
         ByteProgress {
+            what,
             bar,
-            what: what.to_owned(),
-            tenths: 0,
+            tenths_told: 0,
         }
     }
 
-    /// `done` of `total` bytes are done.
-    pub fn set(&mut self, done: u64, total: u64) {
+    /// `done` of `total` bytes are through.
+    pub fn update(&mut self, done: u64, total: u64) {
         match &self.bar {
             Some(bar) => {
                 bar.set_length(total);
                 bar.set_position(done);
             }
             None => {
-                let tenths = (done as u128 * 10)
-                    .checked_div(total as u128)
-                    .map_or(10, |t| t as u64);
-                if tenths > self.tenths {
-                    self.tenths = tenths;
-                    eprintln!(
-                        "{} {}% ({} of {})",
-                        self.what,
-                        tenths * 10,
-                        crate::human::bytes(done),
-                        crate::human::bytes(total)
-                    );
+                let tenths = (done * 10).checked_div(total).unwrap_or(10);
+                if tenths > self.tenths_told {
+                    self.tenths_told = tenths;
+                    eprintln!("{}: {done} of {total} bytes", self.what);
                 }
             }
         }
@@ -107,14 +105,6 @@ impl ByteProgress {
 }
 
 impl Drop for ByteProgress {
-    fn drop(&mut self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Drop for Progress {
     fn drop(&mut self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -126,10 +126,14 @@ impl Database {
                         region.entry.name
                     ),
                 })?;
-            copier.copy_region(region.entry.number, region.entry.start, bytes, target.start)?;
+            let crcs =
+                copier.copy_region(region.entry.number, region.entry.start, bytes, target.start)?;
             entries.push(RegionEntry {
                 start: target.start,
                 reserved: target.reserved,
+                // A checkpoint carries every chunk's checksum.
+                sums_from: 0,
+                crcs,
                 ..region.entry.clone()
             });
         }
@@ -147,6 +151,9 @@ impl Database {
             next_number,
             removed: Vec::new(),
             upserts: entries,
+            // The data file is synced before the metadata is written.
+            data_synced: true,
+            inline: Vec::new(),
         };
         let previous_generation = destination.previous_generation();
         destination.finish(&inner.file_id, &record, planned.file_end)?;

@@ -13,10 +13,11 @@ use std::thread;
 use seqdb::{BACKUP_CHUNK, Database, Error, INCOMPLETE_MARKER, Identifier};
 use support::{Rng, State, diff_states, read_state};
 
-/// Open the backup at `dest`, check it, and return what it holds.
+/// Open the backup at `dest`, check it (its regions' bytes against their checksums
+/// too), and return what it holds.
 fn backup_state(dest: &Path) -> State {
-    let report = seqdb::check(dest).unwrap();
-    assert!(report.is_healthy(), "{report}");
+    let report = seqdb::check_data(dest, |_, _| {}).unwrap();
+    assert!(report.is_healthy() && report.data_checked, "{report}");
     let backup = Database::open_read_only(dest).unwrap();
     read_state(&backup).unwrap()
 }

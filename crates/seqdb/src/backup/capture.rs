@@ -40,18 +40,21 @@ pub(crate) fn capture(inner: &Inner) -> Result<Captured> {
     inner.flush()?;
     let mut regions = Vec::new();
     let mut failure: Option<Error> = None;
-    let generation = inner.commit_observed(Some(&mut |region, entry| {
-        if failure.is_some() {
-            return;
-        }
-        match inner.share(region) {
-            Ok(snapshot) => regions.push(CapturedRegion {
-                entry: entry.clone(),
-                snapshot,
-            }),
-            Err(error) => failure = Some(error),
-        }
-    }))?;
+    let generation = inner.commit_observed(
+        Some(&mut |region, entry| {
+            if failure.is_some() {
+                return;
+            }
+            match inner.share(region) {
+                Ok((snapshot, _)) => regions.push(CapturedRegion {
+                    entry: entry.clone(),
+                    snapshot,
+                }),
+                Err(error) => failure = Some(error),
+            }
+        }),
+        false,
+    )?;
     if let Some(error) = failure {
         return Err(error);
     }
@@ -71,7 +74,7 @@ fn capture_read_only(inner: &Inner) -> Result<Captured> {
             continue;
         }
         let entry = region.entry();
-        let snapshot = inner.share(&region)?;
+        let (snapshot, _) = inner.share(&region)?;
         regions.push(CapturedRegion { entry, snapshot });
     }
     Ok(Captured {

@@ -19,9 +19,11 @@ use snafu::ResultExt;
 
 use crate::Result;
 use crate::error::SysSnafu;
+use crate::format::{Crcs, SUM_CHUNK};
 
-/// Bytes of a chunk.
-pub(crate) const CHUNK: u64 = 64 * 1024;
+/// Bytes of a chunk: those of the checksums the format keeps per region, so that a
+/// region's chunks here are the chunks its checksums cover.
+pub(crate) const CHUNK: u64 = SUM_CHUNK;
 /// The longest run copied in one call, so that progress is reported as the copy goes.
 const MAX_RUN: u64 = 64 << 20;
 /// The backup's data file is synced after every this many bytes copied.
@@ -119,15 +121,20 @@ impl<'a> Copier<'a> {
     }
 
     /// Copy region `region`, whose bytes `bytes` are at `from` in the database's data
-    /// file, to `to` in the backup's.
-    pub fn copy_region(&mut self, region: u64, from: u64, bytes: &[u8], to: u64) -> Result<()> {
+    /// file, to `to` in the backup's. Returns the checksums of its chunks, which the
+    /// backup's metadata records.
+    pub fn copy_region(&mut self, region: u64, from: u64, bytes: &[u8], to: u64) -> Result<Crcs> {
         let len = bytes.len() as u64;
+        let mut crcs = Crcs::with_capacity(len.div_ceil(CHUNK) as usize);
         // A run of chunks to copy: its start and length in the region.
         let mut run: Option<(u64, u64)> = None;
         let mut offset = 0;
         while offset < len {
             let n = CHUNK.min(len - offset);
             let at = to + offset;
+            crcs.push(crc32fast::hash(
+                &bytes[offset as usize..(offset + n) as usize],
+            ));
             let held = at + n <= self.fresh_from && {
                 let chunk = Chunk {
                     region,
@@ -156,7 +163,7 @@ impl<'a> Copier<'a> {
         if let Some((start, run_len)) = run {
             self.copy(from, to, start, run_len)?;
         }
-        Ok(())
+        Ok(crcs)
     }
 
     fn copy(&mut self, from: u64, to: u64, start: u64, len: u64) -> Result<()> {
