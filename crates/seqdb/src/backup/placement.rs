@@ -141,6 +141,8 @@ mod tests {
             reserved,
             len,
             name: format!("r{number}"),
+            sums_from: 0,
+            crcs: Default::default(),
         }
     }
 
