@@ -67,8 +67,8 @@ impl Database {
     /// itself reads from snapshots (as [`Reader`](crate::Reader)s do), so an overwrite
     /// inside a region's copied bytes meanwhile first moves the region.
     ///
-    /// `dest` becomes a database of its own, which [`Database::open`] and [`check`]
-    /// accept, holding this database's id and the generation copied. Only the regions'
+    /// `dest` becomes a database of its own, which [`Database::open`], [`check`] and
+    /// [`check_data`] accept (it records every region's chunk checksums), holding this database's id and the generation copied. Only the regions'
     /// bytes are written, packed after one another: holes and unused reservations are not
     /// copied. When `dest` already holds a backup of this database, only the chunks of
     /// [`BACKUP_CHUNK`] bytes that differ are written (an incremental backup). A `dest`
@@ -81,6 +81,7 @@ impl Database {
     /// until a backup into it completes.
     ///
     /// [`check`]: crate::check
+    /// [`check_data`]: crate::check_data
     pub fn backup_with_progress(
         &self,
         dest: &Path,
