@@ -1,8 +1,8 @@
 //! `cargo xtask stress [--scale N] [--seed S]`: the reliability suites with larger counts.
 //!
 //! Runs the crash-image simulations (one thread, and threads racing flushes), the SIGKILL
-//! test, the full-disk tests, the hostile-file tests, the flush races and the
-//! failing-sync tests of `seqdb` in release mode with
+//! tests (of writers and of backups), the full-disk tests, the hostile-file tests, the
+//! flush races and the failing-sync tests of `seqdb` in release mode with
 //! `SEQDB_STRESS_SCALE=N` (default 20), which multiplies their case counts and time
 //! bounds; `--seed S` replays one seed (`SEQDB_SEED`). Each suite prints what it tried.
 
@@ -14,6 +14,7 @@ const SUITES: [&str; 8] = [
     "crash_sim_threads",
     "process_kill",
     "readers_beside_writer",
+    "backup_kill",
     "full_disk",
     "hostile_files",
     "flush_races",

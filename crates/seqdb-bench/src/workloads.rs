@@ -478,7 +478,12 @@ fn w7<E: Engine>(dir: &Path) -> Outcome<Metrics> {
     metrics.push("w7_one_ms", Metric::Value(median(one.samples) * 1e3));
     metrics.push("w7_many_ms", Metric::Value(median(many.samples) * 1e3));
     if !one.syncs.is_empty() {
-        let syncs: Vec<f64> = one.syncs.iter().chain(&many.syncs).map(|&n| n as f64).collect();
+        let syncs: Vec<f64> = one
+            .syncs
+            .iter()
+            .chain(&many.syncs)
+            .map(|&n| n as f64)
+            .collect();
         metrics.push("w7_syncs", Metric::Value(median(syncs)));
     }
     metrics.push(

@@ -7,10 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Inspect, check, map and maintain seqdb databases.
 ///
 /// DB is a database directory. REGION is a region's name, or `#N` for the region
-/// numbered N. Read-only commands (info, ls, cat, check, map) share the database with
-/// other readers but fail while a writer has it open; put, compact and punch need it to
-/// themselves. Every command that prints a report takes `--json` to print it as one
-/// JSON value instead; errors stay one line of text on standard error.
+/// numbered N. Read-only commands (info, ls, cat, check, map, and backup for the
+/// database it copies) share the database with other readers but fail while a writer
+/// has it open; put, compact and punch need it to themselves. Every command that prints
+/// a report takes `--json` to print it as one JSON value instead; errors stay one line
+/// of text on standard error.
 #[derive(Debug, Parser)]
 #[command(name = "seqdb", version, about, long_about)]
 pub struct Args {
@@ -105,6 +106,19 @@ pub enum Command {
         /// The database directory.
         db: PathBuf,
         /// Print the space before and after as a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the last commit of a database into DEST, a directory that becomes a database
+    /// of its own; when DEST holds an earlier backup of the same database, only what
+    /// changed is written. DEST holding another database is refused. The database is
+    /// opened read-only, so this waits for no reader but fails while a writer has it.
+    Backup {
+        /// The database directory.
+        db: PathBuf,
+        /// The backup's directory (created if missing).
+        dest: PathBuf,
+        /// Print what was copied as a JSON object instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -5,6 +5,7 @@
 //! 2 for a usage error.
 
 mod args;
+mod backup;
 mod data;
 mod disk;
 mod failure;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         } => inspect::check(&db, data, repair, json),
         Command::Compact { db, json } => maintain::compact(&db, json),
         Command::Punch { db, json } => maintain::punch(&db, json),
+        Command::Backup { db, dest, json } => backup::backup(&db, &dest, json),
         Command::Map { db, svg, json } => map::map(&db, svg.as_deref(), json),
     };
     match result {

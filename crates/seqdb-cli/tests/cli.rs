@@ -966,3 +966,46 @@ fn read_only_stats_count_the_metadata_file_too() {
     let reader = Database::open_read_only(dir.path()).unwrap();
     assert_eq!(reader.stats().unwrap().allocated_bytes, read_write);
 }
+
+#[test]
+fn backup_copies_then_copies_only_changes_and_refuses_another_database() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, dest) = (dir.path().join("db"), dir.path().join("backup"));
+    drop(sample(&db));
+    let out = ok(&["backup", arg(&db), arg(&dest)]);
+    assert!(out.contains("(full)"), "{out}");
+    assert!(out.contains("copied 48.84 KiB (50012 bytes)"), "{out}");
+    assert_eq!(contents(&dest), contents(&db));
+    ok(&["check", "--data", arg(&dest)]);
+
+    // Nothing changed: nothing is copied.
+    let report = ok_json(&["backup", arg(&db), arg(&dest), "--json"]);
+    assert_eq!(number(&report["bytes_copied"]), 0);
+    assert_eq!(number(&report["bytes_compared"]), 50_012);
+    assert_eq!(number(&report["live_bytes"]), 50_012);
+    assert_eq!(number(&report["regions"]), 2);
+    assert_eq!(report["previous_generation"], report["generation"]);
+    assert!(report["seconds"].as_f64().is_some());
+
+    // An append: only its chunk is copied.
+    run(&["put", arg(&db), "notes"], b" and more");
+    let report = ok_json(&["backup", arg(&db), arg(&dest), "--json"]);
+    assert_eq!(number(&report["bytes_copied"]), 21);
+    assert_eq!(contents(&dest), contents(&db));
+    assert!(number(&report["generation"]) > number(&report["previous_generation"]));
+    // Without a terminal, progress is plain lines on standard error.
+    let out = run(&["backup", arg(&db), arg(&dest)], b"");
+    assert!(
+        text(&out.stderr).contains("copying: 50021 of 50021 bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Another database's backup is refused, and left alone.
+    let other = dir.path().join("other");
+    drop(sample(&other));
+    let error = fails(&["backup", arg(&other), arg(&dest)], 1);
+    assert!(error.contains("not of database"), "{error}");
+    assert_eq!(contents(&dest), contents(&db));
+}

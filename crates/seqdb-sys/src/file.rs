@@ -272,7 +272,12 @@ impl LockedFile {
         self.managed = true;
     }
 
-    fn check_unmanaged(&self, op: &'static str, offset: u64) -> Result<()> {
+    /// The hooks asked around this file's writes and syncs.
+    pub(crate) fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    pub(crate) fn check_unmanaged(&self, op: &'static str, offset: u64) -> Result<()> {
         if self.managed {
             return Err(Error::Managed {
                 path: self.path.clone(),

@@ -150,6 +150,7 @@
 
 #![cfg(unix)]
 
+mod copy;
 mod data_file;
 mod error;
 mod file;

@@ -27,7 +27,10 @@ fn main() -> seqdb::Result<()> {
         let seconds = start.elapsed().as_secs_f64();
         assert!(report.is_healthy() && report.data_checked, "{report}");
         let rate = report.live_bytes as f64 / seconds / 1e9;
-        println!("scrubbed {} bytes in {seconds:.3} s: {rate:.2} GB/s", report.live_bytes);
+        println!(
+            "scrubbed {} bytes in {seconds:.3} s: {rate:.2} GB/s",
+            report.live_bytes
+        );
         rates.push(rate);
     }
     rates.sort_by(f64::total_cmp);

@@ -173,6 +173,9 @@ fn check_files(path: &Path, scrub: Option<&mut dyn FnMut(u64, u64)>) -> Result<C
     let mut report = CheckReport::default();
     let data_path = path.join(DATA_FILE);
     let meta_path = path.join(META_FILE);
+    if let Err(incomplete) = crate::backup::refuse_incomplete(path) {
+        report.problems.push(incomplete.to_string());
+    }
 
     // The shared lock keeps writers out for the duration of the check.
     let data = match LockedFile::open(&data_path, &FileOptions::read_only()) {

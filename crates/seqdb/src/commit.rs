@@ -98,6 +98,10 @@ impl Drop for Inner {
 /// A region held under its shared lock until the capture's instant.
 type Held = (Slot, ArcRwLockReadGuard<RawRwLock, RegionState>);
 
+/// Told, at a commit's instant, of every region and the entry the commit's state holds
+/// for it (a backup takes its snapshots there; see `backup::capture`).
+pub(crate) type Observer<'a> = &'a mut dyn FnMut(&RegionState, &RegionEntry);
+
 /// What one flush captured at its instant.
 struct Snapshot {
     /// The regions the record lists, with their entries and what changed in them,
@@ -125,6 +129,17 @@ impl Inner {
         if self.read_only {
             return Ok(());
         }
+        self.commit_observed(None, settle).map(|_| ())
+    }
+
+    /// Commit as `flush_with` does; when `observer` is given, hold every region (not only the
+    /// changed ones) and tell it of each at the instant. Returns the generation of the
+    /// state committed (the previous one when nothing changed). Read-write handles only.
+    pub(crate) fn commit_observed(
+        &self,
+        mut observer: Option<Observer<'_>>,
+        settle: bool,
+    ) -> Result<u64> {
         let mut commit = self.commit.lock();
         // Under the commit lock: a flush that failed meanwhile may have poisoned the handle.
         self.check_writable()?;
@@ -135,7 +150,7 @@ impl Inner {
             .as_ref()
             .is_some_and(|log| log.wants_checkpoint())
             && self.may_have_changes();
-        let snapshot = self.capture(checkpoint)?;
+        let snapshot = self.capture(checkpoint, observer.as_mut())?;
         match self.make_durable(&mut commit, &snapshot, checkpoint, settle) {
             Ok(()) => {
                 self.after_commit(&snapshot.recorded);
@@ -146,7 +161,7 @@ impl Inner {
                 // Extents whose last reader is gone become free (their commit may be this
                 // one or an earlier one).
                 self.reclaim(&mut table);
-                Ok(())
+                Ok(commit.generation)
             }
             Err(e) => {
                 self.restore(snapshot);
@@ -385,11 +400,12 @@ impl Inner {
     /// one is fine then: no writer waits for the commit lock or for a shared lock). Under
     /// the table lock, regions that changed meanwhile are only tried; if one is busy, the
     /// table lock is let go and the loop holds it properly.
-    fn capture(&self, checkpoint: bool) -> Result<Snapshot> {
+    fn capture(&self, checkpoint: bool, observer: Option<&mut Observer<'_>>) -> Result<Snapshot> {
+        let all = checkpoint || observer.is_some();
         let mut held: BTreeMap<usize, Held> = BTreeMap::new();
         loop {
             // Bound first: the table lock must be let go before waiting on any region.
-            let wanted = self.wanted(&self.table.read(), checkpoint, &held);
+            let wanted = self.wanted(&self.table.read(), all, &held);
             for (number, slot) in wanted {
                 let region = slot.read_arc_recursive();
                 if region.is_removed() {
@@ -400,7 +416,7 @@ impl Inner {
             }
             let mut table = self.table.write();
             let mut complete = true;
-            for (number, slot) in self.wanted(&table, checkpoint, &held) {
+            for (number, slot) in self.wanted(&table, all, &held) {
                 // Only `try_` under the table lock; a region in the table is not removed.
                 let Some(region) = slot.try_read_recursive_arc() else {
                     complete = false;
@@ -415,7 +431,7 @@ impl Inner {
                 for (_, region) in held.values() {
                     self.settle_shared(region)?;
                 }
-                return Ok(self.snapshot(&mut table, checkpoint, held));
+                return Ok(self.snapshot(&mut table, checkpoint, held, observer));
             }
         }
     }
@@ -449,6 +465,7 @@ impl Inner {
         table: &mut Table,
         checkpoint: bool,
         held: BTreeMap<usize, Held>,
+        mut observer: Option<&mut Observer<'_>>,
     ) -> Snapshot {
         {
             // Numbers that are not held were made dirty after the instant by writers of
@@ -470,11 +487,17 @@ impl Inner {
             let lent = region.lent().lock();
             let dirty = region.take_dirty();
             changed |= dirty;
-            if dirty || checkpoint {
-                recorded.push((slot.clone(), region.entry(), region.take_changes()));
+            let recorded_entry =
+                (dirty || checkpoint).then(|| (region.entry(), region.take_changes()));
+            let observed = observer.is_some().then(|| region.entry());
+            drop(lent);
+            if let (Some(observer), Some(entry)) = (observer.as_mut(), observed) {
+                observer(&region, &entry);
+            }
+            if let Some((entry, changes)) = recorded_entry {
+                recorded.push((slot.clone(), entry, changes));
                 changed_regions.push(dirty);
             }
-            drop(lent);
         }
         Snapshot {
             recorded,

@@ -179,6 +179,7 @@ impl Database {
         let read_only = options.read_only;
         let hooks = &options.hooks;
         let created = prepare_directory(path, read_only, hooks)?;
+        crate::backup::refuse_incomplete(path)?;
         let data_path = path.join(DATA_FILE);
         let data_existed = data_path.exists();
         let file = LockedFile::open(

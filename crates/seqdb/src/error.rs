@@ -145,6 +145,36 @@ pub enum Error {
         meta: PathBuf,
     },
 
+    /// The directory holds a backup that was cut short (a crash or a kill during
+    /// [`Database::backup`](crate::Database::backup)): its files may mix two backups, so it
+    /// is not opened. Running the backup into it again completes it.
+    #[snafu(display(
+        "{} holds a backup that did not complete; run the backup into it again, or delete it",
+        path.display()
+    ))]
+    IncompleteBackup {
+        /// The backup's directory.
+        path: PathBuf,
+    },
+
+    /// A backup was asked to write into a directory that holds another database, or a
+    /// backup of another one (their ids differ).
+    #[snafu(display(
+        "{} holds {what} of database {found}, not of database {expected}: \
+         back up into a new directory",
+        path.display()
+    ))]
+    NotABackupOf {
+        /// The backup's directory.
+        path: PathBuf,
+        /// What the directory holds ("a backup", "an incomplete backup", "files").
+        what: &'static str,
+        /// The id of the database the directory belongs to, in hexadecimal.
+        found: String,
+        /// The id of the database being backed up, in hexadecimal.
+        expected: String,
+    },
+
     /// No region has this name or number.
     #[snafu(display("no region {region} in {}", path.display()))]
     UnknownRegion {

@@ -94,7 +94,9 @@
 //!
 //! - change a database's files (`data`, `meta`) only through this crate, and do not
 //!   replace, truncate or restore them while any handle has the database open;
-//! - copy a database for a backup while no read-write handle has it open;
+//! - back a database up with [`Database::backup`], which copies the last commit while
+//!   writers go on; copy its files by other means only while no read-write handle has
+//!   it open (holding a read-only handle keeps writers out meanwhile);
 //! - do not open a database on a file system that another machine can change under
 //!   this one (a network file system shared with a writer elsewhere).
 //!
@@ -163,6 +165,7 @@
 //! regions.
 #![forbid(unsafe_code)]
 
+mod backup;
 mod beside_writer;
 mod check;
 mod commit;
@@ -196,6 +199,7 @@ mod sums;
 mod tail;
 mod write;
 
+pub use backup::{BACKUP_CHUNK, BackupStats, INCOMPLETE_MARKER};
 pub use check::{CheckReport, check, check_data};
 pub use database::Database;
 pub use error::{Error, IoError, LayoutError, Result};

@@ -101,7 +101,7 @@ impl Inner {
     /// The region's published snapshot if it is current, else a new one, published for
     /// the next readers, with the offset from which the caller should prefault its bytes
     /// (see [`Prefaulted`](crate::snapshot::Prefaulted)). Needs the region's shared lock.
-    fn share(&self, region: &RegionState) -> Result<(Arc<Snapshot>, Option<usize>)> {
+    pub(crate) fn share(&self, region: &RegionState) -> Result<(Arc<Snapshot>, Option<usize>)> {
         if let Some(snapshot) = region.published().lock().snapshot.as_ref()
             && snapshot.is_current()
         {
