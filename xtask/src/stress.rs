@@ -9,7 +9,7 @@
 use std::process::Command;
 
 /// The reliability suites, as `--test` targets of the `seqdb` crate.
-const SUITES: [&str; 8] = [
+const SUITES: [&str; 9] = [
     "crash_sim",
     "crash_sim_threads",
     "process_kill",

@@ -276,7 +276,9 @@ fn read_state(
     data: &LockedFile,
     file_len: u64,
 ) -> Result<(DatabaseId, u64, Vec<RegionEntry>)> {
-    let opened = opening::open_files(dir, data, file_len, &OpenOptions::new().read_only(true))?;
+    // The backup's own directory, which no writer has open.
+    let read_only = OpenOptions::new().read_only(true);
+    let opened = opening::open_files(dir, data, file_len, &read_only, false)?;
     Ok((
         opened.file_id,
         opened.generation,
