@@ -17,9 +17,30 @@ use seqdb_layout::CommitTicket;
 
 use crate::database::{Commit, Inner, Slot, Table};
 use crate::error::SysSnafu;
-use crate::format::{Record, RecordKind, RegionEntry};
+use crate::format::{Crcs, InlineWrite, Record, RecordKind, RegionEntry};
 use crate::meta_log::next_generation;
-use crate::region::RegionState;
+use crate::region::{Changes, RegionState};
+use crate::sums::RegionSums;
+
+/// A commit whose changes wrote at most this many bytes carries them in its record and
+/// syncs only the log.
+const INLINE_LIMIT: u64 = 256 * 1024;
+/// Bytes carried inline since the data file was last synced stay below this: what an
+/// open after a crash redoes.
+const REDO_LIMIT: u64 = 4 << 20;
+/// A commit that must hash at least this many bytes hashes them on another thread
+/// while the data file syncs.
+const HASH_ASIDE: u64 = 4 << 20;
+
+/// Where the bytes a commit must carry for a region start: the first byte that changed,
+/// or the first byte when the region moved (its bytes were copied to a new place).
+fn inline_from(entry: &RegionEntry, changes: &Changes) -> u64 {
+    if changes.moved {
+        0
+    } else {
+        changes.from.min(entry.len)
+    }
+}
 use crate::{Database, Result};
 
 impl Database {
@@ -55,7 +76,7 @@ impl Database {
     /// Other clones of the handle keep the database open, and the last of them to go
     /// flushes again.
     pub fn close(self) -> Result<()> {
-        self.inner.flush()
+        self.inner.flush_with(true)
     }
 }
 
@@ -64,7 +85,7 @@ impl Drop for Inner {
     /// cannot be reported from here (see [`Database::close`]); the database then holds its
     /// last successful flush, as after a crash.
     fn drop(&mut self) {
-        let _ = self.flush();
+        let _ = self.flush_with(true);
         // A published snapshot holds a view, and a view holds the data file open and
         // locked: let them go with the handle, even where a thread still remembers a
         // region it appended to (its entry keeps the region's state).
@@ -79,8 +100,9 @@ type Held = (Slot, ArcRwLockReadGuard<RawRwLock, RegionState>);
 
 /// What one flush captured at its instant.
 struct Snapshot {
-    /// The regions the record lists, with their entries, ordered by number.
-    recorded: Vec<(Slot, RegionEntry)>,
+    /// The regions the record lists, with their entries and what changed in them,
+    /// ordered by number.
+    recorded: Vec<(Slot, RegionEntry, Changes)>,
     removed: Vec<u64>,
     ticket: CommitTicket,
     next_number: u64,
@@ -91,6 +113,12 @@ struct Snapshot {
 
 impl Inner {
     pub fn flush(&self) -> Result<()> {
+        self.flush_with(false)
+    }
+
+    /// Flush; with `settle`, also sync the data file when commits carried bytes in their
+    /// records since it was last synced, so that the next open finds them all there.
+    pub fn flush_with(&self, settle: bool) -> Result<()> {
         if self.read_only {
             return Ok(());
         }
@@ -105,7 +133,7 @@ impl Inner {
             .is_some_and(|log| log.wants_checkpoint())
             && self.may_have_changes();
         let snapshot = self.capture(checkpoint)?;
-        match self.make_durable(&mut commit, &snapshot, checkpoint) {
+        match self.make_durable(&mut commit, &snapshot, checkpoint, settle) {
             Ok(()) => {
                 self.after_commit(&snapshot.recorded);
                 let mut table = self.table.write();
@@ -122,28 +150,76 @@ impl Inner {
         }
     }
 
-    /// Sync the data, then write the record: the commit point. A failure of either is
-    /// final for the handle (`Inner::final_on_error`, and "A flush" in
-    /// `docs/ARCHITECTURE.md`).
+    /// Write the record: the commit point. A small commit carries the bytes it wrote in
+    /// its record, so the log's sync is its only one; a larger one syncs the data file
+    /// first. A failure of either sync is final for the handle
+    /// (`Inner::final_on_error`, and "A flush" in `docs/ARCHITECTURE.md`).
     fn make_durable(
         &self,
         commit: &mut Commit,
         snapshot: &Snapshot,
         checkpoint: bool,
+        settle: bool,
     ) -> Result<()> {
-        let generation = if snapshot.changed {
-            let generation = next_generation(&self.path, commit.generation)?;
-            self.confirm_log(commit)?;
-            // Before the sync: the data file then names this commit before the log can
-            // hold it (see `data_header`).
-            self.stamp_commit(generation)?;
-            Some(generation)
-        } else {
-            None
-        };
-        self.final_on_error(self.data.sync_data().context(SysSnafu))?;
-        let Some(generation) = generation else {
+        if !snapshot.changed {
+            if settle && commit.unsynced > 0 {
+                // The next open then finds every byte the log carried in the data file.
+                self.final_on_error(self.data.sync_data().context(SysSnafu))?;
+                commit.unsynced = 0;
+            }
             return Ok(());
+        }
+        let generation = next_generation(&self.path, commit.generation)?;
+        self.confirm_log(commit)?;
+        let inline_len: u64 = snapshot
+            .recorded
+            .iter()
+            .map(|(_, entry, changes)| entry.len - inline_from(entry, changes))
+            .sum();
+        // The first commit makes the data file's header durable, which only a data sync
+        // does; a checkpoint drops the records before it, so what they carried must be
+        // in the data file for good.
+        let inline = !checkpoint
+            && commit.generation > 0
+            && inline_len <= INLINE_LIMIT
+            && commit.unsynced + inline_len <= REDO_LIMIT;
+        // Before the record: the data file then names this commit before the log holds
+        // it (see `data_header`).
+        self.stamp_commit(commit.stamp_slot, generation)?;
+        let (sums, inline_writes) = if inline {
+            let sums = self.sum_updates(commit, snapshot, checkpoint)?;
+            (sums, self.inline_writes(snapshot)?)
+        } else {
+            // Hash while the data file syncs, when there is much to hash. The sync stays
+            // on the flushing thread (sync observers see the thread that flushed).
+            let hashing: u64 = snapshot
+                .recorded
+                .iter()
+                .map(|(_, entry, changes)| entry.len - changes.from.min(entry.len))
+                .sum();
+            let (synced, sums) = if hashing >= HASH_ASIDE {
+                let commit = &*commit;
+                std::thread::scope(|scope| {
+                    let sums = scope.spawn(|| self.sum_updates(commit, snapshot, checkpoint));
+                    let synced = self.data.sync_data();
+                    let sums = sums.join().unwrap_or_else(|_| {
+                        Err(crate::Error::sys(seqdb_sys::Error::Io {
+                            path: self.path.clone(),
+                            op: "checksum",
+                            offset: 0,
+                            source: std::io::Error::other("hashing the data panicked"),
+                        }))
+                    });
+                    (synced, sums)
+                })
+            } else {
+                (
+                    self.data.sync_data(),
+                    self.sum_updates(commit, snapshot, checkpoint),
+                )
+            };
+            self.final_on_error(synced.context(SysSnafu))?;
+            (sums?, Vec::new())
         };
         let record = Record {
             generation,
@@ -158,7 +234,21 @@ impl Inner {
             } else {
                 snapshot.removed.clone()
             },
-            upserts: snapshot.recorded.iter().map(|(_, e)| e.clone()).collect(),
+            upserts: snapshot
+                .recorded
+                .iter()
+                .zip(&sums)
+                .map(|((_, entry, _), sums)| {
+                    let mut entry = entry.clone();
+                    if let Some((first, crcs, _)) = sums {
+                        entry.sums_from = *first;
+                        entry.crcs = crcs.clone();
+                    }
+                    entry
+                })
+                .collect(),
+            data_synced: !inline,
+            inline: inline_writes,
         };
         if let Some(log) = commit.log.as_mut() {
             self.final_on_error(if checkpoint {
@@ -168,7 +258,89 @@ impl Inner {
             })?;
         }
         commit.generation = generation;
+        for number in &snapshot.removed {
+            if let Some(slot) = commit.sums.get_mut(*number as usize) {
+                *slot = None;
+            }
+        }
+        for ((_, entry, _), region_sums) in snapshot.recorded.iter().zip(sums) {
+            let Some((_, _, region_sums)) = region_sums else {
+                continue;
+            };
+            let number = entry.number as usize;
+            if commit.sums.len() <= number {
+                commit.sums.resize_with(number + 1, || None);
+            }
+            commit.sums[number] = Some(region_sums);
+        }
+        if inline {
+            commit.unsynced += inline_len;
+        } else {
+            commit.unsynced = 0;
+            // The slot just synced holds this commit's stamp: the next ones use the other.
+            commit.stamp_slot = 1 - commit.stamp_slot;
+        }
         Ok(())
+    }
+
+    /// For each recorded region (in order) whose bytes changed, or every one for a
+    /// checkpoint: the first chunk whose checksum the record carries, the checksums from
+    /// it on, and the region's new checksums, which the commit keeps once durable.
+    fn sum_updates(
+        &self,
+        commit: &Commit,
+        snapshot: &Snapshot,
+        checkpoint: bool,
+    ) -> Result<Vec<Option<(u64, Crcs, RegionSums)>>> {
+        let mut updates = Vec::with_capacity(snapshot.recorded.len());
+        for (_, entry, changes) in &snapshot.recorded {
+            let number = entry.number;
+            let mut sums = match commit.sums.get(number as usize) {
+                // A number removed and given to a new region starts afresh.
+                Some(Some(sums)) if !snapshot.removed.contains(&number) => sums.clone(),
+                _ => RegionSums::default(),
+            };
+            let from = changes.from.min(entry.len);
+            if !checkpoint && from >= sums.len() && entry.len == sums.len() {
+                updates.push(None);
+                continue;
+            }
+            let (first, crcs) = sums.update(from, entry.len, |at, buf| {
+                self.data
+                    .file()
+                    .read_exact_at(buf, entry.start + at)
+                    .context(SysSnafu)
+            })?;
+            let (first, crcs) = if checkpoint {
+                (0, Crcs::from_slice(sums.crcs()))
+            } else {
+                (first, crcs)
+            };
+            updates.push(Some((first, crcs, sums)));
+        }
+        Ok(updates)
+    }
+
+    /// The bytes each recorded region's changes wrote, read back from the data file: from
+    /// the first byte changed, or all of them when the region moved.
+    fn inline_writes(&self, snapshot: &Snapshot) -> Result<Vec<InlineWrite>> {
+        let mut writes = Vec::new();
+        for (_, entry, changes) in &snapshot.recorded {
+            let from = inline_from(entry, changes);
+            if from == entry.len {
+                continue;
+            }
+            let mut bytes = vec![0u8; (entry.len - from) as usize];
+            self.data
+                .file()
+                .read_exact_at(&mut bytes, entry.start + from)
+                .context(SysSnafu)?;
+            writes.push(InlineWrite {
+                offset: entry.start + from,
+                bytes,
+            });
+        }
+        Ok(writes)
     }
 
     /// Make durable what this handle's open read (`MetaLog::confirm`) before it first acts
@@ -282,7 +454,7 @@ impl Inner {
             let dirty = region.take_dirty();
             changed |= dirty;
             if dirty || checkpoint {
-                recorded.push((slot.clone(), region.entry()));
+                recorded.push((slot.clone(), region.entry(), region.take_changes()));
             }
             drop(lent);
         }
@@ -295,8 +467,8 @@ impl Inner {
         }
     }
 
-    fn after_commit(&self, recorded: &[(Slot, RegionEntry)]) {
-        for (slot, entry) in recorded {
+    fn after_commit(&self, recorded: &[(Slot, RegionEntry, Changes)]) {
+        for (slot, entry, _) in recorded {
             slot.read_recursive().set_committed_len(entry.len);
         }
     }
@@ -304,9 +476,10 @@ impl Inner {
     /// Put back what a failed flush took, so the next flush commits it.
     fn restore(&self, snapshot: Snapshot) {
         let mut numbers = Vec::with_capacity(snapshot.recorded.len());
-        for (slot, _) in &snapshot.recorded {
+        for (slot, _, changes) in &snapshot.recorded {
             let region = slot.read_recursive();
             if !region.is_removed() {
+                region.restore_changes(*changes);
                 region.set_dirty();
                 numbers.push(region.number());
             }

@@ -103,6 +103,39 @@ pub(crate) struct DataHeader {
     pub damaged_slot: Option<u64>,
     /// The header was never written (a creation cut short; see `opening::data_header`).
     pub blank: bool,
+    /// The generation each slot records, when it is valid.
+    pub slots: [Option<u64>; 2],
+}
+
+impl DataHeader {
+    /// The header of a data file whose header was never written.
+    pub fn blank(id: DatabaseId) -> Self {
+        DataHeader {
+            id,
+            generation: 0,
+            damaged_slot: None,
+            blank: true,
+            slots: [None; 2],
+        }
+    }
+
+    /// The offset of the slot that records `generation` (the first slot when none does).
+    pub fn offset_of(&self, generation: u64) -> u64 {
+        let at = self.slots.iter().position(|g| *g == Some(generation));
+        SLOT_OFFSETS[at.unwrap_or(0)]
+    }
+
+    /// The slot the next commits stamp: not the one holding the newest commit the data
+    /// file was synced for (`synced`), which must stay whole until the next data sync.
+    pub fn next_slot(&self, synced: u64) -> usize {
+        let holding = (0..2)
+            .filter(|&i| self.slots[i].is_some_and(|g| g <= synced))
+            .max_by_key(|&i| self.slots[i]);
+        match holding {
+            Some(i) => 1 - i,
+            None => 1,
+        }
+    }
 }
 
 /// Why a data file header cannot be used.
@@ -154,6 +187,7 @@ pub(crate) fn decode_page(page: &[u8]) -> Result<DataHeader, BadDataHeader> {
             generation: *generation,
             damaged_slot: SLOT_OFFSETS.iter().copied().find(|o| o != offset),
             blank: false,
+            slots: SLOT_OFFSETS.map(|o| (o == *offset).then_some(*generation)),
         }),
         [(_, a, g), (_, b, h), ..] => {
             if a != b {
@@ -166,6 +200,7 @@ pub(crate) fn decode_page(page: &[u8]) -> Result<DataHeader, BadDataHeader> {
                 generation: (*g).max(*h),
                 damaged_slot: None,
                 blank: false,
+                slots: [Some(*g), Some(*h)],
             })
         }
     }
@@ -178,18 +213,13 @@ pub(crate) fn read_page(file: &LockedFile, len: u64) -> Result<Vec<u8>> {
     Ok(page)
 }
 
-/// Where commit `generation` records itself.
-pub(crate) fn slot_for(generation: u64) -> u64 {
-    SLOT_OFFSETS[(generation % 2) as usize]
-}
-
 impl Inner {
     /// Record in the data file's header that commit `generation` is being made. Called
     /// before the data file is synced for that commit; the sync makes it durable.
-    pub fn stamp_commit(&self, generation: u64) -> Result<()> {
+    pub fn stamp_commit(&self, slot_index: usize, generation: u64) -> Result<()> {
         let slot = encode_slot(&self.file_id, generation);
         self.data
-            .write_all_at(&slot, slot_for(generation))
+            .write_all_at(&slot, SLOT_OFFSETS[slot_index])
             .context(SysSnafu)
     }
 }
@@ -209,7 +239,8 @@ mod tests {
                 id: ID,
                 generation: 0,
                 damaged_slot: None,
-                blank: false
+                blank: false,
+                slots: [Some(0), Some(0)],
             })
         );
     }
@@ -217,7 +248,7 @@ mod tests {
     #[test]
     fn the_newest_slot_wins_and_a_torn_one_is_named() {
         let mut page = encode_page(&ID, 4);
-        let at = slot_for(5) as usize;
+        let at = SLOT_OFFSETS[1] as usize;
         page[at..at + SLOT_LEN].copy_from_slice(&encode_slot(&ID, 5));
         assert_eq!(decode_page(&page).unwrap().generation, 5);
         page[at + 33] ^= 1;
@@ -227,7 +258,8 @@ mod tests {
                 id: ID,
                 generation: 4,
                 damaged_slot: Some(at as u64),
-                blank: false
+                blank: false,
+                slots: [Some(4), None],
             })
         );
     }
@@ -250,11 +282,11 @@ mod tests {
         page[512..512 + SLOT_LEN].copy_from_slice(&other);
         assert!(matches!(decode_page(&page), Err(BadDataHeader::Damaged(_))));
         other = encode_slot(&ID, 1);
-        other[8] = 3;
+        other[8] = 9;
         let crc = crc32fast::hash(&other[..44]);
         other[44..48].copy_from_slice(&crc.to_le_bytes());
         page[512..512 + SLOT_LEN].copy_from_slice(&other);
-        assert_eq!(decode_page(&page), Err(BadDataHeader::Version(3)));
+        assert_eq!(decode_page(&page), Err(BadDataHeader::Version(9)));
     }
 
     #[test]

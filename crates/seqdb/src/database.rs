@@ -31,6 +31,7 @@ use crate::recovery::RecoveryReport;
 use crate::region::RegionState;
 use crate::replay::Placed;
 use crate::retired::Retired;
+use crate::sums::RegionSums;
 use crate::tail::Budget;
 use crate::{Error, Identifier, OpenOptions, Region, Result};
 
@@ -92,6 +93,14 @@ pub(crate) struct Table {
 pub(crate) struct Commit {
     pub log: Option<MetaLog>,
     pub generation: u64,
+    /// Each region's chunk checksums as the newest commit recorded them, by number.
+    pub sums: Vec<Option<RegionSums>>,
+    /// Bytes the commits since the data file was last synced carried inline (what an
+    /// open after a crash may have to redo).
+    pub unsynced: u64,
+    /// The data file header's slot commits stamp until the next data sync (the other
+    /// holds the stamp of the last commit the data file was synced for).
+    pub stamp_slot: usize,
 }
 
 impl Table {
@@ -202,8 +211,10 @@ impl Database {
             generation,
             file_id,
             recovery,
+            unsynced,
+            stamp_slot,
         } = opening::open_files(path, &file, data_len, options)?;
-        let table = build_table(path, entries, validated, next_number)?;
+        let (table, sums) = build_table(path, entries, validated, next_number)?;
         let data = DataFile::new(file).context(SysSnafu)?;
         Ok(Database {
             inner: Arc::new(Inner {
@@ -211,7 +222,13 @@ impl Database {
                 read_only,
                 data,
                 table: RwLock::new(table),
-                commit: Mutex::new(Commit { log, generation }),
+                commit: Mutex::new(Commit {
+                    log,
+                    generation,
+                    sums,
+                    unsynced,
+                    stamp_slot,
+                }),
                 dirty: Mutex::new(Vec::new()),
                 lent: Mutex::new(Vec::new()),
                 buffered: Budget::default(),
@@ -503,7 +520,7 @@ fn build_table(
     entries: Vec<Placed>,
     validated: Validated,
     next_number: u64,
-) -> Result<Table> {
+) -> Result<(Table, Vec<Option<RegionSums>>)> {
     let next = match usize::try_from(next_number) {
         Ok(next) if next_number <= MAX_REGION_NUMBER => next,
         _ => {
@@ -516,23 +533,28 @@ fn build_table(
         }
     };
     let mut slots: Vec<Option<Slot>> = Vec::with_capacity(next);
+    let mut sums: Vec<Option<RegionSums>> = Vec::with_capacity(next);
     for placed in entries {
         let number = placed.entry.number as usize;
         slots.resize_with(number, || None);
+        sums.resize_with(number, || None);
+        sums.push(Some(RegionSums::new(placed.entry.len, placed.sums)));
         slots.push(Some(Arc::new(RwLock::new(RegionState::from_entry(
             placed.entry,
             number,
         )))));
     }
     slots.resize_with(next, || None);
+    sums.resize_with(next, || None);
     let free = FreeNumbers::from_numbers((0..next).filter(|&n| slots[n].is_none()));
     let Validated { by_name, layout } = validated;
-    Ok(Table {
+    let table = Table {
         slots,
         free,
         by_name,
         layout,
         removed: Vec::new(),
         retired: Vec::new(),
-    })
+    };
+    Ok((table, sums))
 }

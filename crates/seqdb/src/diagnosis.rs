@@ -11,11 +11,12 @@ use std::fmt::Write as _;
 
 use seqdb_layout::{Layout, LayoutError, Placement, placement_violations};
 
-use crate::data_header::{self, DATA_HEADER_LEN, DataHeader};
+use crate::data_header::{DATA_HEADER_LEN, DataHeader};
 use crate::database::DATA_FILE;
 use crate::log_read::RecordEnd;
 use crate::meta_log::META_FILE;
 use crate::name_index::NameIndex;
+use crate::redo::Coverage;
 use crate::replay::{LogScan, Placed};
 
 /// One thing found wrong (or worth a word) in a database's files.
@@ -68,6 +69,9 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
     let end = &scan.end;
     let log_generation = scan.state.generation;
     let stamp = header.generation;
+    // The newest commit the data file was synced for: its stamp is durable, and only
+    // the other slot is written until the next data sync.
+    let synced = scan.state.synced_generation;
     let damage = &mut judgement.damage;
     if end.reason.is_checksummed() && !matches!(end.reason, RecordEnd::Beyond { .. }) {
         damage.push(finding(
@@ -138,24 +142,25 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
             ),
             Repair::Restamp,
         ));
-    } else if stamp < log_generation {
+    } else if stamp < synced {
         match header.damaged_slot {
             Some(slot) => damage.push(finding(
                 DATA_FILE,
                 slot,
                 format!(
                     "the data file's header slot at offset {slot} is damaged, and the other \
-                     records commit {stamp}, older than the log's newest commit \
-                     {log_generation}"
+                     records commit {stamp}, older than commit {synced}, which the log says \
+                     the data file was synced for"
                 ),
                 Repair::Restamp,
             )),
             None => damage.push(finding(
                 DATA_FILE,
-                data_header::slot_for(stamp),
+                header.offset_of(stamp),
                 format!(
                     "the data file's header records commit {stamp}, but the metadata log \
-                     holds commit {log_generation}: the data file is older than its metadata"
+                     says it was synced for commit {synced}: the data file is older than its \
+                     metadata"
                 ),
                 Repair::RollBack { to: stamp },
             )),
@@ -165,7 +170,9 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
         return judgement;
     }
     let warnings = &mut judgement.warnings;
-    if end.reason != RecordEnd::EndOfFile {
+    // Zeros are where the next record goes (the log is written into zeros laid down
+    // ahead of it).
+    if !matches!(end.reason, RecordEnd::EndOfFile | RecordEnd::Zeros) {
         warnings.push(finding(
             META_FILE,
             end.offset,
@@ -191,7 +198,7 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
     if stamp == log_generation + 1 {
         warnings.push(finding(
             DATA_FILE,
-            data_header::slot_for(stamp),
+            header.offset_of(stamp),
             format!(
                 "commit {stamp} reached the data file but not the metadata log (a crash or a \
                  failed flush between the two); the database holds commit {log_generation}"
@@ -226,8 +233,9 @@ pub(crate) struct Validated {
 pub(crate) fn validate(
     entries: &[Placed],
     next_number: u64,
-    data_len: u64,
+    data: &Coverage,
 ) -> Result<Validated, Vec<Violation>> {
+    let data_len = data.data_len();
     let mut violations = Vec::new();
     let (by_name, duplicates) = NameIndex::build(
         entries
@@ -241,7 +249,7 @@ pub(crate) fn validate(
             .map(|at| &entries[at])
     };
     for (number, first) in duplicates {
-        if let Some(Placed { entry, origin }) = placed(number) {
+        if let Some(Placed { entry, origin, .. }) = placed(number) {
             violations.push(Violation {
                 offset: *origin,
                 reason: format!(
@@ -251,8 +259,24 @@ pub(crate) fn validate(
             });
         }
     }
-    for Placed { entry, origin } in entries {
+    for Placed {
+        entry,
+        origin,
+        sums,
+    } in entries
+    {
         let name = &entry.name;
+        if sums.len() as u64 != crate::sums::chunks(entry.len) {
+            violations.push(Violation {
+                offset: *origin,
+                reason: format!(
+                    "region {name:?} holds {} bytes, {} chunk(s), but has {} chunk checksums",
+                    entry.len,
+                    crate::sums::chunks(entry.len),
+                    sums.len()
+                ),
+            });
+        }
         if entry.number >= next_number {
             violations.push(Violation {
                 offset: *origin,
@@ -265,7 +289,7 @@ pub(crate) fn validate(
         let inside = entry
             .start
             .checked_add(entry.len)
-            .is_some_and(|end| end <= data_len);
+            .is_some_and(|end| data.holds(entry.start, end));
         if entry.len > 0 && !inside {
             violations.push(Violation {
                 offset: *origin,
@@ -324,12 +348,15 @@ mod tests {
 
     fn placed(number: u64, name: &str, start: u64, reserved: u64, len: u64) -> Placed {
         Placed {
+            sums: crate::sums::zeros(len),
             entry: RegionEntry {
                 number,
                 start,
                 reserved,
                 len,
                 name: name.to_owned(),
+                sums_from: 0,
+                crcs: crate::sums::zeros(len),
             },
             origin: 4096 * (number + 1),
         }
@@ -341,7 +368,7 @@ mod tests {
             placed(0, "a", 4096, 4096, 10),
             placed(2, "b", 3 * 4096, 8192, 5000),
         ];
-        let validated = validate(&entries, 3, 5 * 4096).unwrap();
+        let validated = validate(&entries, 3, &Coverage::file(5 * 4096)).unwrap();
         assert_eq!(validated.by_name.get("b"), Some(2));
         assert_eq!(validated.layout.holes().count(), 1);
     }
@@ -356,7 +383,7 @@ mod tests {
             placed(4, "a", 20_480, 4096, 4096),
             placed(11, "f", 40_960, 4096, 1),
         ];
-        let violations = validate(&entries, 10, 22_000).unwrap_err();
+        let violations = validate(&entries, 10, &Coverage::file(22_000)).unwrap_err();
         let text: Vec<String> = violations
             .iter()
             .map(|v| format!("{}: {}", v.offset, v.reason))

@@ -117,6 +117,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// Opened read-only, the data file lacks bytes that the last commits carried in the
+    /// metadata log (the database was not closed cleanly, and the system lost writes that
+    /// had not reached the device). A read-write open writes them again.
+    #[snafu(display(
+        "{}: bytes of the last commits are missing at offset {offset} (the database was not \
+         closed cleanly); open it read-write once to restore them",
+        path.display()
+    ))]
+    NeedsRecovery {
+        /// The data file.
+        path: PathBuf,
+        /// The first byte found missing.
+        offset: u64,
+    },
+
     /// The data file exists but its metadata is missing, so its regions cannot be known.
     #[snafu(display(
         "{} holds data but its metadata file {} is missing",

@@ -313,6 +313,8 @@ mod tests {
 
     fn record(entries: usize, name_len: usize) -> Record {
         Record {
+            data_synced: true,
+            inline: Vec::new(),
             generation: 3,
             kind: RecordKind::Checkpoint,
             next_number: entries as u64,
@@ -324,6 +326,8 @@ mod tests {
                     reserved: 4096,
                     len: number,
                     name: format!("{number:0>name_len$}"),
+                    sums_from: 0,
+                    crcs: crate::sums::zeros(number),
                 })
                 .collect(),
         }

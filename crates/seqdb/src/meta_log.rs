@@ -15,7 +15,7 @@ use seqdb_sys::{FileOptions, Hooks, Lock, LockedFile};
 use crate::Result;
 use crate::error::{CorruptSnafu, RecordTooLargeSnafu, SysSnafu};
 use crate::format::{
-    self, DatabaseId, FIRST_RECORD, MAX_BODY_LEN, MAX_GENERATION, Record, RecordKind,
+    self, DatabaseId, FIRST_RECORD, LOG_ROOM, MAX_BODY_LEN, MAX_GENERATION, Record, RecordKind,
 };
 
 /// Name of the metadata file inside the database directory.
@@ -33,6 +33,8 @@ pub(crate) struct MetaLog {
     id: DatabaseId,
     /// Where the next record goes.
     end: u64,
+    /// The file's length: zeros from `end` to here are room for the next records.
+    room_end: u64,
     /// Bytes of delta records since the last checkpoint.
     since_checkpoint: u64,
     /// Size of the last checkpoint record.
@@ -71,6 +73,7 @@ impl MetaLog {
             file,
             id,
             end: FIRST_RECORD + len,
+            room_end: FIRST_RECORD + len + LOG_ROOM,
             since_checkpoint: 0,
             checkpoint_len: len,
             min_log,
@@ -79,12 +82,13 @@ impl MetaLog {
         })
     }
 
-    /// Continue the log in `file`, whose valid records end at `end` (anything after is
-    /// cut off first, durably: appending after a cut that may not be durable could leave
-    /// old bytes behind the new records, so a failure here fails the open).
-    /// `last_record` is where the last record of the log starts, `end` where the log
-    /// ends. A torn tail past `end` is cut off (and the cut synced) now; what the open
-    /// read is made durable by [`confirm`](Self::confirm), before the first commit.
+    /// Continue the log in `file`, whose valid records end at `end`. When `zeros_after`,
+    /// the log ends in the zeros laid down for the next records, which are kept;
+    /// otherwise anything after `end` is a torn record and is cut off first, durably
+    /// (appending after a cut that may not be durable could leave old bytes behind the
+    /// new records, so a failure here fails the open). `last_record` is where the last
+    /// record of the log starts. What the open read is made durable by
+    /// [`confirm`](Self::confirm), before the first commit.
     #[allow(clippy::too_many_arguments)]
     pub fn resume(
         dir: &Path,
@@ -93,18 +97,22 @@ impl MetaLog {
         last_record: u64,
         end: u64,
         checkpoint_len: u64,
+        zeros_after: bool,
         min_log: u64,
         hooks: Hooks,
     ) -> Result<Self> {
-        if file.len().context(SysSnafu)? > end {
+        let mut room_end = file.len().context(SysSnafu)?;
+        if room_end > end && !zeros_after {
             file.set_len(end).context(SysSnafu)?;
             file.sync_data().context(SysSnafu)?;
+            room_end = end;
         }
         Ok(MetaLog {
             dir: dir.to_owned(),
             file,
             id,
             end,
+            room_end,
             since_checkpoint: end - FIRST_RECORD - checkpoint_len,
             checkpoint_len,
             min_log,
@@ -148,15 +156,23 @@ impl MetaLog {
         self.since_checkpoint > self.min_log.max(2 * self.checkpoint_len)
     }
 
-    /// Append a delta record and make it durable. After an error the record may or may not
-    /// be in the file and durable: the caller must not use the log again.
+    /// Append a delta record and make it durable: one sync. The record goes into the
+    /// zeros laid down ahead of the log; when they run out, more are written after the
+    /// record, so that most syncs do not change the file's length. After an error the
+    /// record may or may not be in the file and durable: the caller must not use the log
+    /// again.
     pub fn append(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Delta);
-        let bytes = encode(self.file.path(), record)?;
+        let mut bytes = encode(self.file.path(), record)?;
+        let len = bytes.len() as u64;
+        if self.end + len > self.room_end {
+            bytes.resize((len + LOG_ROOM) as usize, 0);
+        }
         self.file.write_all_at(&bytes, self.end).context(SysSnafu)?;
         self.file.sync_data().context(SysSnafu)?;
-        self.end += bytes.len() as u64;
-        self.since_checkpoint += bytes.len() as u64;
+        self.room_end = self.room_end.max(self.end + bytes.len() as u64);
+        self.end += len;
+        self.since_checkpoint += len;
         Ok(())
     }
 
@@ -168,6 +184,7 @@ impl MetaLog {
         let (file, len) = write_checkpoint_file(&self.dir, &self.id, record, &self.hooks)?;
         self.file = file;
         self.end = FIRST_RECORD + len;
+        self.room_end = self.end + LOG_ROOM;
         self.since_checkpoint = 0;
         self.checkpoint_len = len;
         Ok(())
@@ -221,6 +238,8 @@ fn write_checkpoint_file(
     bytes[..format::META_HEADER_LEN].copy_from_slice(&format::encode_meta_header(id));
     let len = encoded.len() as u64;
     bytes.extend_from_slice(&encoded);
+    // Room for the deltas that follow.
+    bytes.resize(bytes.len() + LOG_ROOM as usize, 0);
     file.write_all_at(&bytes, 0).context(SysSnafu)?;
     file.sync_all().context(SysSnafu)?;
     seqdb_sys::rename_durably(&tmp, &meta, hooks).context(SysSnafu)?;

@@ -27,9 +27,10 @@ use crate::error::{
     CorruptSnafu, ForeignFileSnafu, MissingMetadataSnafu, SysSnafu, UnsupportedVersionSnafu,
 };
 use crate::format::{DatabaseId, MAX_RECORD_SPAN, Record, RecordKind, VERSION};
-use crate::log_read::FileSource;
+use crate::log_read::{FileSource, RecordEnd};
 use crate::meta_log::{self, META_FILE, META_TMP_FILE, MetaLog};
 use crate::recovery::RecoveryReport;
+use crate::redo;
 use crate::replay::{self, LogScan, Placed};
 use crate::{Error, OpenOptions, Result};
 
@@ -46,6 +47,10 @@ pub(crate) struct Opened {
     pub file_id: DatabaseId,
     /// What recovery did, when the open recovered past damage.
     pub recovery: Option<RecoveryReport>,
+    /// Bytes the commits since the data file was last synced carried inline.
+    pub unsynced: u64,
+    /// The data file header's slot the next commits stamp.
+    pub stamp_slot: usize,
 }
 
 /// Read the metadata log and the data file's header, or start a new database.
@@ -96,26 +101,38 @@ pub(crate) fn open_files(
     };
     let LogScan {
         id,
-        state,
+        mut state,
         checkpoint_len,
         last_record,
         end,
+        after,
         ..
     } = scan;
+    // Only zeros after the log: the room laid down for the next records, kept. Anything
+    // else after it (a torn record, or records a recovery drops) is cut off.
+    let zeros_after =
+        end.reason == RecordEnd::Zeros && after.records.is_empty() && after.unexamined.is_none();
     let (generation, next_number) = (state.generation, state.next_number);
+    let unsynced = state.redo.iter().map(|w| w.bytes.len() as u64).sum();
+    let stamp_slot = header.next_slot(state.synced_generation);
+    let redo_writes = std::mem::take(&mut state.redo);
     let entries = state.into_sorted();
-    let validated = diagnosis::validate(&entries, next_number, data_len).map_err(|violations| {
-        let first = &violations[0];
-        let more = match violations.len() {
-            1 => String::new(),
-            n => format!(" (and {} more problems; `seqdb check` lists them)", n - 1),
-        };
-        Error::Corrupt {
-            path: meta_path.clone(),
-            offset: first.offset,
-            reason: format!("{}{more}", first.reason),
-        }
-    })?;
+    let redo = redo::clip(&entries, &redo_writes);
+    let coverage = redo::Coverage::new(data_len, &redo);
+    let validated =
+        diagnosis::validate(&entries, next_number, &coverage).map_err(|violations| {
+            let first = &violations[0];
+            let more = match violations.len() {
+                1 => String::new(),
+                n => format!(" (and {} more problems; `seqdb check` lists them)", n - 1),
+            };
+            Error::Corrupt {
+                path: meta_path.clone(),
+                offset: first.offset,
+                reason: format!("{}{more}", first.reason),
+            }
+        })?;
+    redo::settle(&dir.join(DATA_FILE), data, data_len, &redo, read_only)?;
     let mut log = None;
     if !read_only {
         if header.blank {
@@ -134,6 +151,7 @@ pub(crate) fn open_files(
             last_record,
             end.offset,
             checkpoint_len,
+            zeros_after,
             min_log(options),
             options.hooks.clone(),
         )?);
@@ -149,6 +167,8 @@ pub(crate) fn open_files(
             applied: !read_only,
             ..report
         }),
+        unsynced,
+        stamp_slot,
     })
 }
 
@@ -187,20 +207,10 @@ pub(crate) fn data_header(
         Err(BadDataHeader::Blank | BadDataHeader::Damaged(_))
             if scan.state.is_new() && data_len <= DATA_HEADER_LEN =>
         {
-            return Ok(DataHeader {
-                id: *id,
-                generation: 0,
-                damaged_slot: None,
-                blank: true,
-            });
+            return Ok(DataHeader::blank(*id));
         }
         Err(BadDataHeader::Blank) if scan.state.is_new() => {
-            return Ok(DataHeader {
-                id: *id,
-                generation: 0,
-                damaged_slot: None,
-                blank: true,
-            });
+            return Ok(DataHeader::blank(*id));
         }
         Err(BadDataHeader::Blank) => {
             return CorruptSnafu {
@@ -268,7 +278,7 @@ fn recover(
         if scan.state.generation != to {
             return CorruptSnafu {
                 path: dir.join(DATA_FILE),
-                offset: data_header::slot_for(to),
+                offset: header.offset_of(to),
                 reason: format!(
                     "the data file's header records commit {to}, older than the metadata \
                      log's checkpoint (generation {}): no commit in the log matches the data \
@@ -344,11 +354,14 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
     let empty = Opened {
         log: None,
         entries: Vec::new(),
-        validated: diagnosis::validate(&[], 0, data_len).map_err(|_| unreachable_state(dir))?,
+        validated: diagnosis::validate(&[], 0, &redo::Coverage::file(data_len))
+            .map_err(|_| unreachable_state(dir))?,
         next_number: 0,
         generation: 0,
         file_id: id,
         recovery: None,
+        unsynced: 0,
+        stamp_slot: 1,
     };
     if options.read_only {
         return Ok(empty);
@@ -357,13 +370,7 @@ fn create(dir: &Path, data: &LockedFile, data_len: u64, options: &OpenOptions) -
     // unwritten, which `data_header` takes for the creation cut short that it is.
     data.write_all_at(&data_header::encode_page(&id, 0), 0)
         .context(SysSnafu)?;
-    let checkpoint = Record {
-        generation: 0,
-        kind: RecordKind::Checkpoint,
-        next_number: 0,
-        removed: Vec::new(),
-        upserts: Vec::new(),
-    };
+    let checkpoint = Record::new(0, RecordKind::Checkpoint, 0, Vec::new(), Vec::new());
     let log = MetaLog::create(
         dir,
         id,

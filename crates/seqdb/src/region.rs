@@ -95,10 +95,24 @@ pub(crate) struct RegionState {
     dirty: AtomicBool,
     /// The length the last durable commit recorded (bytes up to it must not be punched).
     committed_len: AtomicU64,
+    /// The lowest offset whose bytes changed since the last commit captured the region:
+    /// its length then, lowered by every overwrite and truncation since.
+    changed_from: AtomicU64,
+    /// Whether the region moved to another extent since the last commit captured it.
+    moved: AtomicBool,
     /// The holders (readers' snapshots) of the region's current extent.
     hold: Arc<ExtentHold>,
     /// The snapshot new readers share while the region does not change.
     published: Mutex<Published>,
+}
+
+/// What changed in a region's bytes and place between two commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// Bytes before this offset are as the previous commit recorded them.
+    pub from: u64,
+    /// The region moved: its bytes are at a new place in the data file.
+    pub moved: bool,
 }
 
 /// Proof that the caller holds a region's lent-buffer mutex.
@@ -118,6 +132,8 @@ impl RegionState {
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(0),
+            changed_from: AtomicU64::new(0),
+            moved: AtomicBool::new(false),
             hold: Arc::default(),
             published: Mutex::default(),
         };
@@ -140,6 +156,8 @@ impl RegionState {
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(entry.len),
+            changed_from: AtomicU64::new(entry.len),
+            moved: AtomicBool::new(false),
             hold: Arc::default(),
             published: Mutex::default(),
         }
@@ -364,6 +382,12 @@ impl RegionState {
         self.check();
     }
 
+    /// Bytes from offset `at` on were (or are about to be) written in place.
+    pub fn overwrote(&mut self, at: u64) {
+        let from = self.changed_from.get_mut();
+        *from = (*from).min(at);
+    }
+
     /// After a write at an offset, with every byte in the file: the region is `len` long.
     pub fn set_written_len(&mut self, len: u64) {
         debug_assert!(self.tail.is_empty() && *self.collected.get_mut() == 0);
@@ -377,6 +401,7 @@ impl RegionState {
     pub fn truncate(&mut self, len: u64, budget: &Budget) {
         debug_assert!(len <= self.len() && *self.collected.get_mut() == 0);
         self.invalidate();
+        self.overwrote(len);
         if len >= self.written {
             self.tail.truncate((len - self.written) as usize, budget);
         } else {
@@ -404,6 +429,7 @@ impl RegionState {
         published.frozen = 0;
         self.start = start;
         self.reserved = reserved;
+        *self.moved.get_mut() = true;
         // What shared holders wrote of the tail stayed at the old place.
         self.tail.unsync();
         self.check();
@@ -444,14 +470,18 @@ impl RegionState {
         }
     }
 
-    /// The metadata a commit records: only bytes in the data file count.
+    /// The metadata a commit records: only bytes in the data file count. Its checksums
+    /// are left as they were (the commit fills in those that changed).
     pub fn entry(&self) -> RegionEntry {
+        let len = self.len();
         RegionEntry {
             number: self.number as u64,
             start: self.start,
             reserved: self.reserved,
-            len: self.len(),
+            len,
             name: self.name.clone(),
+            sums_from: crate::sums::chunks(len),
+            crcs: Default::default(),
         }
     }
 
@@ -469,6 +499,23 @@ impl RegionState {
     /// Set the changed flag again (a flush that took it failed).
     pub fn set_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
+    }
+
+    /// At a commit's instant (under the shared lock): where the region's bytes changed
+    /// since the last commit captured it, and whether it moved; both start over.
+    pub fn take_changes(&self) -> Changes {
+        Changes {
+            from: self.changed_from.swap(self.len(), Ordering::AcqRel),
+            moved: self.moved.swap(false, Ordering::AcqRel),
+        }
+    }
+
+    /// Put back what a failed commit took.
+    pub fn restore_changes(&self, changes: Changes) {
+        self.changed_from.fetch_min(changes.from, Ordering::AcqRel);
+        if changes.moved {
+            self.moved.store(true, Ordering::Release);
+        }
     }
 
     pub fn committed_len(&self) -> u64 {

@@ -11,11 +11,13 @@ use std::path::Path;
 
 use crate::Result;
 use crate::error::{CorruptSnafu, ForeignFileSnafu, MetaTooLargeSnafu, UnsupportedVersionSnafu};
+use crate::format::Crcs;
 use crate::format::{
-    self, BadHeader, DatabaseId, FIRST_RECORD, MAX_META_LEN, RECORD_ALIGN, Record, RecordKind,
-    RegionEntry, VERSION,
+    self, BadHeader, DatabaseId, FIRST_RECORD, InlineWrite, MAX_META_LEN, RECORD_ALIGN, Record,
+    RecordKind, RegionEntry, VERSION,
 };
 use crate::log_read::{self, CHUNK, Read, RecordEnd, Source};
+use crate::sums;
 
 /// No region has this number (in [`Replayed`]'s index).
 const NONE: u32 = u32::MAX;
@@ -25,6 +27,8 @@ const NONE: u32 = u32::MAX;
 pub(crate) struct Placed {
     pub entry: RegionEntry,
     pub origin: u64,
+    /// The checksums of the region's chunks (validation checks their count).
+    pub sums: Crcs,
 }
 
 /// The regions a prefix of the log describes.
@@ -41,6 +45,11 @@ pub(crate) struct Replayed {
     pub next_number: u64,
     /// The newest applied commit's generation.
     pub generation: u64,
+    /// The newest applied commit whose data the data file was synced for.
+    pub synced_generation: u64,
+    /// The bytes commits after that one carried inline, in order: what the data file
+    /// may have lost in a crash, and opening redoes.
+    pub redo: Vec<InlineWrite>,
 }
 
 impl Replayed {
@@ -51,8 +60,10 @@ impl Replayed {
             index: vec![NONE; record.next_number as usize],
             next_number: record.next_number,
             generation: record.generation,
+            synced_generation: record.generation,
+            redo: Vec::new(),
         };
-        for entry in record.upserts {
+        for mut entry in record.upserts {
             let slot = &mut state.index[entry.number as usize];
             if *slot != NONE {
                 return Err(format!(
@@ -61,14 +72,51 @@ impl Replayed {
                 ));
             }
             *slot = state.entries.len() as u32;
-            state.entries.push(Placed { entry, origin });
+            // The decoder has checked that a checkpoint's checksums start at chunk 0.
+            let sums = std::mem::take(&mut entry.crcs);
+            state.entries.push(Placed {
+                entry,
+                origin,
+                sums,
+            });
         }
         Ok(state)
     }
 
-    /// Apply a delta: remove its numbers, then insert or replace its entries. The
-    /// decoder has checked every number against the record's bound.
-    fn apply(&mut self, record: Record, origin: u64) {
+    /// Whether a delta's checksums continue the state it applies to: an entry whose
+    /// checksums start past chunk 0 must be of a region that exists, is not removed by
+    /// the delta, and has at least that many chunks. Checked before anything is applied,
+    /// so a refused record leaves the state as it was.
+    fn check_sums(&self, record: &Record) -> std::result::Result<(), String> {
+        let mut removed: Option<Vec<u64>> = None;
+        for entry in record.upserts.iter().filter(|e| e.sums_from > 0) {
+            let number = entry.number;
+            let removed = removed.get_or_insert_with(|| {
+                let mut numbers = record.removed.clone();
+                numbers.sort_unstable();
+                numbers
+            });
+            let had = match self.index.get(number as usize) {
+                Some(&at) if at != NONE && removed.binary_search(&number).is_err() => {
+                    self.entries[at as usize].sums.len() as u64
+                }
+                _ => 0,
+            };
+            if entry.sums_from > had {
+                return Err(format!(
+                    "region {number}'s checksums continue from chunk {}, but it had {had}",
+                    entry.sums_from
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply a delta: remove its numbers, then insert or replace its entries, then
+    /// update checksums. The decoder has checked every number against the record's
+    /// bound; a record whose checksum updates do not fit the state is refused.
+    fn apply(&mut self, record: Record, origin: u64) -> std::result::Result<(), String> {
+        self.check_sums(&record)?;
         let bound = record.next_number as usize;
         if self.index.len() < bound {
             self.index.resize(bound, NONE);
@@ -85,18 +133,39 @@ impl Replayed {
                 self.index[moved.entry.number as usize] = at;
             }
         }
-        for entry in record.upserts {
+        for mut entry in record.upserts {
             let number = entry.number as usize;
+            let new = std::mem::take(&mut entry.crcs);
             match self.index[number] {
                 NONE => {
                     self.index[number] = self.entries.len() as u32;
-                    self.entries.push(Placed { entry, origin });
+                    self.entries.push(Placed {
+                        entry,
+                        origin,
+                        sums: new,
+                    });
                 }
-                at => self.entries[at as usize] = Placed { entry, origin },
+                at => {
+                    let placed = &mut self.entries[at as usize];
+                    // Checked above, but for a number listed twice in the delta: its
+                    // checksums are then left empty, which validation refuses.
+                    if !sums::apply(&mut placed.sums, entry.sums_from, &new) {
+                        placed.sums.clear();
+                    }
+                    placed.entry = entry;
+                    placed.origin = origin;
+                }
             }
         }
         self.next_number = record.next_number;
         self.generation = record.generation;
+        if record.data_synced {
+            self.synced_generation = record.generation;
+            self.redo.clear();
+        } else {
+            self.redo.extend(record.inline);
+        }
+        Ok(())
     }
 
     /// Whether this is the state of a new database: generation 0, no region, no number
@@ -255,7 +324,10 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
         {
             break RecordEnd::Beyond { kept };
         }
-        state.apply(record, offset);
+        if let Err(reason) = state.apply(record, offset) {
+            // Nothing of the record is kept: the state is the previous record's.
+            break RecordEnd::Malformed(reason);
+        }
         records += 1;
         last_record = offset;
         offset += span;
@@ -363,11 +435,15 @@ mod tests {
             reserved: 4096,
             len: 10,
             name: name.to_owned(),
+            sums_from: 0,
+            crcs: crate::sums::zeros(10),
         }
     }
 
     fn checkpoint(generation: u64, entries: Vec<RegionEntry>) -> Record {
         Record {
+            data_synced: true,
+            inline: Vec::new(),
             generation,
             kind: RecordKind::Checkpoint,
             next_number: 8,
@@ -378,6 +454,8 @@ mod tests {
 
     fn delta(generation: u64, removed: Vec<u64>, entries: Vec<RegionEntry>) -> Record {
         Record {
+            data_synced: true,
+            inline: Vec::new(),
             generation,
             kind: RecordKind::Delta,
             next_number: 8,

@@ -168,13 +168,15 @@ impl Inner {
             self.copy_on_write(&mut region, keep)?;
         }
         self.drain(&mut region)?;
+        // Before the write: a commit's instant after it must count the bytes changed.
+        region.overwrote(at);
+        self.note_dirty(&region);
         self.data
             .write_all_at(data, region.start() + at)
             .context(SysSnafu)?;
         if new_len != region.len() {
             // The tail was written out above, so the whole region is in the file.
             region.set_written_len(new_len);
-            self.note_dirty(&region);
         }
         Ok(())
     }

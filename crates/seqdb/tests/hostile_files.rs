@@ -351,6 +351,15 @@ fn try_case(kind: &'static str, dir: &Path, expect: &Expect) -> Result<String, S
         if read_only {
             agree(&check, &outcome)?;
         }
+        // Bytes the last commits carried in the log are missing from the data file: a
+        // read-only open cannot write them, a read-write open must.
+        if read_only
+            && let Err(message) = &outcome
+            && message.contains("open it read-write once")
+        {
+            record(kind, false);
+            continue;
+        }
         match outcome {
             Err(message) if message.starts_with("after open:") => {
                 return Err(format!("{how}: {message}"));
@@ -959,14 +968,15 @@ fn damaged_data_files_are_refused_or_read_as_they_are() {
         Expect::err(),
         &mut failures,
     );
-    // The data file of an older commit (its header says so): the log is newer.
+    // The data file of an older commit (its header says so): the log is newer. Refused
+    // when the log says the data file was synced for a newer commit than that.
     let older = format::restamped(&base.data, &base.id, newest - 2);
     case(
         "data replaced",
         "data file two commits older",
         Some(&older),
         Some(&base.meta),
-        Expect::err(),
+        Expect::from_files(&base.meta, &older),
         &mut failures,
     );
     // Its first page zeroed, or each header slot damaged alone (a torn slot).
@@ -1058,13 +1068,13 @@ fn log_with(extra: &[Vec<u8>]) -> Vec<u8> {
 fn checkpoint_file(generation: u64, next_number: u64, entries: Vec<Entry>) -> Vec<u8> {
     format::file(
         &base().id,
-        &[format::record(&Record {
+        &[format::record(&Record::new(
             generation,
-            kind: format::KIND_CHECKPOINT,
+            format::KIND_CHECKPOINT,
             next_number,
-            removed: Vec::new(),
+            Vec::new(),
             entries,
-        })],
+        ))],
     )
 }
 
@@ -1084,19 +1094,25 @@ fn crafted_records_with_valid_checksums_are_refused_or_applied() {
     let data_len = base.data.len() as u64;
     let mut failures = Vec::new();
 
-    // The codec writes the engine's own log byte for byte.
+    // The codec writes the engine's own log byte for byte (the engine's file then has
+    // zeros laid down for the next records).
+    let mut engine_log = base.meta.clone();
+    engine_log.truncate(log_with(&[]).len());
+    assert!(base.meta[engine_log.len()..].iter().all(|&b| b == 0));
     assert_eq!(
         log_with(&[]),
-        base.meta,
+        engine_log,
         "re-encoded log equals the engine's"
     );
 
-    let delta = |entries: Vec<Entry>, removed: Vec<u64>| Record {
-        generation: newest + 1,
-        kind: format::KIND_DELTA,
-        next_number,
-        removed,
-        entries,
+    let delta = |entries: Vec<Entry>, removed: Vec<u64>| {
+        Record::new(
+            newest + 1,
+            format::KIND_DELTA,
+            next_number,
+            removed,
+            entries,
+        )
     };
     let with = |e: &Entry, f: &dyn Fn(&mut Entry)| {
         let mut e = e.clone();
@@ -1202,6 +1218,50 @@ fn crafted_records_with_valid_checksums_are_refused_or_applied() {
         (
             "name of 1025 bytes",
             delta(vec![with(&first, &|e| e.name = vec![b'n'; 1025])], vec![]),
+        ),
+        (
+            "checksums starting past the region's last chunk",
+            delta(
+                vec![with(&first, &|e| {
+                    e.sums_from = e.len.div_ceil(format::CHUNK) + 1;
+                    e.crcs.clear();
+                })],
+                vec![],
+            ),
+        ),
+        (
+            "checksums continuing a region that was removed",
+            delta(
+                vec![with(&first, &|e| {
+                    e.sums_from = 1;
+                    e.crcs.truncate(e.crcs.len().saturating_sub(1));
+                })],
+                vec![first.number],
+            ),
+        ),
+        (
+            "bytes to redo over the data file's header",
+            Record {
+                flags: 0,
+                inline: vec![(0, vec![0xee; 100])],
+                ..delta(vec![], vec![])
+            },
+        ),
+        (
+            "bytes to redo beyond the largest data file",
+            Record {
+                flags: 0,
+                inline: vec![(format::MAX_DATA - 10, vec![0xee; 100])],
+                ..delta(vec![], vec![])
+            },
+        ),
+        (
+            "more bytes to redo than a record carries",
+            Record {
+                flags: 0,
+                inline: vec![(first.start, vec![0xee; 1 << 19]); 3],
+                ..delta(vec![], vec![])
+            },
         ),
         (
             "generation skipped",
@@ -1364,12 +1424,8 @@ fn crafted_records_with_valid_checksums_are_refused_or_applied() {
     }
 
     // Whole checkpoints: invalid ones leave no commit to fall back on.
-    let entry = |number: u64, start: u64, len: u64, name: &[u8]| Entry {
-        number,
-        start,
-        reserved: len.div_ceil(4096).max(1) * 4096,
-        len,
-        name: name.to_vec(),
+    let entry = |number: u64, start: u64, len: u64, name: &[u8]| {
+        Entry::new(number, start, len.div_ceil(4096).max(1) * 4096, len, name)
     };
     let at_one = data_at(1);
     let checkpoints: Vec<(&str, Vec<u8>, Expect)> = vec![
@@ -1466,13 +1522,7 @@ fn within<T: Send + 'static>(
 fn crafted_generations_never_make_a_flush_vanish() {
     let base = base();
     let mut failures = Vec::new();
-    let entry = Entry {
-        number: 0,
-        start: 4096,
-        reserved: 4096,
-        len: 10,
-        name: b"a".to_vec(),
-    };
+    let entry = Entry::new(0, 4096, 4096, 10, b"a");
     // A checkpoint at the top of the range: a flush after it would wrap to 0 and be
     // lost on the next open. It must be refused, or every flush kept.
     for generation in [u64::MAX, 1 << 63, (1 << 63) - 1, (1 << 63) - 2] {
@@ -1563,12 +1613,14 @@ fn crafted_region_numbers_cost_linear_time_at_most() {
         x
     };
     let colliding: Vec<Entry> = (1..=150_000u64)
-        .map(|i| Entry {
-            number: i.wrapping_mul(inverse),
-            start: 4096 * i,
-            reserved: 4096,
-            len: 0,
-            name: format!("r{i}").into_bytes(),
+        .map(|i| {
+            Entry::new(
+                i.wrapping_mul(inverse),
+                4096 * i,
+                4096,
+                0,
+                format!("r{i}").as_bytes(),
+            )
         })
         .collect();
     let meta = checkpoint_file(1, u64::MAX, colliding);
@@ -1592,20 +1644,8 @@ fn crafted_region_numbers_cost_linear_time_at_most() {
         1,
         1 << 24,
         vec![
-            Entry {
-                number: 0,
-                start: 4096,
-                reserved: 4096,
-                len: 10,
-                name: b"low".to_vec(),
-            },
-            Entry {
-                number: top,
-                start: 8192,
-                reserved: 4096,
-                len: 10,
-                name: b"high".to_vec(),
-            },
+            Entry::new(0, 4096, 4096, 10, b"low"),
+            Entry::new(top, 8192, 4096, 10, b"high"),
         ],
     );
     let expect = Expect {
@@ -1693,7 +1733,7 @@ fn huge_sparse_metadata_files_are_refused_or_read_in_bounded_pieces() {
         move || try_case("metadata huge", &path, &expect),
     ) {
         Ok(Ok(_)) => {
-            let len = std::fs::metadata(dir.db.join("meta")).unwrap().len();
+            let len = support::log_end(&dir.db.join("meta"));
             if len > base.meta.len() as u64 + 4096 {
                 failures.push(format!("a read-write open left the {len}-byte tail"));
             }
@@ -1763,7 +1803,7 @@ fn headers_and_directories_give_the_documented_errors() {
         meta[..header.len()].copy_from_slice(&header);
         meta
     };
-    let newer = header_with(&|h| *h = format::header(3, 0, &base.id));
+    let newer = header_with(&|h| *h = format::header(4, 0, &base.id));
     let flagged = header_with(&|h| *h = format::header(format::VERSION, 1, &base.id));
     let bad_sum = header_with(&|h| h[36] ^= 0xff);
     let bad_len = header_with(&|h| {
@@ -1773,7 +1813,7 @@ fn headers_and_directories_give_the_documented_errors() {
     });
     let foreign = header_with(&|h| h[0] = b'X');
     failures.extend(check(
-        "format version 3",
+        "format version 4",
         open_with(Some(&base.data), Some(&newer)),
         "UnsupportedVersion",
     ));
@@ -1830,13 +1870,13 @@ fn headers_and_directories_give_the_documented_errors() {
     let mut data = base.data.clone();
     for at in format::SLOTS {
         let mut slot = format::slot(&base.id, base.newest());
-        slot[8] = 3;
+        slot[8] = 4;
         let sum = format::crc(&slot[..44]);
         slot[44..48].copy_from_slice(&sum.to_le_bytes());
         data[at..at + format::SLOT_LEN].copy_from_slice(&slot);
     }
     failures.extend(check(
-        "data file of format version 3",
+        "data file of format version 4",
         open_with(Some(&data), Some(&base.meta)),
         "UnsupportedVersion",
     ));

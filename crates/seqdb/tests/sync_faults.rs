@@ -705,8 +705,9 @@ fn open_fails_when_cutting_a_torn_tail_fails() {
     let mut run = Run::new(false, "meta", FaultOp::Write, EIO);
     drop(run.db.take());
     let meta = run.path().join("meta");
-    let valid = std::fs::metadata(&meta).unwrap().len();
+    let valid = support::log_end(&meta);
     let mut torn = std::fs::read(&meta).unwrap();
+    torn.truncate(valid as usize);
     torn.extend_from_slice(b"SQDR\x00\x10\x00\x00garbage of a record that never completed");
     std::fs::write(&meta, &torn).unwrap();
     for op in [FaultOp::SetLen, FaultOp::SyncData] {
@@ -722,11 +723,7 @@ fn open_fails_when_cutting_a_torn_tail_fails() {
     let (state, generation) = run.reopen();
     assert_same(&state, &run.acked, "reopened");
     assert_eq!(generation, run.acked_generation);
-    assert_eq!(
-        std::fs::metadata(&meta).unwrap().len(),
-        valid,
-        "the tail is cut"
-    );
+    assert_eq!(support::log_end(&meta), valid, "the tail is cut");
     run.check_writable_after_recovery(state);
     println!("torn tail: the open failed when cutting or syncing failed, then recovered");
 }
@@ -910,14 +907,14 @@ fn an_acknowledged_flush_after_a_failed_metadata_sync_survives_a_power_cut() {
     run.fault.arm(0);
     let mut record_at = 0;
     for _ in 0..40 {
-        record_at = std::fs::metadata(run.path().join("meta")).unwrap().len();
+        record_at = support::log_end(&run.path().join("meta"));
         run.write_round();
         if run.flush().is_err() {
             break;
         }
     }
     assert_eq!(run.fault.fired(), 1, "a metadata sync failed");
-    let record_end = std::fs::metadata(run.path().join("meta")).unwrap().len();
+    let record_end = support::log_end(&run.path().join("meta"));
     let (reopened_at, steps) = run.reopen_recorded();
     run.write_round();
     run.flush().expect("a flush after the reopen");
@@ -975,11 +972,11 @@ fn a_punch_by_a_reopened_handle_spares_what_an_unconfirmed_delta_freed() {
         db.create_region_if_needed("after").unwrap();
         db.write_all_to_region("after".into(), b"x").unwrap();
         db.flush().unwrap();
-        record_at = std::fs::metadata(&meta).unwrap().len();
+        record_at = support::log_end(&meta);
         db.remove_region("victim".into()).unwrap();
         fault.arm(0);
         assert!(db.flush().is_err(), "the delta's sync fails");
-        record_end = std::fs::metadata(&meta).unwrap().len();
+        record_end = support::log_end(&meta);
     }
     // A new handle reads the removal from the page cache and punches before any commit.
     let steps: Arc<Mutex<Vec<Step>>> = Arc::default();

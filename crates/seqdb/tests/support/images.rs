@@ -324,8 +324,10 @@ pub fn whole(file: &FileImage) -> Vec<u8> {
 
 /// A directory that crash images are written to one after the other. Only the pages
 /// that differ from the previous image are rewritten, as long as the file on disk still
-/// has the length that image gave it (a read-write open may cut a torn metadata tail or
-/// delete `meta.tmp`; such a file is written whole next time).
+/// has the length that image gave it and no open through [`super::open_guarded`] wrote
+/// into it (a read-write open may cut a torn metadata tail, delete `meta.tmp`, or write
+/// into the data file again the bytes the log carried; such a file is written whole
+/// next time).
 pub struct ImageDir {
     pub dir: PathBuf,
     written: BTreeMap<&'static str, Vec<u8>>,
@@ -347,7 +349,8 @@ impl ImageDir {
         for name in FILES {
             let path = self.dir.join(name);
             let on_disk = std::fs::metadata(&path).ok().map(|m| m.len() as usize);
-            let previous = self.written.remove(name);
+            let written_by_open = super::WRITTEN_BY_OPEN.lock().unwrap().remove(&path);
+            let previous = self.written.remove(name).filter(|_| !written_by_open);
             let Some(bytes) = files.remove(name) else {
                 if on_disk.is_some() {
                     std::fs::remove_file(&path).unwrap();

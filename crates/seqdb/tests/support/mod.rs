@@ -199,9 +199,25 @@ pub enum Opened {
 }
 
 /// Open `path` (read-write or read-only), turning a panic into [`Opened::Panicked`].
+/// Files that a handle opened by [`open_guarded`] wrote into.
+pub static WRITTEN_BY_OPEN: std::sync::Mutex<std::collections::BTreeSet<std::path::PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 pub fn open_guarded(path: &Path, read_only: bool) -> Opened {
+    let noting: seqdb::FaultInjector = std::sync::Arc::new(|point: seqdb::FaultPoint<'_>| {
+        if point.op == seqdb::FaultOp::Write {
+            WRITTEN_BY_OPEN
+                .lock()
+                .unwrap()
+                .insert(point.path.to_owned());
+        }
+        Ok(())
+    });
     let result = catch_unwind(AssertUnwindSafe(|| {
-        OpenOptions::new().read_only(read_only).open(path)
+        OpenOptions::new()
+            .read_only(read_only)
+            .fault_injector(noting)
+            .open(path)
     }));
     match result {
         Ok(Ok(db)) => Opened::Ok(db),
@@ -271,6 +287,17 @@ pub fn pin_to_cpu(cpu: usize) -> bool {
 }
 
 /// Replace the contents of directory `dir` by `files` (name, bytes).
+/// Where the metadata log at `meta` ends: after its last page that is not zeros (the
+/// log is written into zeros laid down ahead of it).
+pub fn log_end(meta: &Path) -> u64 {
+    let bytes = std::fs::read(meta).unwrap();
+    let used = bytes
+        .chunks(4096)
+        .rposition(|page| page.iter().any(|&b| b != 0))
+        .map_or(0, |last| last + 1);
+    used as u64 * 4096
+}
+
 pub fn write_files(dir: &Path, files: &[(&str, &[u8])]) {
     if dir.exists() {
         std::fs::remove_dir_all(dir).unwrap();
@@ -300,7 +327,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// what a reader following it must do with any pair of files.
 pub mod format {
     pub const PAGE: usize = 4096;
-    pub const VERSION: u32 = 2;
+    pub const VERSION: u32 = 3;
     pub const HEADER_LEN: usize = 40;
     pub const RECORD_HEAD: usize = 16;
     pub const KIND_CHECKPOINT: u8 = 1;
@@ -308,9 +335,18 @@ pub mod format {
     pub const MAX_NAME: usize = 1024;
     pub const MAX_NUMBER: u64 = 1 << 24;
     pub const MAX_GENERATION: u64 = (1 << 63) - 1;
-    pub const MAX_BODY: u64 = 25 + MAX_NUMBER * 8 + MAX_NUMBER * (34 + MAX_NAME as u64);
-    pub const MAX_META: u64 =
-        PAGE as u64 + 4 * (RECORD_HEAD as u64 + MAX_BODY).div_ceil(PAGE as u64) * PAGE as u64;
+    pub const CHUNK: u64 = 64 * 1024;
+    pub const MAX_DATA: u64 = 1 << 48;
+    pub const MAX_INLINE: u64 = 1 << 20;
+    pub const MAX_BODY: u64 = 30
+        + MAX_NUMBER * 8
+        + MAX_NUMBER * (42 + MAX_NAME as u64)
+        + MAX_DATA / CHUNK * 4
+        + MAX_NUMBER * 12
+        + MAX_INLINE;
+    pub const MAX_META: u64 = PAGE as u64
+        + 4 * (RECORD_HEAD as u64 + MAX_BODY).div_ceil(PAGE as u64) * PAGE as u64
+        + 128 * 1024;
     pub const SLOTS: [usize; 2] = [0, 512];
     pub const SLOT_LEN: usize = 48;
 
@@ -322,6 +358,24 @@ pub mod format {
         pub reserved: u64,
         pub len: u64,
         pub name: Vec<u8>,
+        /// The first chunk whose checksum the entry carries.
+        pub sums_from: u64,
+        pub crcs: Vec<u32>,
+    }
+
+    impl Entry {
+        /// An entry carrying all of its chunk checksums, each zero.
+        pub fn new(number: u64, start: u64, reserved: u64, len: u64, name: &[u8]) -> Self {
+            Entry {
+                number,
+                start,
+                reserved,
+                len,
+                name: name.to_vec(),
+                sums_from: 0,
+                crcs: vec![0; len.div_ceil(CHUNK) as usize],
+            }
+        }
     }
 
     /// A record body.
@@ -332,6 +386,31 @@ pub mod format {
         pub next_number: u64,
         pub removed: Vec<u64>,
         pub entries: Vec<Entry>,
+        /// Bit 0: the data file was synced for this commit.
+        pub flags: u8,
+        /// Bytes carried inline: data file offset and bytes.
+        pub inline: Vec<(u64, Vec<u8>)>,
+    }
+
+    impl Record {
+        /// A record whose data was synced, carrying nothing inline.
+        pub fn new(
+            generation: u64,
+            kind: u8,
+            next_number: u64,
+            removed: Vec<u64>,
+            entries: Vec<Entry>,
+        ) -> Self {
+            Record {
+                generation,
+                kind,
+                next_number,
+                removed,
+                entries,
+                flags: 1,
+                inline: Vec::new(),
+            }
+        }
     }
 
     pub fn crc(bytes: &[u8]) -> u32 {
@@ -448,6 +527,17 @@ pub mod format {
             out.extend_from_slice(&e.len.to_le_bytes());
             out.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
             out.extend_from_slice(&e.name);
+            out.extend_from_slice(&e.sums_from.to_le_bytes());
+            for c in &e.crcs {
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+        }
+        out.push(record.flags);
+        out.extend_from_slice(&(record.inline.len() as u32).to_le_bytes());
+        for (offset, bytes) in &record.inline {
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
         }
         out
     }
@@ -538,12 +628,17 @@ pub mod format {
             return None;
         }
         let mut at = PAGE + first.span;
+        let mut chunks = std::collections::BTreeMap::new();
+        continues(&first.record, &mut chunks);
         let mut records = vec![first];
         let ends_in_damage = loop {
             match decode_at(file, at) {
                 At::Valid(next) => {
                     let previous = records.last().unwrap().record.generation;
-                    if next.record.kind != KIND_DELTA || next.record.generation != previous + 1 {
+                    if next.record.kind != KIND_DELTA
+                        || next.record.generation != previous + 1
+                        || !continues(&next.record, &mut chunks)
+                    {
                         break true;
                     }
                     at += next.span;
@@ -653,13 +748,49 @@ pub mod format {
             }
             let name = take(name_len)?.to_vec();
             std::str::from_utf8(&name).ok()?;
+            if len > MAX_DATA {
+                return None;
+            }
+            let sums_from = u64_at(take(8)?, 0);
+            let chunks = len.div_ceil(CHUNK);
+            if sums_from > chunks || (kind == KIND_CHECKPOINT && sums_from != 0) {
+                return None;
+            }
+            let mut crcs = Vec::new();
+            for _ in sums_from..chunks {
+                crcs.push(u32_at(take(4)?, 0));
+            }
             entries.push(Entry {
                 number,
                 start,
                 reserved,
                 len,
                 name,
+                sums_from,
+                crcs,
             });
+        }
+        let flags = take(1)?[0];
+        if flags & !1 != 0 {
+            return None;
+        }
+        let inline_count = u64::from(u32_at(take(4)?, 0));
+        if inline_count > MAX_NUMBER {
+            return None;
+        }
+        let mut inline = Vec::new();
+        let mut total = 0u64;
+        for _ in 0..inline_count {
+            let offset = u64_at(take(8)?, 0);
+            let len = u64::from(u32_at(take(4)?, 0));
+            total += len;
+            if offset < PAGE as u64 || offset + len > MAX_DATA || total > MAX_INLINE {
+                return None;
+            }
+            inline.push((offset, take(len as usize)?.to_vec()));
+        }
+        if kind == KIND_CHECKPOINT && (flags != 1 || !inline.is_empty()) {
+            return None;
         }
         if at != body.len() {
             return None;
@@ -670,7 +801,31 @@ pub mod format {
             next_number,
             removed,
             entries,
+            flags,
+            inline,
         })
+    }
+
+    /// Whether a delta's checksums continue the regions it applies to (`chunks`: each
+    /// region's checksum count before it), and the counts after it.
+    fn continues(record: &Record, chunks: &mut std::collections::BTreeMap<u64, u64>) -> bool {
+        let before = chunks.clone();
+        for n in &record.removed {
+            chunks.remove(n);
+        }
+        for e in &record.entries {
+            let had = if record.removed.contains(&e.number) {
+                0
+            } else {
+                before.get(&e.number).copied().unwrap_or(0)
+            };
+            if e.sums_from > had {
+                *chunks = before;
+                return false;
+            }
+            chunks.insert(e.number, e.len.div_ceil(CHUNK));
+        }
+        true
     }
 
     /// The regions (number to entry) after applying `records` in order.
@@ -681,10 +836,31 @@ pub mod format {
                 regions.remove(n);
             }
             for e in &r.record.entries {
-                regions.insert(e.number, e.clone());
+                let mut e = e.clone();
+                if let Some(old) = regions.get(&e.number) {
+                    let old: &Entry = old;
+                    let mut crcs = old.crcs[..(e.sums_from as usize).min(old.crcs.len())].to_vec();
+                    crcs.extend_from_slice(&e.crcs);
+                    e.crcs = crcs;
+                }
+                e.sums_from = 0;
+                regions.insert(e.number, e);
             }
         }
         regions
+    }
+
+    /// The bytes carried inline since the last record whose data was synced, in order:
+    /// what a reader redoes.
+    pub fn redo(records: &[Located]) -> Vec<(u64, Vec<u8>)> {
+        let synced = records
+            .iter()
+            .rposition(|r| r.record.flags & 1 != 0)
+            .unwrap_or(0);
+        records[synced + 1..]
+            .iter()
+            .flat_map(|r| r.record.inline.iter().cloned())
+            .collect()
     }
 
     /// Whether the regions of `records` are a state a reader accepts next to a data file
@@ -693,6 +869,35 @@ pub mod format {
     /// overlapping, and every region's bytes inside the data file.
     pub fn valid_state(records: &[Located], data_len: u64) -> bool {
         let regions = replay(records);
+        // Bytes past the data file's end that the redo writes (clipped to live regions).
+        let redone: Vec<(u64, u64)> = redo(records)
+            .iter()
+            .flat_map(|(offset, bytes)| {
+                let end = offset + bytes.len() as u64;
+                regions.values().filter_map(move |e| {
+                    let (s, t) = (
+                        (*offset).max(e.start),
+                        end.min(e.start.saturating_add(e.len)),
+                    );
+                    (s < t).then_some((s, t))
+                })
+            })
+            .collect();
+        let holds = |start: u64, end: u64| {
+            let mut at = start.max(data_len);
+            while at < end {
+                match redone
+                    .iter()
+                    .filter(|&&(s, t)| s <= at && at < t)
+                    .map(|&(_, t)| t)
+                    .max()
+                {
+                    Some(t) => at = t,
+                    None => return false,
+                }
+            }
+            true
+        };
         let next_number = records.last().map_or(0, |r| r.record.next_number);
         let mut names = std::collections::BTreeSet::new();
         let mut extents = Vec::new();
@@ -701,11 +906,12 @@ pub mod format {
             let fits = e
                 .start
                 .checked_add(e.len)
-                .is_some_and(|end| end <= data_len);
+                .is_some_and(|end| holds(e.start, end));
             let Some(end) = e.start.checked_add(e.reserved) else {
                 return false;
             };
             if e.number >= next_number
+                || e.crcs.len() as u64 != e.len.div_ceil(CHUNK)
                 || !names.insert(e.name.clone())
                 || e.start % page != 0
                 || e.reserved % page != 0
@@ -731,7 +937,13 @@ pub mod format {
             return None;
         }
         let newest = log.records.last().unwrap().record.generation;
-        if stamp > newest + 1 || stamp < newest {
+        let synced = log
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.record.flags & 1 != 0)
+            .map_or(0, |r| r.record.generation);
+        if stamp > newest + 1 || stamp < synced {
             return None;
         }
         valid_state(&log.records, data.len() as u64).then_some(newest)
