@@ -195,7 +195,9 @@ fn follows_rules(base: u64, placement: Placement, file_len: u64) -> bool {
         && reserved != 0
         && len <= reserved
         && start >= base
-        && start.checked_add(reserved).is_some_and(|end| end <= file_len)
+        && start
+            .checked_add(reserved)
+            .is_some_and(|end| end <= file_len)
 }
 
 /// The rules that concern one placement alone.
@@ -279,7 +281,11 @@ mod tests {
                 reserved: near(reserved),
                 len: near(len),
             };
-            let file_len = if pick % 7 == 0 { u64::MAX } else { near(file_len) };
+            let file_len = if pick.is_multiple_of(7) {
+                u64::MAX
+            } else {
+                near(file_len)
+            };
             follows_rules(base, placement, file_len)
                 == placement_rules(base, 1, placement, file_len)
                     .next()

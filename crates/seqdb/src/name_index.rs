@@ -110,7 +110,12 @@ impl NameIndex {
         {
             let mut named: Vec<(&[u8], usize)> = run
                 .iter()
-                .map(|slot| (index.name(index.entries[slot.at as usize]), slot.at as usize))
+                .map(|slot| {
+                    (
+                        index.name(index.entries[slot.at as usize]),
+                        slot.at as usize,
+                    )
+                })
                 .collect();
             named.sort_unstable();
             for same in named.chunk_by(|a, b| a.0 == b.0) {

@@ -1,7 +1,7 @@
 //! A region's metadata as callers see it, and its live state inside the database.
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard};
 use seqdb_sys::{Consumer, ExtentHold};
