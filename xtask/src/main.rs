@@ -25,7 +25,12 @@ const CROSS_TARGETS: [&str; 3] = [
 const CROSS_CRATES: [&str; 3] = ["seqdb-layout", "seqdb-sys", "seqdb"];
 
 /// The loom models of `seqdb-sys`, as `--test` targets (its `--lib` holds one more).
-const LOOM_TESTS: [&str; 3] = ["loom_handoff", "loom_store_buffering", "loom_retirement"];
+const LOOM_TESTS: [&str; 4] = [
+    "loom_handoff",
+    "loom_store_buffering",
+    "loom_retirement",
+    "loom_current_mark",
+];
 
 /// Preemptions per execution that the loom models explore in `ci`: three find most bugs,
 /// and the models then take well under a second (`docs/RELIABILITY.md`).

@@ -9,10 +9,11 @@
 use std::process::Command;
 
 /// The reliability suites, as `--test` targets of the `seqdb` crate.
-const SUITES: [&str; 7] = [
+const SUITES: [&str; 8] = [
     "crash_sim",
     "crash_sim_threads",
     "process_kill",
+    "readers_beside_writer",
     "full_disk",
     "hostile_files",
     "flush_races",

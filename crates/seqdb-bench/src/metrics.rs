@@ -34,6 +34,32 @@ impl Metrics {
         &self.entries
     }
 
+    /// The median of each measurement over `runs` of one workload (the first run's
+    /// entry where some run lacks a value for it); empty for no run.
+    pub fn median_of(runs: &[Metrics]) -> Metrics {
+        let mut metrics = Metrics::default();
+        let Some(first) = runs.first() else {
+            return metrics;
+        };
+        for (i, (key, metric)) in first.entries().iter().enumerate() {
+            let mut values: Vec<f64> = runs
+                .iter()
+                .filter_map(|run| match run.entries().get(i) {
+                    Some((k, Metric::Value(v))) if k == key => Some(*v),
+                    _ => None,
+                })
+                .collect();
+            let merged = if values.len() == runs.len() {
+                values.sort_by(f64::total_cmp);
+                Metric::Value(values[values.len() / 2])
+            } else {
+                *metric
+            };
+            metrics.push(key, merged);
+        }
+        metrics
+    }
+
     /// The line a child prints: `RESULT key=value key=na ...`.
     pub fn to_line(&self) -> String {
         let mut line = RESULT_PREFIX.to_owned();

@@ -17,7 +17,7 @@ pub enum Cell {
 }
 
 /// The rows of the engine table: metric key, workload description, unit.
-pub const ROWS: [(&str, &str, &str); 15] = [
+pub const ROWS: [(&str, &str, &str); 17] = [
     ("w1_mops", "W1 8-byte appends, one region", "Mops/s"),
     ("w2_gbps", "W2 1 MiB appends", "GB/s"),
     ("w2_flush_s", "W2 durable flush of 1 GiB", "s"),
@@ -27,6 +27,11 @@ pub const ROWS: [(&str, &str, &str); 15] = [
         "w3_amp_punch",
         "W3 allocated / logical after flush_then_punch",
         "x",
+    ),
+    (
+        "w4_first",
+        "W4 first pass after writing 24 MB, one reader",
+        "Mops/s",
     ),
     ("w4_one", "W4 random 8-byte reads, one reader", "Mops/s"),
     (
@@ -60,6 +65,11 @@ pub const ROWS: [(&str, &str, &str); 15] = [
         "w7_fdatasync_ms",
         "W7 reference: 4 KiB write + fdatasync, same moments",
         "ms",
+    ),
+    (
+        "w7_syncs",
+        "W7 device syncs per flush (median; engines that report them)",
+        "syncs",
     ),
 ];
 
@@ -290,6 +300,13 @@ pub fn checks(results: &Results) -> Vec<String> {
             rhs: ("logical bytes", Some(1.0)),
         },
         Check {
+            name: "W4 first pass after writing >= best of original and rawdb",
+            lhs: ("seqdb Mops/s", ours("w4_first")),
+            relation: Relation::AtLeast,
+            factor: 1.0,
+            rhs: ("best peer", best_peer("w4_first")),
+        },
+        Check {
             name: "W4 one reader >= best of original and rawdb",
             lhs: ("seqdb Mops/s", ours("w4_one")),
             relation: Relation::AtLeast,
@@ -332,11 +349,25 @@ pub fn checks(results: &Results) -> Vec<String> {
             rhs: ("1 region", ours("w7_one_ms")),
         },
         Check {
-            name: "W7 flush of 1 region <= 4 fdatasyncs",
+            name: "W7 flush of 1 region <= 0.7x original",
             lhs: ("seqdb ms", ours("w7_one_ms")),
             relation: Relation::AtMost,
-            factor: 4.0,
+            factor: 0.7,
+            rhs: ("original", original("w7_one_ms")),
+        },
+        Check {
+            name: "W7 flush of 1 region <= 1.5x 4 KiB write + fdatasync",
+            lhs: ("seqdb ms", ours("w7_one_ms")),
+            relation: Relation::AtMost,
+            factor: 1.5,
             rhs: ("fdatasync", results.value("seqdb", "w7_fdatasync_ms")),
+        },
+        Check {
+            name: "W7 one device sync per small flush",
+            lhs: ("seqdb syncs", ours("w7_syncs")),
+            relation: Relation::AtMost,
+            factor: 1.0,
+            rhs: ("one", Some(1.0)),
         },
     ];
     checks.iter().map(Check::line).collect()
@@ -359,7 +390,7 @@ mod tests {
         assert_eq!(keys_of("w2"), ["w2_gbps", "w2_flush_s"]);
         assert_eq!(
             keys_of("w7"),
-            ["w7_one_ms", "w7_many_ms", "w7_fdatasync_ms"]
+            ["w7_one_ms", "w7_many_ms", "w7_fdatasync_ms", "w7_syncs"]
         );
         assert_eq!(keys_of("limits").len(), 3);
     }

@@ -47,26 +47,7 @@ fn repeated(
         runs.push(workload(&dir)?);
         std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
     }
-    let mut metrics = Metrics::default();
-    let Some(first) = runs.first() else {
-        return Ok(metrics);
-    };
-    for (i, (key, metric)) in first.entries().iter().enumerate() {
-        let values: Vec<f64> = runs
-            .iter()
-            .filter_map(|run| match run.entries().get(i) {
-                Some((_, Metric::Value(v))) => Some(*v),
-                _ => None,
-            })
-            .collect();
-        let merged = if values.len() == runs.len() {
-            Metric::Value(median(values))
-        } else {
-            *metric
-        };
-        metrics.push(key, merged);
-    }
-    Ok(metrics)
+    Ok(Metrics::median_of(&runs))
 }
 
 /// Appends the little-endian numbers `0..count` to one region, 8 bytes per call.
@@ -268,6 +249,7 @@ fn w4<E: Engine>(scale: f64, dir: &Path) -> Outcome<Metrics> {
     let values = 10_000_000;
     let reads = scaled(1_000_000.0, scale, 2);
     let mut engine = E::open(dir)?;
+    let first = w4_first_pass(&mut engine, reads)?;
     let region = engine.create_region("w4")?;
     let mut source = Sequence {
         region,
@@ -326,10 +308,40 @@ fn w4<E: Engine>(scale: f64, dir: &Path) -> Outcome<Metrics> {
 
     let mops = |secs: f64| Metric::Value(reads as f64 / secs / 1e6);
     let mut metrics = Metrics::default();
+    metrics.push("w4_first", mops(first));
     metrics.push("w4_one", mops(one));
     metrics.push("w4_per_read", mops(per_read));
     metrics.push("w4_two", mops(two));
     Ok(metrics)
+}
+
+/// W4's first pass: a 24 MB region (3,000,000 `u64`, each equal to its index, appended in
+/// 1 MiB chunks) flushed, then `reads` random 8-byte reads through one reader, timed once:
+/// the first reads after the writes, so what the first touch of each page costs counts.
+/// Returns the seconds.
+fn w4_first_pass<E: Engine>(engine: &mut E, reads: u64) -> Outcome<f64> {
+    let values = 3_000_000;
+    let region = engine.create_region("w4-first")?;
+    let mut source = Sequence {
+        region,
+        next: 0,
+        count: values,
+        chunk: 1 << 17,
+        buffer: Vec::with_capacity(1 << 20),
+    };
+    engine.append_all(&mut source)?;
+    engine.flush()?;
+    expect_len(engine, region, values * 8)?;
+    let mut rng = Rng::new(0xf1e5_7ead);
+    let indexes: Vec<u64> = (0..reads).map(|_| rng.below(values)).collect();
+    let expected = indexes.iter().fold(0u64, |sum, &i| sum.wrapping_add(i));
+    let start = Instant::now();
+    let sum = engine.read_sum(region, &indexes, false)?;
+    let secs = seconds(start);
+    if sum != expected {
+        return Err(format!("first pass summed to {sum}, expected {expected}"));
+    }
+    Ok(secs)
 }
 
 /// W5: opening a database of 10,000 regions of 100 bytes, median of 5 opens.
@@ -391,6 +403,8 @@ struct FlushTarget<E> {
     engine: E,
     regions: Vec<usize>,
     samples: Vec<f64>,
+    /// Device syncs of each timed flush, when the engine can tell.
+    syncs: Vec<u64>,
 }
 
 impl<E: Engine> FlushTarget<E> {
@@ -407,6 +421,7 @@ impl<E: Engine> FlushTarget<E> {
             engine,
             regions,
             samples: Vec::new(),
+            syncs: Vec::new(),
         })
     }
 
@@ -415,9 +430,13 @@ impl<E: Engine> FlushTarget<E> {
         let target = [self.regions[(i * 7919 % self.regions.len() as u64) as usize]];
         let mut source = Stamped::new(&target, 1, 1, 8);
         self.engine.append_all(&mut source)?;
+        let before = self.engine.syncs();
         let start = Instant::now();
         self.engine.flush()?;
         self.samples.push(seconds(start));
+        if let (Some(before), Some(after)) = (before, self.engine.syncs()) {
+            self.syncs.push(after - before);
+        }
         Ok(())
     }
 }
@@ -458,6 +477,10 @@ fn w7<E: Engine>(dir: &Path) -> Outcome<Metrics> {
     let mut metrics = Metrics::default();
     metrics.push("w7_one_ms", Metric::Value(median(one.samples) * 1e3));
     metrics.push("w7_many_ms", Metric::Value(median(many.samples) * 1e3));
+    if !one.syncs.is_empty() {
+        let syncs: Vec<f64> = one.syncs.iter().chain(&many.syncs).map(|&n| n as f64).collect();
+        metrics.push("w7_syncs", Metric::Value(median(syncs)));
+    }
     metrics.push(
         "w7_fdatasync_ms",
         Metric::Value(median(probe_samples) * 1e3),

@@ -75,6 +75,11 @@ pub enum Command {
     Check {
         /// The database directory.
         db: PathBuf,
+        /// Also read every region's bytes back and compare them with the checksums of
+        /// their 64 KiB chunks (the data scrub); each damaged range is a problem that
+        /// names the region and the bytes.
+        #[arg(long)]
+        data: bool,
         /// Recover past the damage found: keep the newest commit that is still whole,
         /// cutting the metadata log where it breaks, and say what was cut. Exits with 0
         /// when the database is healthy afterwards.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::args::SortKey;
 use crate::failure::Failure;
 use crate::output::{print, print_json};
+use crate::progress::ByteProgress;
 use crate::{disk, human, open};
 
 /// What `info --json` prints.
@@ -36,8 +37,36 @@ pub struct Info {
     pub holes: u64,
     /// Bytes in those holes.
     pub hole_bytes: u64,
+    /// Space regions moved away from that this handle keeps because readers of it still
+    /// view it (a fresh handle, as the command's, has none: other processes' readers are
+    /// not visible).
+    pub retired_bytes: u64,
     /// File length divided by live bytes (1 for an empty database).
     pub space_amplification: f64,
+    /// Other read-only handles open on the database, in any process.
+    pub readers: Vec<ReaderRow>,
+    /// What the read-write handle last reported of the space it keeps for them.
+    pub kept_for_readers: KeptRow,
+}
+
+/// One read-only handle, as `info --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct ReaderRow {
+    /// Its process.
+    pub pid: u32,
+    /// The generation (commit) it views; 0 while it is opening.
+    pub generation: u64,
+}
+
+/// The writer's report of the space kept for readers.
+#[derive(Debug, Serialize)]
+pub struct KeptRow {
+    /// The writer's process id (0 when no writer has reported).
+    pub writer_pid: u32,
+    /// Bytes freed by commits that a live reader may still view.
+    pub bytes: u64,
+    /// The oldest generation a reader viewed when the writer last looked.
+    pub oldest_generation: u64,
 }
 
 /// Allocated bytes on disk, per file.
@@ -102,6 +131,25 @@ pub struct Check<'a> {
     /// One sentence per harmless leftover of a crash, which the next read-write open
     /// cleans up.
     pub warnings: &'a [String],
+    /// Whether every region's bytes were compared with their checksums (`--data`).
+    pub data_checked: bool,
+    /// The ranges whose bytes do not match their checksums.
+    pub damaged: Vec<Damaged>,
+}
+
+/// A damaged range of a region, as `check --data --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Damaged {
+    /// The region's name.
+    pub region: String,
+    /// The region's number.
+    pub number: usize,
+    /// The first damaged byte, as an offset in the region.
+    pub offset: u64,
+    /// How many bytes from `offset` on are damaged (whole 64 KiB chunks).
+    pub len: u64,
+    /// Where `offset` is in the data file.
+    pub file_offset: u64,
 }
 
 impl<'a> Check<'a> {
@@ -117,6 +165,18 @@ impl<'a> Check<'a> {
             meta_len: report.meta_len,
             problems: &report.problems,
             warnings: &report.warnings,
+            data_checked: report.data_checked,
+            damaged: report
+                .damaged
+                .iter()
+                .map(|d| Damaged {
+                    region: d.region.clone(),
+                    number: d.number,
+                    offset: d.offset,
+                    len: d.len,
+                    file_offset: d.file_offset,
+                })
+                .collect(),
         }
     }
 }
@@ -126,6 +186,8 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
     let database = open::read_only(db)?;
     let stats = database.stats()?;
     let allocated = disk::allocated(db)?;
+    let table = database.reader_table()?;
+    let kept = table.kept;
     if as_json {
         return print_json(&Info {
             database: db.display().to_string(),
@@ -143,7 +205,21 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
             regions: stats.regions,
             holes: stats.holes,
             hole_bytes: stats.hole_bytes,
+            retired_bytes: stats.retired_bytes,
             space_amplification: stats.space_amplification(),
+            readers: table
+                .readers
+                .iter()
+                .map(|r| ReaderRow {
+                    pid: r.pid,
+                    generation: r.generation,
+                })
+                .collect(),
+            kept_for_readers: KeptRow {
+                writer_pid: kept.writer_pid,
+                bytes: kept.bytes,
+                oldest_generation: kept.oldest_generation,
+            },
         });
     }
     let rows = [
@@ -174,6 +250,20 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
                 human::bytes_exact(stats.retired_bytes)
             ),
         ),
+        ("readers", readers_line(&table.readers)),
+        (
+            "kept",
+            if kept.bytes == 0 {
+                "0 B (space the writer keeps for readers of older generations)".to_owned()
+            } else {
+                format!(
+                    "{} (kept by writer pid {} for readers of generation {} and later)",
+                    human::bytes_exact(kept.bytes),
+                    kept.writer_pid,
+                    kept.oldest_generation
+                )
+            },
+        ),
         (
             "amplification",
             format!(
@@ -187,6 +277,18 @@ pub fn info(db: &Path, as_json: bool) -> Result<ExitCode, Failure> {
         out.push_str(&format!("{key:<14}{value}\n"));
     }
     print(&out)
+}
+
+/// The other read-only handles, as one line: `none`, or `pid 12 at generation 7, ...`.
+fn readers_line(readers: &[seqdb::ReaderProcess]) -> String {
+    if readers.is_empty() {
+        return "none besides this command".to_owned();
+    }
+    readers
+        .iter()
+        .map(|r| format!("pid {} at generation {}", r.pid, r.generation))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `seqdb ls DB [--sort KEY] [--json]`.
@@ -243,8 +345,8 @@ fn ls_table(regions: &[Region]) -> String {
 
 /// `seqdb check DB [--repair] [--json]`: exit status 1 when a problem is found (with
 /// `--repair`, when one is left after repairing).
-pub fn check(db: &Path, repair: bool, as_json: bool) -> Result<ExitCode, Failure> {
-    let report = checked(db)?;
+pub fn check(db: &Path, data: bool, repair: bool, as_json: bool) -> Result<ExitCode, Failure> {
+    let report = checked(db, data)?;
     if !repair {
         if as_json {
             print_json(&Check::new(db, &report))?;
@@ -266,7 +368,7 @@ pub fn check(db: &Path, repair: bool, as_json: bool) -> Result<ExitCode, Failure
     };
     let after = match &recovery {
         None => None,
-        Some(_) => Some(checked(db)?),
+        Some(_) => Some(checked(db, data)?),
     };
     if as_json {
         print_json(&Repaired {
@@ -349,8 +451,14 @@ impl Recovery {
     }
 }
 
-fn checked(db: &Path) -> Result<CheckReport, Failure> {
-    seqdb::check(db).map_err(|error| match error {
+fn checked(db: &Path, data: bool) -> Result<CheckReport, Failure> {
+    let report = if data {
+        let mut progress = ByteProgress::new("checking the data");
+        seqdb::check_data(db, |done, total| progress.update(done, total))
+    } else {
+        seqdb::check(db)
+    };
+    report.map_err(|error| match error {
         seqdb::Error::AlreadyOpen { .. } => Failure::new(format!(
             "database {} is open for writing by another process or handle; the check reads \
              the files as a reader and cannot run beside a writer, so close the writer and \

@@ -40,7 +40,12 @@ fn main() -> ExitCode {
             at,
             json,
         } => data::put(&db, &region, at, json),
-        Command::Check { db, repair, json } => inspect::check(&db, repair, json),
+        Command::Check {
+            db,
+            data,
+            repair,
+            json,
+        } => inspect::check(&db, data, repair, json),
         Command::Compact { db, json } => maintain::compact(&db, json),
         Command::Punch { db, json } => maintain::punch(&db, json),
         Command::Map { db, svg, json } => map::map(&db, svg.as_deref(), json),

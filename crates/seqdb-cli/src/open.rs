@@ -48,9 +48,9 @@ pub fn read_only(db: &Path) -> Result<Database, Failure> {
     ensure_database(db)?;
     Database::open_read_only(db).map_err(|error| match error {
         seqdb::Error::AlreadyOpen { .. } => Failure::new(format!(
-            "database {} is open for writing by another process or handle; readers may \
-             share a database with each other but not with a writer, so close the writer \
-             and try again",
+            "database {} is open for writing by another process or handle; on this system \
+             readers may share a database with each other but not with a writer, so close \
+             the writer and try again",
             db.display()
         )),
         error => opening(db, error),

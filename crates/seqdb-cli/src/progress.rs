@@ -55,3 +55,59 @@ impl Drop for Progress {
         }
     }
 }
+
+/// Reports how many of a known number of bytes were worked through: a bar on a
+/// terminal, otherwise a line at every tenth.
+pub struct ByteProgress {
+    what: &'static str,
+    bar: Option<ProgressBar>,
+    tenths_told: u64,
+}
+
+impl ByteProgress {
+    /// Progress through bytes, described by `what`.
+    pub fn new(what: &'static str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            let style = ProgressStyle::with_template(
+                "{spinner} [{bar:20}] {bytes}/{total_bytes} {msg} ({bytes_per_sec}, {elapsed})",
+            )
+            .map(|style| style.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(what);
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        ByteProgress {
+            what,
+            bar,
+            tenths_told: 0,
+        }
+    }
+
+    /// `done` of `total` bytes are through.
+    pub fn update(&mut self, done: u64, total: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            None => {
+                let tenths = (done * 10).checked_div(total).unwrap_or(10);
+                if tenths > self.tenths_told {
+                    self.tenths_told = tenths;
+                    eprintln!("{}: {done} of {total} bytes", self.what);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ByteProgress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

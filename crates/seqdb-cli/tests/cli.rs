@@ -94,6 +94,15 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 }
 
 /// A database with three regions, one of them removed after a flush (leaving a hole).
+/// The metadata file without the zeros laid down ahead of its log.
+fn log_of(meta: &Path) -> Vec<u8> {
+    let mut bytes = fs::read(meta).unwrap();
+    while bytes.len() > 4096 && bytes[bytes.len() - 4096..].iter().all(|&b| b == 0) {
+        bytes.truncate(bytes.len() - 4096);
+    }
+    bytes
+}
+
 fn sample(dir: &Path) -> Database {
     let database = Database::open(dir).unwrap();
     for (name, len) in [("prices", 50_000usize), ("gone", 200_000), ("notes", 12)] {
@@ -284,6 +293,8 @@ fn info_json_matches_the_library_stats() {
     assert_eq!(number(&info["holes"]), stats.holes);
     assert!(stats.holes >= 1, "removing a region leaves a hole");
     assert_eq!(number(&info["hole_bytes"]), stats.hole_bytes);
+    // The command's own handle has no readers, so it keeps no retired space.
+    assert_eq!(number(&info["retired_bytes"]), 0);
     let allocated = &info["allocated"];
     assert_eq!(
         number(&allocated["total"]),
@@ -320,7 +331,7 @@ fn check_json_reports_counts_problems_and_warnings() {
 
     // A torn record at the end of the log: healthy, with a warning.
     let meta = dir.path().join("meta");
-    let clean = fs::read(&meta).unwrap();
+    let clean = log_of(&meta);
     let mut torn = clean.clone();
     torn.extend_from_slice(b"SQDR\x40\0\0\0torn");
     fs::write(&meta, &torn).unwrap();
@@ -595,7 +606,7 @@ fn check_passes_a_healthy_database_and_fails_a_damaged_one() {
 
     // A torn record after the last one is what a crash leaves: a warning only.
     let meta = dir.path().join("meta");
-    let mut bytes = fs::read(&meta).unwrap();
+    let mut bytes = log_of(&meta);
     let clean = bytes.clone();
     bytes.extend_from_slice(b"SQDR\x40\0\0\0torn");
     fs::write(&meta, &bytes).unwrap();
@@ -620,6 +631,44 @@ fn check_passes_a_healthy_database_and_fails_a_damaged_one() {
     assert!(stdout.trim_end().ends_with("2 problems"), "{stdout}");
     let stderr = fails(&["ls", db], 1);
     assert!(stderr.contains("is corrupt at offset 8192"), "{stderr}");
+}
+
+#[test]
+fn check_data_names_the_region_whose_bytes_were_damaged() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let database = sample(dir.path());
+    let prices = database.get_region("prices".into()).unwrap();
+    database.close().unwrap();
+    let db = arg(dir.path());
+    let report = ok_json(&["check", db, "--data", "--json"]);
+    assert_eq!(report["healthy"], true, "{report}");
+    assert_eq!(report["data_checked"], true, "{report}");
+    assert_eq!(report["damaged"], serde_json::json!([]), "{report}");
+    // Without --data the bytes are not read.
+    assert_eq!(ok_json(&["check", db, "--json"])["data_checked"], false);
+
+    // One byte flipped inside "prices", in its first 64 KiB chunk.
+    let data = dir.path().join("data");
+    let mut bytes = fs::read(&data).unwrap();
+    bytes[(prices.start() + 1234) as usize] ^= 0x01;
+    fs::write(&data, &bytes).unwrap();
+    // The metadata says nothing about the bytes: the plain check still passes.
+    ok(&["check", db]);
+    let out = run(&["check", db, "--data"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("region \"prices\"") && stdout.contains("bytes 0..50000"),
+        "{stdout}"
+    );
+    let out = run(&["check", db, "--data", "--json"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["damaged"][0]["region"], "prices", "{report}");
+    assert_eq!(report["damaged"][0]["offset"], 0, "{report}");
+    assert_eq!(report["damaged"][0]["len"], 50_000, "{report}");
+    assert_eq!(report["damaged"].as_array().unwrap().len(), 1, "{report}");
 }
 
 #[test]
@@ -856,42 +905,53 @@ fn map_draws_regions_reservations_and_holes() {
 }
 
 #[test]
-fn a_database_held_by_a_writer_is_refused_with_a_reason() {
+fn read_only_commands_run_beside_a_writer_and_show_its_last_commit() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let writer = sample(dir.path());
     let db = arg(dir.path());
-    for command in [
-        &["info", db][..],
-        &["ls", db],
-        &["cat", db, "notes"],
-        &["check", db],
-    ] {
-        let stderr = fails(command, 1);
-        assert!(
-            stderr.contains("open for writing by another process"),
-            "{command:?}: {stderr}"
-        );
-        assert_eq!(stderr.lines().count(), 1);
-    }
-    let stderr = fails(&["map", db, "--svg", arg(&dir.path().join("m.svg"))], 1);
-    assert!(stderr.contains("open for writing"), "{stderr}");
+    // Written but not flushed: not a commit yet.
+    writer
+        .write_all_to_region("notes".into(), b"unflushed")
+        .unwrap();
+    assert_eq!(
+        run(&["cat", db, "notes"], b"").stdout,
+        noise(12, 12),
+        "cat shows the last commit"
+    );
+    let listed = ok(&["ls", db]);
+    assert!(
+        listed.contains("prices") && !listed.contains("gone"),
+        "{listed}"
+    );
+    let checked = ok(&["check", db]);
+    assert!(checked.contains("healthy"), "{checked}");
+    ok(&["map", db, "--svg", arg(&dir.path().join("m.svg"))]);
+    let info = ok_json(&["info", db, "--json"]);
+    assert_eq!(number(&info["generation"]), 2);
+    // A read-only handle held elsewhere is listed with the generation it views.
+    let reader = Database::open_read_only(dir.path()).unwrap();
+    let info = ok_json(&["info", db, "--json"]);
+    assert_eq!(info["readers"].as_array().unwrap().len(), 1, "{info}");
+    assert_eq!(number(&info["readers"][0]["generation"]), 2);
+    assert!(ok(&["info", db]).contains("at generation 2"));
+    // A second writer is refused with a reason.
     for command in [&["put", db, "notes"][..], &["compact", db], &["punch", db]] {
         let stderr = fails(command, 1);
         assert!(
             stderr.contains("already open by another process"),
             "{command:?}: {stderr}"
         );
+        assert_eq!(stderr.lines().count(), 1);
     }
     drop(writer);
-    ok(&["info", db]);
-
-    // Readers share: a read-only handle here does not stop read-only commands.
-    let reader = Database::open_read_only(dir.path()).unwrap();
-    ok(&["ls", db]);
-    let stderr = fails(&["put", db, "notes"], 1);
-    assert!(stderr.contains("already open"), "{stderr}");
+    // Readers do not keep a writer out.
+    run(&["put", db, "notes"], b"!");
     drop(reader);
+    assert_eq!(
+        run(&["cat", db, "notes"], b"").stdout.len(),
+        12 + "unflushed".len() + 1
+    );
 }
 
 /// `Stats::allocated_bytes` counts the data and metadata files for read-only handles too,

@@ -368,6 +368,30 @@ impl Layout {
         }
     }
 
+    /// Makes all space that is not a region's pending, as if regions had just left it:
+    /// every free hole, and the space from the end of the layout up to `file_len`
+    /// rounded up to a page (the end then moves there). None of it is handed out again
+    /// before a [`begin_commit`](Self::begin_commit) taken after this call is finished.
+    /// For a caller that restored a layout from a newer state than others still view.
+    /// Returns the bytes made pending.
+    pub fn pend_free_space(&mut self, file_len: u64) -> u64 {
+        let holes: Vec<Extent> = self.holes.iter().collect();
+        let mut bytes = 0;
+        for hole in holes {
+            self.holes.remove(hole.start);
+            self.pending.push(hole);
+            bytes += hole.len;
+        }
+        let end = round_up_to_page(file_len).unwrap_or(self.file_end);
+        if end > self.file_end {
+            self.pending
+                .push(Extent::new(self.file_end, end - self.file_end));
+            bytes += end - self.file_end;
+            self.file_end = end;
+        }
+        bytes
+    }
+
     /// Captures every pending extent freed so far. The caller then writes and
     /// makes durable a commit that no longer references them, and hands the
     /// ticket to [`finish_commit`](Self::finish_commit).

@@ -99,6 +99,41 @@ impl View {
     }
 }
 
+impl View {
+    /// Has the kernel enter the view's bytes from `from` on into this process's page
+    /// tables now, so that the first read of each of their pages takes no page fault.
+    ///
+    /// Pages written with `pwrite` are in the page cache but in no page table of a
+    /// mapping: each first touch through the map faults, and a fault maps at most the
+    /// neighbouring pages already cached (fault-around). On Linux this is one
+    /// `madvise(MADV_POPULATE_READ)` over the range (since 5.14), which reads pages not in
+    /// the cache from the file, so call it for bytes that were written recently. Elsewhere,
+    /// or when the kernel refuses, it does nothing: it only saves time, never changes what
+    /// a read returns.
+    pub fn prefault(&self, from: usize) {
+        if from >= self.len {
+            return;
+        }
+        // memmap2 offers the advice on Linux only.
+        #[cfg(target_os = "linux")]
+        {
+            // Best effort: an older kernel answers EINVAL, and a failure only leaves the
+            // pages to be faulted in by the reads.
+            let _ = self._mapping.advise_range(
+                memmap2::Advice::PopulateRead,
+                self.offset + from,
+                self.len - from,
+            );
+        }
+    }
+
+    /// An identity of the mapping the view points into: views with the same identity share
+    /// page tables. (A mapping made after another was dropped may reuse its identity.)
+    pub fn mapping_id(&self) -> usize {
+        Arc::as_ptr(&self._mapping) as usize
+    }
+}
+
 impl Deref for View {
     type Target = [u8];
 

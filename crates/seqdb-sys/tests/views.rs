@@ -375,3 +375,72 @@ fn a_file_without_a_lock_cannot_become_a_data_file() {
     let data = DataFile::new(shared).expect("a shared lock is enough");
     assert_eq!(&*data.view(0, 5).expect("view"), b"bytes");
 }
+
+/// This thread's minor page faults so far (Linux: `/proc/thread-self/stat`, field 10).
+#[cfg(target_os = "linux")]
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let after = &stat[stat.rfind(')').expect("command name") + 2..];
+    after
+        .split(' ')
+        .nth(7)
+        .and_then(|field| field.parse().ok())
+        .expect("minflt")
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_prefaulted_view_reads_without_page_faults() {
+    const PAGES: usize = 256;
+    let bytes: Vec<u8> = (0..PAGES * 4096).map(|i| (i / 4096) as u8).collect();
+    // One byte of every page, in an order that one fault's neighbours do not cover.
+    let touch = |bytes: &[u8]| -> u64 {
+        (2..PAGES)
+            .step_by(3)
+            .rev()
+            .chain((0..PAGES).step_by(3))
+            .chain((1..PAGES).step_by(3))
+            .map(|page| u64::from(bytes[page * 4096 + 17]))
+            .sum()
+    };
+    let expected = touch(&bytes);
+    let written = |dir: &Path| {
+        let data = data_file(dir, 1 << 20);
+        data.write_all_at(&bytes, 0).expect("write");
+        data
+    };
+
+    // Without a prefault, the first reads after a write through the file fault.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cold = written(dir.path());
+    let view = cold.view(0, bytes.len() as u64).expect("view");
+    let before = minor_faults();
+    assert_eq!(touch(&view), expected);
+    assert!(minor_faults() > before, "the first reads faulted");
+
+    // After one, they do not, and read the same bytes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let warm = written(dir.path());
+    let view = warm.view(0, bytes.len() as u64).expect("view");
+    view.prefault(0);
+    let before = minor_faults();
+    assert_eq!(touch(&view), expected);
+    assert_eq!(minor_faults(), before, "no read faulted");
+
+    // A prefault from an offset leaves the bytes before it alone, and past the end is
+    // nothing.
+    view.prefault(bytes.len());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let half = written(dir.path());
+    let view = half.view(0, bytes.len() as u64).expect("view");
+    view.prefault(bytes.len() / 2);
+    let before = minor_faults();
+    let upper: u64 = (PAGES / 2..PAGES)
+        .map(|page| u64::from(view[page * 4096]))
+        .sum();
+    assert_eq!(upper, (PAGES as u64 / 2..PAGES as u64).sum::<u64>());
+    assert_eq!(minor_faults(), before, "the prefaulted half did not fault");
+    assert_eq!(view[0], 0);
+    assert!(minor_faults() > before, "the first half faulted");
+}

@@ -12,11 +12,13 @@ use std::path::Path;
 
 use seqdb_sys::{FileOptions, Lock, LockedFile};
 
+use crate::beside_writer;
 use crate::database::DATA_FILE;
 use crate::diagnosis::{self, Finding};
 use crate::error::NotADirectorySnafu;
 use crate::log_read::FileSource;
 use crate::meta_log::{META_FILE, META_TMP_FILE};
+use crate::readers_file;
 use crate::redo::{self, Coverage};
 use crate::replay::{self, LogScan};
 use crate::scrub::{self, DamagedRange};
@@ -106,8 +108,11 @@ fn plural(count: u64, noun: &str) -> String {
 /// reservations and within the data file. Every finding names its file and offset.
 /// Finally it opens the database read-only to confirm that `open` agrees.
 ///
-/// The check holds a shared lock on the data file while it runs, like a read-only open,
-/// so it fails with [`Error::AlreadyOpen`] while a read-write handle has the database.
+/// The check holds a shared lock on the data file while it runs, like a read-only open.
+/// Beside a read-write handle (where the platform has range locks; `docs/FORMAT.md`,
+/// "The readers file") it checks the writer's last complete commit, reading the log's
+/// tail as a read-only open does then, and says so in a warning; elsewhere it fails with
+/// [`Error::AlreadyOpen`] while a read-write handle has the database.
 /// Other errors mean the files could not be read at all; everything found *in* them is
 /// reported in the [`CheckReport`].
 ///
@@ -209,7 +214,8 @@ fn check_files(path: &Path, scrub: Option<&mut dyn FnMut(u64, u64)>) -> Result<C
         file: &meta,
         len: report.meta_len,
     };
-    let scan = match replay::scan_log(&meta_path, &source, None) {
+    let beside_writer = readers_file::writer_present_in(path)?;
+    let mut scan = match replay::scan_log(&meta_path, &source, None) {
         Ok(scan) => scan,
         Err(error @ Error::Sys { .. }) => return Err(error),
         Err(error) => {
@@ -220,7 +226,7 @@ fn check_files(path: &Path, scrub: Option<&mut dyn FnMut(u64, u64)>) -> Result<C
     report.records = scan.records;
     report.generation = scan.state.generation;
     if let Some(file) = &data {
-        judge(path, file, &scan, &mut report)?;
+        judge(path, file, &mut scan, beside_writer, &mut report)?;
     }
 
     let next_number = scan.state.next_number;
@@ -232,7 +238,10 @@ fn check_files(path: &Path, scrub: Option<&mut dyn FnMut(u64, u64)>) -> Result<C
         .iter()
         .fold(0u64, |sum, placed| sum.saturating_add(placed.entry.len));
     let pieces = redo::clip(&entries, &redo_writes);
-    if let Some(file) = &data
+    // Beside a live writer those bytes are there (written before their records), and
+    // the writer may have overwritten them since.
+    if !beside_writer
+        && let Some(file) = &data
         && let Some(offset) = redo::missing(file, report.data_len, &pieces)?
     {
         report.problems.push(format!(
@@ -287,8 +296,14 @@ fn unlocked() -> FileOptions {
 }
 
 /// Judge the log against the data file's header, as `open` does.
-fn judge(path: &Path, data: &LockedFile, scan: &LogScan, report: &mut CheckReport) -> Result<()> {
-    let header = match opening::data_header(path, data, report.data_len, scan) {
+fn judge(
+    path: &Path,
+    data: &LockedFile,
+    scan: &mut LogScan,
+    beside_writer: bool,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let mut header = match opening::data_header(path, data, report.data_len, scan) {
         Ok(header) => header,
         Err(error @ Error::Sys { .. }) => return Err(error),
         Err(error) => {
@@ -300,6 +315,16 @@ fn judge(path: &Path, data: &LockedFile, scan: &LogScan, report: &mut CheckRepor
         report.warnings.push(format!(
             "{DATA_FILE} offset 0: the data file's header was never written (the database's \
              creation was cut short); the next read-write open writes it"
+        ));
+    }
+    if beside_writer {
+        beside_writer::settle(scan, &mut header);
+        // The writer may have grown the file for the commits just read.
+        report.data_len = data.len().map_err(Error::sys)?;
+        report.warnings.push(format!(
+            "a read-write handle has the database open: checked its last complete commit, \
+             generation {}",
+            scan.state.generation
         ));
     }
     let judgement = diagnosis::judge(scan, &header);
@@ -660,10 +685,19 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_holding_the_database_is_an_error() {
+    fn a_database_with_a_writer_checks_its_last_commit() {
         let dir = tempfile::tempdir().unwrap();
         let database = Database::open(dir.path()).unwrap();
-        assert!(matches!(check(dir.path()), Err(Error::AlreadyOpen { .. })));
+        database.create_region_if_needed("r").unwrap();
+        database.write_all_to_region("r".into(), b"abc").unwrap();
+        database.flush().unwrap();
+        if seqdb_sys::RANGE_LOCKS {
+            let report = check(dir.path()).unwrap();
+            assert!(report.is_healthy(), "{report}");
+            assert_eq!((report.generation, report.live_bytes), (1, 3));
+        } else {
+            assert!(matches!(check(dir.path()), Err(Error::AlreadyOpen { .. })));
+        }
         drop(database);
         assert!(check(dir.path()).unwrap().is_healthy());
     }

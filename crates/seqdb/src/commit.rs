@@ -103,6 +103,9 @@ struct Snapshot {
     /// The regions the record lists, with their entries and what changed in them,
     /// ordered by number.
     recorded: Vec<(Slot, RegionEntry, Changes)>,
+    /// For each recorded region, whether it changed since the last commit (a checkpoint
+    /// records the others too).
+    changed_regions: Vec<bool>,
     removed: Vec<u64>,
     ticket: CommitTicket,
     next_number: u64,
@@ -136,8 +139,10 @@ impl Inner {
         match self.make_durable(&mut commit, &snapshot, checkpoint, settle) {
             Ok(()) => {
                 self.after_commit(&snapshot.recorded);
+                let oldest = self.oldest_reader();
                 let mut table = self.table.write();
-                table.layout.finish_commit(snapshot.ticket);
+                // Free, unless a reader process may still view it (`reader_release.rs`).
+                self.finish_or_keep(&mut table, commit.generation, snapshot.ticket, oldest);
                 // Extents whose last reader is gone become free (their commit may be this
                 // one or an earlier one).
                 self.reclaim(&mut table);
@@ -252,7 +257,18 @@ impl Inner {
         };
         if let Some(log) = commit.log.as_mut() {
             self.final_on_error(if checkpoint {
-                log.checkpoint(&record)
+                log.checkpoint(&record, || Record {
+                    kind: RecordKind::Delta,
+                    removed: snapshot.removed.clone(),
+                    upserts: record
+                        .upserts
+                        .iter()
+                        .zip(&snapshot.changed_regions)
+                        .filter(|(_, changed)| **changed)
+                        .map(|(entry, _)| entry.clone())
+                        .collect(),
+                    ..record.clone()
+                })
             } else {
                 log.append(&record)
             })?;
@@ -445,6 +461,7 @@ impl Inner {
             }));
         }
         let mut recorded = Vec::with_capacity(held.len());
+        let mut changed_regions = Vec::with_capacity(held.len());
         let mut changed = !table.removed.is_empty();
         for (slot, region) in held.into_values() {
             // The lent buffer's mutex orders this against a collection by a new reader:
@@ -455,11 +472,13 @@ impl Inner {
             changed |= dirty;
             if dirty || checkpoint {
                 recorded.push((slot.clone(), region.entry(), region.take_changes()));
+                changed_regions.push(dirty);
             }
             drop(lent);
         }
         Snapshot {
             recorded,
+            changed_regions,
             removed: mem::take(&mut table.removed),
             ticket: table.layout.begin_commit(),
             next_number: table.slots.len() as u64,

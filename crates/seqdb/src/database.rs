@@ -27,6 +27,8 @@ use crate::free_numbers::FreeNumbers;
 use crate::meta_log::{META_FILE, MetaLog};
 use crate::name_index::NameIndex;
 use crate::opening::{self, Opened};
+use crate::reader_release::{self, KeptSpace};
+use crate::readers_file::{self, Attachment};
 use crate::recovery::RecoveryReport;
 use crate::region::RegionState;
 use crate::replay::Placed;
@@ -73,6 +75,9 @@ pub(crate) struct Inner {
     pub file_id: DatabaseId,
     /// What recovery did, when the open recovered past damage.
     pub recovery: Option<RecoveryReport>,
+    /// This handle's place in the readers file (none where the platform has no range
+    /// locks).
+    pub attachment: Option<Attachment>,
 }
 
 /// Which regions exist, by number and by name, and where they live.
@@ -87,6 +92,8 @@ pub(crate) struct Table {
     pub removed: Vec<u64>,
     /// Extents regions left while readers still view them.
     pub retired: Vec<Retired>,
+    /// Commits whose freed space reader processes may still view (`reader_release.rs`).
+    pub kept: KeptSpace,
 }
 
 /// The metadata log and the generation of the newest durable commit.
@@ -177,7 +184,9 @@ impl Database {
         let file = LockedFile::open(
             &data_path,
             &FileOptions {
-                lock: if read_only {
+                // With range locks, the one-writer rule is the readers file's; the data
+                // file's shared lock only keeps out builds that lock it exclusively.
+                lock: if read_only || seqdb_sys::RANGE_LOCKS {
                     Lock::Shared
                 } else {
                     Lock::Exclusive
@@ -202,6 +211,7 @@ impl Database {
                 seqdb_sys::sync_dir(parent_of(path), hooks).context(SysSnafu)?;
             }
         }
+        let (attachment, beside_writer) = readers_file::attach(path, read_only)?;
         let data_len = file.len().context(SysSnafu)?;
         let Opened {
             log,
@@ -213,8 +223,23 @@ impl Database {
             recovery,
             unsynced,
             stamp_slot,
-        } = opening::open_files(path, &file, data_len, options)?;
-        let (table, sums) = build_table(path, entries, validated, next_number)?;
+        } = match opening::open_files(path, &file, data_len, options, beside_writer) {
+            // A writer that arrived while the log was read may have left what looked like
+            // damage: read it again as a reader beside a writer does.
+            Err(Error::Corrupt { .. } | Error::NeedsRecovery { .. })
+                if !beside_writer
+                    && matches!(&attachment, Some(Attachment::Reader(slot))
+                        if slot.file().writer_present().unwrap_or(false)) =>
+            {
+                opening::open_files(path, &file, file.len().context(SysSnafu)?, options, true)?
+            }
+            opened => opened?,
+        };
+        if let Some(Attachment::Reader(slot)) = &attachment {
+            slot.publish(generation)?;
+        }
+        let (mut table, sums) = build_table(path, entries, validated, next_number)?;
+        reader_release::keep_free_at_open(attachment.as_ref(), &mut table, generation, data_len)?;
         let data = DataFile::new(file).context(SysSnafu)?;
         Ok(Database {
             inner: Arc::new(Inner {
@@ -236,6 +261,7 @@ impl Database {
                 id: NEXT_DATABASE_ID.fetch_add(1, Ordering::Relaxed),
                 file_id,
                 recovery,
+                attachment,
             }),
         })
     }
@@ -555,6 +581,7 @@ fn build_table(
         layout,
         removed: Vec::new(),
         retired: Vec::new(),
+        kept: KeptSpace::default(),
     };
     Ok((table, sums))
 }

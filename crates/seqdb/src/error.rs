@@ -242,6 +242,19 @@ pub enum Error {
         limit: u64,
     },
 
+    /// Every slot of the readers file is taken by a live read-only handle.
+    #[snafu(display(
+        "database {} already has {limit} read-only handles open, the most its readers file \
+         holds",
+        path.display()
+    ))]
+    TooManyReaders {
+        /// The database directory.
+        path: PathBuf,
+        /// The number of read-only handles that can be open at once.
+        limit: u64,
+    },
+
     /// The database was opened read-only.
     #[snafu(display("database {} is open read-only", path.display()))]
     ReadOnly {

@@ -80,11 +80,13 @@
 //! space it left is reused only after its last reader is gone), and nothing is ever
 //! written through the map.
 //!
-//! What it cannot control is another writer of the file. While a database is open, its
-//! data file holds an advisory lock (`flock`): shared for [`Database::open_read_only`],
-//! exclusive for [`Database::open`]. Every handle of this crate honours it, so a second
-//! opener gets [`Error::AlreadyOpen`] instead of a second writer. But the lock is only
-//! advisory. **Another process, or another handle in this one (a `std::fs::File`, a
+//! What it cannot control is another writer of the file. While a database is open, every
+//! handle of this crate holds advisory locks: on Linux, the read-write handle an
+//! open-file-description lock on a byte of the `readers` file (see [Reader
+//! processes](#reader-processes)) and a shared `flock` on the data file; elsewhere an
+//! exclusive `flock` on the data file, and read-only handles a shared one. Every handle
+//! of this crate honours them, so a second writer gets [`Error::AlreadyOpen`]. But the
+//! locks are only advisory. **Another process, or another handle in this one (a `std::fs::File`, a
 //! shell's `>`, an editor, a sync tool), that writes or truncates the data file while
 //! the database is open** changes bytes under a `&[u8]` that Rust assumes cannot
 //! change, and a truncation makes reading a slice of the removed range raise `SIGBUS`,
@@ -92,8 +94,7 @@
 //!
 //! - change a database's files (`data`, `meta`) only through this crate, and do not
 //!   replace, truncate or restore them while any handle has the database open;
-//! - copy a database for a backup while no read-write handle has it open (holding a
-//!   read-only handle keeps writers out meanwhile);
+//! - copy a database for a backup while no read-write handle has it open;
 //! - do not open a database on a file system that another machine can change under
 //!   this one (a network file system shared with a writer elsewhere).
 //!
@@ -113,6 +114,45 @@
 //! [`Stats::retired_bytes`] counts it. Making a reader of a region that has not changed
 //! since the last reader of it costs an `Arc` clone and no lock.
 //!
+//! # Reader processes
+//!
+//! On Linux, [`Database::open_read_only`] succeeds while another process, or another
+//! handle in this one, has the database open read-write. The read-only handle sees the
+//! writer's last commit whole (every region at that one generation: the metadata log is
+//! read up to its last complete record, and a record the writer is still appending is
+//! simply not committed yet), and keeps seeing that commit for as long as it lives: its
+//! readers' bytes stay right while the writer appends, removes, compacts and punches.
+//! **To see newer commits, open a new read-only handle**; opening costs reading the log
+//! (a checkpoint and the deltas since, at most a few times the checkpoint). There is no
+//! refresh of a handle in place: a handle is one generation, and the [`Reader`]s made
+//! from it are snapshots of that generation.
+//!
+//! Each read-only handle takes a slot in the `readers` file of the database directory
+//! (256 slots), locked for as long as the handle lives and naming the generation it
+//! views. The writer keeps the space each commit frees (it is neither reused nor punched)
+//! until no live slot names an older generation; it reads the table only when space is
+//! waiting, after a commit and before a punch. The kernel drops the lock of a process
+//! that dies, so a killed reader stops counting at once, and the space it held comes back
+//! at the writer's next flush that frees space or its next punch. A reader that stays
+//! alive holds its space as long as it lives: [`Database::reader_table`] (and `seqdb
+//! info`) lists the reader processes with their generations and the bytes the writer
+//! keeps for them.
+//!
+//! Bytes the writer changes *inside* a region's committed length are the exception: an
+//! overwrite, and a truncation (with the appends over the cut-off bytes, or the punch
+//! that gives them back, after the next flush) are visible to reader processes as they
+//! happen, page by page, as the durability contract already allows for a crash; only
+//! the copy-on-write of the writer's own [`Reader`]s hides them. Appends, growth, moves,
+//! removal, compaction and punching of space a region left never change what a reader
+//! process sees.
+//!
+//! Locks: one read-write handle at a time, in any process (a second gets
+//! [`Error::AlreadyOpen`], from this process too); read-only handles of this process
+//! and of others coexist with it and with each other, each with a slot of its own. A
+//! read-only handle needs write access to the `readers` file (the first open creates
+//! it). Elsewhere than Linux the platform lacks the locks this needs, and read-only
+//! handles and the writer exclude each other as before: [`Error::AlreadyOpen`].
+//!
 //! # Cost model
 //!
 //! A small append is a copy into an in-memory tail plus bookkeeping, written to the
@@ -123,6 +163,7 @@
 //! regions.
 #![forbid(unsafe_code)]
 
+mod beside_writer;
 mod check;
 mod commit;
 mod data_header;
@@ -141,6 +182,8 @@ mod name_index;
 mod opening;
 mod options;
 mod reader;
+mod reader_release;
+mod readers_file;
 mod recovery;
 mod redo;
 mod region;
@@ -160,6 +203,7 @@ pub use identifier::Identifier;
 pub use io::{RegionCursor, RegionWriter};
 pub use options::OpenOptions;
 pub use reader::Reader;
+pub use readers_file::{KeptForReaders, ReaderProcess, ReaderTable};
 pub use recovery::RecoveryReport;
 pub use region::Region;
 pub use scrub::DamagedRange;

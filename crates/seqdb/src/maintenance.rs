@@ -34,8 +34,13 @@ impl Database {
         // before they are punched.
         inner.confirm_log(&mut commit)?;
         let before = inner.data.allocated_bytes().context(SysSnafu)?;
-        // Extents whose last reader went since the last flush are free space now.
-        inner.reclaim(&mut inner.table.write());
+        // Extents whose last reader went since the last flush are free space now, and so
+        // is the space commits kept for reader processes that moved on or are gone.
+        let oldest = inner.oldest_reader();
+        let mut table = inner.table.write();
+        inner.release_kept(&mut table, oldest);
+        inner.reclaim(&mut table);
+        drop(table);
         let table = inner.table.read();
         for hole in table.layout.holes() {
             inner

@@ -67,13 +67,14 @@ impl MetaLog {
         min_log: u64,
         hooks: Hooks,
     ) -> Result<Self> {
-        let (file, len) = write_checkpoint_file(dir, &id, checkpoint, &hooks)?;
+        let (file, len) = write_checkpoint_file(dir, &id, checkpoint, &hooks)?.context(SysSnafu)?;
+        let room_end = file.len().context(SysSnafu)?;
         Ok(MetaLog {
             dir: dir.to_owned(),
             file,
             id,
             end: FIRST_RECORD + len,
-            room_end: FIRST_RECORD + len + LOG_ROOM,
+            room_end,
             since_checkpoint: 0,
             checkpoint_len: len,
             min_log,
@@ -163,14 +164,14 @@ impl MetaLog {
     /// again.
     pub fn append(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Delta);
-        let mut bytes = encode(self.file.path(), record)?;
+        let bytes = encode(self.file.path(), record)?;
         let len = bytes.len() as u64;
         if self.end + len > self.room_end {
-            bytes.resize((len + LOG_ROOM) as usize, 0);
+            self.room_end = write_with_room(&self.file, bytes, self.end).context(SysSnafu)?;
+        } else {
+            self.file.write_all_at(&bytes, self.end).context(SysSnafu)?;
         }
-        self.file.write_all_at(&bytes, self.end).context(SysSnafu)?;
         self.file.sync_data().context(SysSnafu)?;
-        self.room_end = self.room_end.max(self.end + bytes.len() as u64);
         self.end += len;
         self.since_checkpoint += len;
         Ok(())
@@ -179,12 +180,19 @@ impl MetaLog {
     /// Replace the log by one checkpoint record, atomically and durably. After an error
     /// either log may be in force (the rename may have happened): the caller must not use
     /// this one again.
-    pub fn checkpoint(&mut self, record: &Record) -> Result<()> {
+    ///
+    /// A checkpoint only keeps the log short: when the disk has no room for the new file,
+    /// the commit is appended as the delta `instead` (the old log untouched).
+    pub fn checkpoint(&mut self, record: &Record, instead: impl FnOnce() -> Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Checkpoint);
-        let (file, len) = write_checkpoint_file(&self.dir, &self.id, record, &self.hooks)?;
+        let Ok((file, len)) = write_checkpoint_file(&self.dir, &self.id, record, &self.hooks)?
+        else {
+            let _ = std::fs::remove_file(self.dir.join(META_TMP_FILE));
+            return self.append(&instead());
+        };
         self.file = file;
         self.end = FIRST_RECORD + len;
-        self.room_end = self.end + LOG_ROOM;
+        self.room_end = self.file.len().context(SysSnafu)?;
         self.since_checkpoint = 0;
         self.checkpoint_len = len;
         Ok(())
@@ -210,6 +218,26 @@ pub(crate) fn next_generation(dir: &Path, generation: u64) -> Result<u64> {
     }
 }
 
+/// Write `bytes` at `offset` followed by [`LOG_ROOM`] zeros, the room for the records
+/// that follow; returns where the file now ends. The room is only an optimisation: on
+/// a full disk the bytes are written without it.
+fn write_with_room(
+    file: &LockedFile,
+    mut bytes: Vec<u8>,
+    offset: u64,
+) -> std::result::Result<u64, seqdb_sys::Error> {
+    let len = bytes.len();
+    bytes.resize(len + LOG_ROOM as usize, 0);
+    match file.write_all_at(&bytes, offset) {
+        Ok(()) => Ok(offset + bytes.len() as u64),
+        Err(e) if e.is_no_space() => {
+            file.write_all_at(&bytes[..len], offset)?;
+            file.len()
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A record's bytes, or an error when no reader could take it back.
 fn encode(path: &Path, record: &Record) -> Result<Vec<u8>> {
     format::encode_record(record).map_err(|too_large| {
@@ -223,13 +251,15 @@ fn encode(path: &Path, record: &Record) -> Result<Vec<u8>> {
 }
 
 /// Write header and checkpoint to the temporary file, sync it, and rename it over the
-/// metadata file; returns the open file and the checkpoint record's size.
+/// metadata file; returns the open file and the checkpoint record's size, or (inner
+/// error) the full disk's error when there was no room for the temporary file: the
+/// metadata file is then as it was.
 fn write_checkpoint_file(
     dir: &Path,
     id: &DatabaseId,
     record: &Record,
     hooks: &Hooks,
-) -> Result<(LockedFile, u64)> {
+) -> Result<std::result::Result<(LockedFile, u64), seqdb_sys::Error>> {
     let tmp = dir.join(META_TMP_FILE);
     let meta = dir.join(META_FILE);
     let encoded = encode(&meta, record)?;
@@ -238,13 +268,15 @@ fn write_checkpoint_file(
     bytes[..format::META_HEADER_LEN].copy_from_slice(&format::encode_meta_header(id));
     let len = encoded.len() as u64;
     bytes.extend_from_slice(&encoded);
-    // Room for the deltas that follow.
-    bytes.resize(bytes.len() + LOG_ROOM as usize, 0);
-    file.write_all_at(&bytes, 0).context(SysSnafu)?;
+    match write_with_room(&file, bytes, 0) {
+        Ok(_) => {}
+        Err(e) if e.is_no_space() => return Ok(Err(e)),
+        Err(e) => return Err(e).context(SysSnafu),
+    }
     file.sync_all().context(SysSnafu)?;
     seqdb_sys::rename_durably(&tmp, &meta, hooks).context(SysSnafu)?;
     drop(file);
     // Reopen under the final name, so errors and sync events name the file that exists.
     let file = LockedFile::open(&meta, &file_options(true, false, hooks)).context(SysSnafu)?;
-    Ok((file, len))
+    Ok(Ok((file, len)))
 }

@@ -20,6 +20,7 @@ use snafu::ResultExt;
 
 use seqdb_sys::LockedFile;
 
+use crate::beside_writer;
 use crate::data_header::{self, BadDataHeader, DATA_HEADER_LEN, DataHeader};
 use crate::database::DATA_FILE;
 use crate::diagnosis::{self, Finding, Repair, Validated};
@@ -54,12 +55,14 @@ pub(crate) struct Opened {
 }
 
 /// Read the metadata log and the data file's header, or start a new database.
-/// `data` is the locked data file, `data_len` bytes long.
+/// `data` is the locked data file, `data_len` bytes long. `beside_writer`: a read-only
+/// open while a read-write handle has the database (`beside_writer.rs`).
 pub(crate) fn open_files(
     dir: &Path,
     data: &LockedFile,
     data_len: u64,
     options: &OpenOptions,
+    beside_writer: bool,
 ) -> Result<Opened> {
     let read_only = options.read_only;
     let meta_path = dir.join(META_FILE);
@@ -88,7 +91,14 @@ pub(crate) fn open_files(
         len: file.len().context(SysSnafu)?,
     };
     let mut scan = replay::scan_log(&meta_path, &source, None)?;
-    let header = data_header(dir, data, data_len, &scan)?;
+    let mut header = data_header(dir, data, data_len, &scan)?;
+    let data_len = if beside_writer {
+        // The writer may have grown the file for the commits just read.
+        beside_writer::settle(&mut scan, &mut header);
+        data.len().context(SysSnafu)?
+    } else {
+        data_len
+    };
     let judgement = diagnosis::judge(&scan, &header);
     let recovery = match judgement.damage.first() {
         None => None,
@@ -132,7 +142,11 @@ pub(crate) fn open_files(
                 reason: format!("{}{more}", first.reason),
             }
         })?;
-    redo::settle(&dir.join(DATA_FILE), data, data_len, &redo, read_only)?;
+    // Beside a live writer the bytes are there: the writer wrote them before their
+    // records, and may have overwritten them since, as the contract allows.
+    if !beside_writer {
+        redo::settle(&dir.join(DATA_FILE), data, data_len, &redo, read_only)?;
+    }
     let mut log = None;
     if !read_only {
         if header.blank {

@@ -37,8 +37,10 @@ use crate::{Database, Identifier, Region, Result};
 /// Making a reader of a region that has not changed since the last reader of it was made
 /// shares that reader's snapshot: on the thread that made it, an `Arc` clone and no lock.
 /// After a change the first reader takes a new snapshot: it waits for a writer of that
-/// region that holds its lock, writes bytes still in memory to the file, and pins the
-/// range in the mapping. `Reader` is `Send` and `Sync`.
+/// region that holds its lock, writes bytes still in memory to the file, pins the range
+/// in the mapping, and on Linux has the kernel map the bytes written since the last
+/// snapshot into the page tables (64 KiB or more of them; about 0.3 ms for 24 MB), so that
+/// the first reads of them take no page fault. `Reader` is `Send` and `Sync`.
 ///
 /// The slices a reader returns point into a memory map of the data file. Nothing this
 /// crate does changes them while the reader lives; a process or handle outside it that
@@ -82,7 +84,12 @@ impl Inner {
         if region.is_removed() {
             return self.unknown(id);
         }
-        let snapshot = self.share(&region)?;
+        let (snapshot, prefault) = self.share(&region)?;
+        drop(region);
+        if let Some(from) = prefault {
+            // Outside the region's lock: a writer of the region need not wait for it.
+            snapshot.prefault(from);
+        }
         if let Identifier::Number(number) = *id
             && snapshot.is_current()
         {
@@ -92,12 +99,13 @@ impl Inner {
     }
 
     /// The region's published snapshot if it is current, else a new one, published for
-    /// the next readers. Needs the region's shared lock.
-    fn share(&self, region: &RegionState) -> Result<Arc<Snapshot>> {
+    /// the next readers, with the offset from which the caller should prefault its bytes
+    /// (see [`Prefaulted`](crate::snapshot::Prefaulted)). Needs the region's shared lock.
+    fn share(&self, region: &RegionState) -> Result<(Arc<Snapshot>, Option<usize>)> {
         if let Some(snapshot) = region.published().lock().snapshot.as_ref()
             && snapshot.is_current()
         {
-            return Ok(Arc::clone(snapshot));
+            return Ok((Arc::clone(snapshot), None));
         }
         // Bytes still in memory go to the file, so the map shows the whole region.
         self.settle_shared(region)?;
@@ -109,7 +117,7 @@ impl Inner {
             && snapshot.is_current()
         {
             // Another reader published one meanwhile.
-            return Ok(Arc::clone(snapshot));
+            return Ok((Arc::clone(snapshot), None));
         }
         // `len` is read once: a lent buffer collected by another holder of the shared lock
         // meanwhile lands beyond it.
@@ -125,6 +133,8 @@ impl Inner {
             (view, holder)
         };
         published.frozen = published.frozen.max(len);
+        // Planned under the mutex, so that one snapshot prefaults each new byte once.
+        let prefault = published.prefaulted.plan(&view, region.start());
         let snapshot = Arc::new(Snapshot::new(
             view,
             holder,
@@ -135,7 +145,7 @@ impl Inner {
         // more: only the published snapshot may be current, as only it is marked when
         // the region changes.
         published.publish(Arc::clone(&snapshot));
-        Ok(snapshot)
+        Ok((snapshot, prefault))
     }
 }
 

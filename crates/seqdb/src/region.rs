@@ -7,7 +7,7 @@ use parking_lot::{Mutex, MutexGuard};
 use seqdb_sys::{Consumer, ExtentHold};
 
 use crate::format::RegionEntry;
-use crate::snapshot::Published;
+use crate::snapshot::{Prefaulted, Published};
 use crate::tail::{Budget, Tail};
 
 /// A snapshot of one region's metadata.
@@ -160,7 +160,10 @@ impl RegionState {
             changed_from: AtomicU64::new(entry.len),
             moved: AtomicBool::new(false),
             hold: OnceLock::new(),
-            published: Mutex::default(),
+            published: Mutex::new(Published {
+                prefaulted: Prefaulted::opened(entry.len),
+                ..Published::default()
+            }),
         }
     }
 
@@ -428,6 +431,8 @@ impl RegionState {
         let published = self.published.get_mut();
         published.withdraw();
         published.frozen = 0;
+        // The new extent was written by this process: its bytes are in the page cache.
+        published.prefaulted = Prefaulted::default();
         self.start = start;
         self.reserved = reserved;
         *self.moved.get_mut() = true;

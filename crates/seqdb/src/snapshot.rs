@@ -20,10 +20,9 @@
 //! is reused only once no snapshot views it (`docs/ARCHITECTURE.md`, "Readers").
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use seqdb_sys::{ExtentHold, View};
+use seqdb_sys::{CurrentMark, ExtentHold, View};
 
 use crate::Region;
 
@@ -35,7 +34,7 @@ pub(crate) struct Snapshot {
     _holder: Option<Holder>,
     region: Region,
     /// Whether the region is unchanged since: new readers may share this snapshot.
-    current: AtomicBool,
+    current: CurrentMark,
 }
 
 impl Snapshot {
@@ -46,7 +45,7 @@ impl Snapshot {
             view,
             _holder: holder,
             region,
-            current: AtomicBool::new(current),
+            current: CurrentMark::new(current),
         }
     }
 
@@ -54,6 +53,12 @@ impl Snapshot {
     #[inline]
     pub fn bytes(&self) -> &[u8] {
         self.view.bytes()
+    }
+
+    /// Has the kernel map the bytes from `from` on into the page tables now
+    /// ([`View::prefault`]).
+    pub fn prefault(&self, from: usize) {
+        self.view.prefault(from);
     }
 
     /// The region's metadata when the snapshot was taken (its length is the snapshot's).
@@ -64,18 +69,15 @@ impl Snapshot {
     /// Whether the region has not changed since: a new reader may share this snapshot.
     #[inline]
     pub fn is_current(&self) -> bool {
-        // Acquire, to pair with the writer's release: a reader that happens after a
-        // change sees the mark cleared.
-        self.current.load(Ordering::Acquire)
+        // A reader that happens after a change sees the mark cleared.
+        self.current.is_current()
     }
 
     /// The region changed (or is about to, under its write lock): new readers must take a
     /// new snapshot.
     #[inline]
     pub fn invalidate(&self) {
-        if self.current.load(Ordering::Relaxed) {
-            self.current.store(false, Ordering::Release);
-        }
+        self.current.clear();
     }
 }
 
@@ -107,6 +109,8 @@ pub(crate) struct Published {
     /// holder: bytes below it may be in a reader's view, and are written in place only
     /// once the extent has no holder.
     pub frozen: u64,
+    /// How much of the current extent is in this process's page tables already.
+    pub prefaulted: Prefaulted,
 }
 
 impl std::fmt::Debug for Published {
@@ -115,6 +119,7 @@ impl std::fmt::Debug for Published {
             .field("len", &self.snapshot.as_ref().map(|s| s.bytes().len()))
             .field("current", &self.snapshot.as_ref().map(|s| s.is_current()))
             .field("frozen", &self.frozen)
+            .field("prefaulted", &self.prefaulted)
             .finish()
     }
 }
@@ -133,6 +138,55 @@ impl Published {
         if let Some(snapshot) = self.snapshot.take() {
             snapshot.invalidate();
         }
+    }
+}
+
+/// The fewest bytes worth a prefault: below this the first read's fault maps them all
+/// anyway (the kernel maps the cached pages around a faulting one, 64 KiB by default).
+const PREFAULT_MIN: usize = 64 << 10;
+
+/// How far a region's current extent is in this process's page tables.
+///
+/// A region's bytes reach the file by `pwrite`, into the page cache but into no page table
+/// of the map readers read through, so without this each first read of a page takes a
+/// fault. A new snapshot therefore has the kernel map the bytes it shows that no snapshot
+/// of the same extent in the same mapping showed before ([`View::prefault`]), once they
+/// are at least [`PREFAULT_MIN`]. Bytes that were in the file when it was opened are left
+/// to the reads: they may not be in memory, and a reader may read few of them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Prefaulted {
+    /// Bytes of the extent below this were in the file when it was opened.
+    opened: u64,
+    /// The mapping and extent start of the last prefault, and the length it reached.
+    done: Option<(usize, u64, u64)>,
+}
+
+impl Prefaulted {
+    /// For a region whose first `len` bytes were in the file when it was opened.
+    pub fn opened(len: u64) -> Self {
+        Prefaulted {
+            opened: len,
+            done: None,
+        }
+    }
+
+    /// Where to prefault `view`, a new snapshot's view of the extent that starts at
+    /// `start`: from the end of what the snapshots before it showed, when enough is new
+    /// (the caller then calls [`Snapshot::prefault`]). Counts it as done.
+    pub fn plan(&mut self, view: &View, start: u64) -> Option<usize> {
+        let mapping = view.mapping_id();
+        let done = match self.done {
+            Some((m, s, len)) if m == mapping && s == start => len,
+            _ => 0,
+        };
+        let from = self.opened.max(done);
+        let len = view.len() as u64;
+        if len.saturating_sub(from) < PREFAULT_MIN as u64 {
+            return None;
+        }
+        self.done = Some((mapping, start, len));
+        // `from < len`, a `usize`.
+        Some(from as usize)
     }
 }
 

@@ -3,6 +3,8 @@
 //! flush makes (through the sync observer) and take the data file's pages away after a
 //! commit, as a power cut can when only the log was synced.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -112,6 +114,14 @@ fn overwrite(path: &PathBuf, at: u64, bytes: &[u8]) {
     std::os::unix::fs::FileExt::write_all_at(&file, bytes, at).unwrap();
 }
 
+/// The files as they are now, in a directory of their own: what a crash of the process
+/// leaves (the handle, still open, is never closed).
+fn crashed(dir: &Path) -> tempfile::TempDir {
+    let image = tempfile::tempdir().unwrap();
+    support::copy_dir(dir, image.path());
+    image
+}
+
 fn read_all(db: &Database, region: &str) -> Vec<u8> {
     db.create_region_reader(region.into())
         .unwrap()
@@ -125,7 +135,6 @@ fn read_all(db: &Database, region: &str) -> Vec<u8> {
 #[test]
 fn bytes_lost_from_the_data_file_are_redone_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let db = Database::open(dir.path()).unwrap();
     db.create_region_if_needed("a").unwrap();
     db.write_all_to_region("a".into(), &[1u8; 10_000]).unwrap();
@@ -138,8 +147,10 @@ fn bytes_lost_from_the_data_file_are_redone_from_the_log() {
     want[50..150].fill(3);
     want.extend([2u8; 3000]);
     let (from, to) = (file_offset(&db, "a", 50), file_offset(&db, "a", 13_000));
-    // A crash: the handle is gone without closing (its bytes are in the page cache).
-    std::mem::forget(db);
+    let image = crashed(dir.path());
+    drop(db);
+    let dir = image;
+    let data = dir.path().join("data");
     // The power cut takes the pages the last commit wrote.
     overwrite(&data, from, &vec![0u8; (to - from) as usize]);
     let refused = Database::open_read_only(dir.path()).unwrap_err();
@@ -179,7 +190,9 @@ fn a_data_file_cut_short_after_small_commits_is_redone() {
         db.flush().unwrap();
     }
     let end = file_offset(&db, "a", want.len() as u64);
-    std::mem::forget(db);
+    let image = crashed(dir.path());
+    drop(db);
+    let dir = image;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(dir.path().join("data"))
@@ -211,7 +224,9 @@ fn redoing_never_writes_where_no_region_is() {
     let gone = file_offset(&db, "gone", 0);
     db.remove_region("gone".into()).unwrap();
     db.flush().unwrap();
-    std::mem::forget(db);
+    let image = crashed(dir.path());
+    drop(db);
+    let dir = image;
     overwrite(&dir.path().join("data"), gone, &[0u8; 50_000]);
     let db = Database::open(dir.path()).unwrap();
     assert_eq!(read_all(&db, "keep"), b"k");

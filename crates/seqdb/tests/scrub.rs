@@ -146,9 +146,10 @@ fn a_whole_damaged_region_is_named_as_one_range() {
     let (_, small, _) = regions.iter().find(|r| r.0 == "small").unwrap().clone();
     damage(dir.path(), small, &|b| b[99] ^= 1, 100);
     let report = scrub(dir.path());
+    // Listed by region number.
     assert_eq!(
         named(&report),
-        [("big".to_owned(), 0, len), ("small".to_owned(), 0, 100)]
+        [("small".to_owned(), 0, 100), ("big".to_owned(), 0, len)]
     );
 }
 
@@ -161,7 +162,8 @@ fn checksums_take_far_less_than_one_percent_of_the_data() {
         .unwrap();
     db.close().unwrap();
     let meta = support::log_end(&dir.path().join("meta"));
-    // One 4-byte checksum per 64 KiB: 4 KiB for 64 MiB, in a log of a few pages.
+    // One 4-byte checksum per 64 KiB: 4 KiB for 64 MiB, in a log of a few pages (the
+    // header, the first checkpoint, the commit).
     assert!(meta < (64 << 20) / 100, "metadata of {meta} bytes");
-    assert!(meta < 4 * 4096, "metadata of {meta} bytes");
+    assert!(meta <= 5 * 4096, "metadata of {meta} bytes");
 }

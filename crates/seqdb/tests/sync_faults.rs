@@ -442,7 +442,8 @@ fn bytes_lost_by_a_failed_data_sync_are_never_committed() {
     let mut run = Run::new(false, "data", FaultOp::SyncData, EIO);
     let name = run.names[0].clone();
     let id = || Identifier::from(name.as_str());
-    let lost = pattern(77, 20_000);
+    // More than a commit carries in its record: the data file is synced for it.
+    let lost = pattern(77, 400_000);
     let region = run.db().get_region(id()).unwrap();
     run.db().write_all_to_region(id(), &lost).unwrap();
     run.model.get_mut(&name).unwrap().extend_from_slice(&lost);
@@ -506,7 +507,9 @@ fn a_flush_waiting_behind_the_failing_one_is_refused() {
     db.create_region_if_needed("a").unwrap();
     db.write_all_to_region("a".into(), b"committed").unwrap();
     db.flush().unwrap();
-    db.write_all_to_region("a".into(), b" lost").unwrap();
+    // More than a commit carries in its record: the data file is synced for it.
+    db.write_all_to_region("a".into(), &[b'x'; 400_000])
+        .unwrap();
     armed.store(true, Ordering::SeqCst);
 
     let first = thread::spawn({

@@ -1,20 +1,35 @@
 //! This workspace's `seqdb`.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use seqdb::{Database, Identifier};
+use seqdb::{Database, Identifier, OpenOptions, SyncEvent};
 
 use crate::engine::{Engine, Outcome, Source, decode_u64, failed};
 
 /// seqdb with regions addressed by number, as a performance-minded user would.
 pub struct Ours {
     db: Database,
+    /// Device syncs so far, counted by the sync observer.
+    syncs: Arc<AtomicU64>,
 }
 
 impl Engine for Ours {
     fn open(dir: &Path) -> Outcome<Self> {
-        let db = Database::open(dir).map_err(failed("open"))?;
-        Ok(Ours { db })
+        let syncs = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&syncs);
+        let db = OpenOptions::new()
+            .sync_observer(Arc::new(move |_: SyncEvent<'_>| {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }))
+            .open(dir)
+            .map_err(failed("open"))?;
+        Ok(Ours { db, syncs })
+    }
+
+    fn syncs(&self) -> Option<u64> {
+        Some(self.syncs.load(Ordering::Relaxed))
     }
 
     fn create_region(&mut self, name: &str) -> Outcome<usize> {
