@@ -89,7 +89,17 @@ pub fn placement_violations(
 /// The placements sorted by key and by start, as [`examine`] leaves them.
 struct Examined {
     by_key: Vec<(RegionKey, Placement)>,
-    by_start: Vec<(u64, RegionKey, Placement)>,
+    /// The sound placements ordered by start (then key); `None` when that is the
+    /// order of `by_key` (every placement sound, starts increasing with keys: a
+    /// layout that never moved a region), which is then not copied.
+    by_start: Option<Vec<(RegionKey, Placement)>>,
+}
+
+impl Examined {
+    /// The sound placements ordered by start (then key).
+    fn by_start(&self) -> &[(RegionKey, Placement)] {
+        self.by_start.as_deref().unwrap_or(&self.by_key)
+    }
 }
 
 /// Check every rule, reporting each violation to `report` until it breaks.
@@ -102,50 +112,56 @@ fn examine(
     mut report: impl FnMut(LayoutError) -> ControlFlow<()>,
 ) -> Examined {
     let mut by_key: Vec<(RegionKey, Placement)> = placements.into_iter().collect();
-    let mut sound = Vec::with_capacity(by_key.len());
-    let mut stopped = false;
-    for &(key, placement) in &by_key {
-        let mut fine = true;
+    let stopped = |by_key| Examined {
+        by_key,
+        by_start: Some(Vec::new()),
+    };
+    // Which placements are sound, once one is not (until then, all are).
+    let mut sound: Vec<bool> = Vec::new();
+    for (at, &(key, placement)) in by_key.iter().enumerate() {
+        if follows_rules(base, placement, file_len) {
+            continue;
+        }
+        if sound.is_empty() {
+            sound = vec![true; by_key.len()];
+        }
+        sound[at] = false;
         for violation in placement_rules(base, key, placement, file_len) {
-            fine = false;
             if report(violation).is_break() {
-                stopped = true;
-                break;
+                return stopped(by_key);
             }
         }
-        if stopped {
-            break;
-        }
-        sound.push(fine);
     }
-    if stopped {
-        return Examined {
-            by_key,
-            by_start: Vec::new(),
-        };
-    }
-    let mut by_start: Vec<(u64, RegionKey, Placement)> = by_key
-        .iter()
-        .zip(&sound)
-        .filter(|(_, fine)| **fine)
-        .map(|(&(key, placement), _)| (placement.start, key, placement))
-        .collect();
+    let some_unsound = (!sound.is_empty()).then(|| {
+        by_key
+            .iter()
+            .zip(&sound)
+            .filter(|(_, fine)| **fine)
+            .map(|(&placed, _)| placed)
+            .collect::<Vec<_>>()
+    });
     by_key.sort_unstable_by_key(|&(key, _)| key);
     for pair in by_key.windows(2) {
         if pair[0].0 == pair[1].0
             && report(LayoutError::DuplicateRegion { key: pair[0].0 }).is_break()
         {
-            return Examined {
-                by_key,
-                by_start: Vec::new(),
-            };
+            return stopped(by_key);
         }
     }
-    by_start.sort_unstable_by_key(|&(start, key, _)| (start, key));
+    let mut by_start = match some_unsound {
+        Some(sound) => Some(sound),
+        None if by_key.windows(2).all(|w| w[0].1.start < w[1].1.start) => None,
+        None => Some(by_key.clone()),
+    };
+    if let Some(by_start) = &mut by_start {
+        by_start.sort_unstable_by_key(|&(key, placement)| (placement.start, key));
+    }
+    let examined = Examined { by_key, by_start };
     // The extent reaching furthest so far: any later start before its end
     // overlaps it.
     let mut furthest: Option<(RegionKey, u64)> = None;
-    for &(start, key, placement) in &by_start {
+    for &(key, placement) in examined.by_start() {
+        let start = placement.start;
         if let Some((first, first_end)) = furthest
             && start < first_end
             && report(LayoutError::Overlap {
@@ -163,7 +179,25 @@ fn examine(
             furthest = Some((key, end));
         }
     }
-    Examined { by_key, by_start }
+    examined
+}
+
+/// Whether a placement breaks none of [`placement_rules`] (checked without building
+/// them).
+fn follows_rules(base: u64, placement: Placement, file_len: u64) -> bool {
+    let Placement {
+        start,
+        reserved,
+        len,
+    } = placement;
+    is_page_aligned(start)
+        && is_page_aligned(reserved)
+        && reserved != 0
+        && len <= reserved
+        && start >= base
+        && start
+            .checked_add(reserved)
+            .is_some_and(|end| end <= file_len)
 }
 
 /// The rules that concern one placement alone.
@@ -201,24 +235,64 @@ fn placement_rules(
 
 /// The layout of placements that broke no rule.
 fn build(base: u64, examined: Examined) -> Layout {
-    let Examined { by_key, by_start } = examined;
     let mut layout = Layout::with_base(base);
     let mut cursor = layout.base;
-    for &(start, _, placement) in &by_start {
-        if start > cursor {
-            layout.holes.insert(Extent::new(cursor, start - cursor));
+    for &(_, placement) in examined.by_start() {
+        if placement.start > cursor {
+            layout
+                .holes
+                .insert(Extent::new(cursor, placement.start - cursor));
         }
         layout.live_bytes += placement.len;
         layout.reserved_bytes += placement.reserved;
         layout.tight_bytes += tight_reserved(placement.len);
         cursor = placement.start + placement.reserved;
     }
-    // Both inputs are sorted, so the maps are built in bulk rather than key by key.
-    layout.by_start = by_start
+    // Both orders are sorted, so the maps are built in bulk rather than key by key.
+    layout.by_start = examined
+        .by_start()
         .iter()
-        .map(|&(start, key, _)| (start, key))
+        .map(|&(key, placement)| (placement.start, key))
         .collect();
-    layout.regions = by_key.into_iter().collect();
+    layout.regions = examined.by_key.into_iter().collect();
     layout.file_end = cursor;
     layout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PAGE_SIZE;
+    use quickcheck::QuickCheck;
+
+    #[test]
+    fn the_quick_check_agrees_with_the_rules() {
+        fn prop(base: u8, start: u64, reserved: u64, len: u64, file_len: u64, pick: u8) -> bool {
+            // Mostly page multiples near each other, so that both sides of every rule
+            // are reached.
+            let near = |n: u64| match pick % 3 {
+                0 => n,
+                1 => (n % 64) * PAGE_SIZE,
+                _ => (n % 64) * PAGE_SIZE + n % 2,
+            };
+            let base = u64::from(base % 4) * PAGE_SIZE;
+            let placement = Placement {
+                start: near(start),
+                reserved: near(reserved),
+                len: near(len),
+            };
+            let file_len = if pick.is_multiple_of(7) {
+                u64::MAX
+            } else {
+                near(file_len)
+            };
+            follows_rules(base, placement, file_len)
+                == placement_rules(base, 1, placement, file_len)
+                    .next()
+                    .is_none()
+        }
+        QuickCheck::new()
+            .tests(5000)
+            .quickcheck(prop as fn(u8, u64, u64, u64, u64, u8) -> bool);
+    }
 }

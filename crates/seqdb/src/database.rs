@@ -315,7 +315,7 @@ impl Database {
             table.free.remove(number);
             table.slots[number] = slot;
         }
-        table.by_name.insert(name.to_owned(), number);
+        table.by_name.insert(name, number);
         inner.dirty.lock().push(number);
         Ok((number, region))
     }
@@ -408,7 +408,7 @@ impl Database {
             .fail();
         }
         table.by_name.remove(region.name());
-        table.by_name.insert(new_name.to_owned(), region.number());
+        table.by_name.insert(new_name, region.number());
         region.rename(new_name.to_owned());
         // Before the table lock is released: a flush that sees the new name taken must
         // also see this region under it.

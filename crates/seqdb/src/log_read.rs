@@ -1,6 +1,6 @@
 //! Reading metadata records from a file in bounded pieces.
 //!
-//! A record's body is streamed through a buffer of at most [`CHUNK`] bytes while its
+//! A record's body is streamed through a buffer of [`BODY_PIECE`] bytes while its
 //! checksum is computed and its fields are parsed, so neither a huge file nor a head
 //! claiming a huge body makes the reader allocate more than the bytes really there
 //! (and never more than one record's worth). [`read_record`] says exactly why there is
@@ -19,7 +19,7 @@ use crate::format::{
 };
 use crate::{Error, Result};
 
-/// The largest piece of a file read at once.
+/// The largest piece of a file read at once when searching it.
 pub(crate) const CHUNK: usize = 1 << 20;
 
 /// Bytes that can be read at any offset: the metadata file, or bytes in memory (tests).
@@ -166,7 +166,7 @@ impl fmt::Display for RecordEnd {
 
 /// Read the record at `offset` (a page boundary).
 ///
-/// The body is read in pieces of at most [`CHUNK`] bytes; only I/O failures are
+/// The body is read in pieces of at most [`BODY_PIECE`] bytes; only I/O failures are
 /// errors, anything wrong with the bytes is a [`RecordEnd`].
 pub(crate) fn read_record<S: Source + ?Sized>(source: &S, offset: u64) -> Result<Read> {
     let len = source.len();
@@ -225,6 +225,11 @@ pub(crate) fn read_record<S: Source + ?Sized>(source: &S, offset: u64) -> Result
     })
 }
 
+/// The piece a record body is read in: small enough to stay in the processor's cache
+/// and in memory the allocator already has, so a large checkpoint is not first zeroed
+/// and faulted in as fresh pages.
+const BODY_PIECE: usize = 64 << 10;
+
 /// A record body read from a [`Source`] in pieces, checksummed as it is read.
 struct StreamedBody<'a, S: ?Sized> {
     source: &'a S,
@@ -232,9 +237,10 @@ struct StreamedBody<'a, S: ?Sized> {
     next: u64,
     /// Body bytes not read into `buf` yet.
     left: u64,
+    /// The piece buffer; `buf[at..end]` holds read bytes not handed out yet.
     buf: Vec<u8>,
-    /// First byte of `buf` not handed out yet.
     at: usize,
+    end: usize,
     hasher: crc32fast::Hasher,
 }
 
@@ -244,8 +250,9 @@ impl<'a, S: Source + ?Sized> StreamedBody<'a, S> {
             source,
             next: offset,
             left: len,
-            buf: Vec::with_capacity(len.min(CHUNK as u64) as usize),
+            buf: vec![0; len.min(BODY_PIECE as u64) as usize],
             at: 0,
+            end: 0,
             hasher,
         }
     }
@@ -253,14 +260,17 @@ impl<'a, S: Source + ?Sized> StreamedBody<'a, S> {
     /// Read more of the body so that at least `need` bytes are buffered (or all that
     /// is left, if fewer).
     fn refill(&mut self, need: usize) -> Result<()> {
-        self.buf.drain(..self.at);
+        self.buf.copy_within(self.at..self.end, 0);
+        self.end -= self.at;
         self.at = 0;
-        let have = self.buf.len();
-        let wanted = need.max(CHUNK).saturating_sub(have) as u64;
-        let read = wanted.min(self.left) as usize;
-        self.buf.resize(have + read, 0);
-        self.source.read_at(&mut self.buf[have..], self.next)?;
-        self.hasher.update(&self.buf[have..]);
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        let read = ((self.buf.len() - self.end) as u64).min(self.left) as usize;
+        let fresh = &mut self.buf[self.end..self.end + read];
+        self.source.read_at(fresh, self.next)?;
+        self.hasher.update(fresh);
+        self.end += read;
         self.next += read as u64;
         self.left -= read as u64;
         Ok(())
@@ -269,8 +279,8 @@ impl<'a, S: Source + ?Sized> StreamedBody<'a, S> {
     /// Read whatever the parser left, and return the checksum of the whole body.
     fn finish(mut self) -> Result<u32> {
         while self.left > 0 {
-            self.at = self.buf.len();
-            self.refill(CHUNK)?;
+            self.at = self.end;
+            self.refill(0)?;
         }
         Ok(self.hasher.finalize())
     }
@@ -280,7 +290,7 @@ impl<S: Source + ?Sized> BodyBytes for StreamedBody<'_, S> {
     type Error = Error;
 
     fn take(&mut self, n: usize) -> Result<Option<&[u8]>> {
-        if self.buf.len() - self.at < n {
+        if self.end - self.at < n {
             if self.remaining() < n as u64 {
                 return Ok(None);
             }
@@ -292,7 +302,7 @@ impl<S: Source + ?Sized> BodyBytes for StreamedBody<'_, S> {
     }
 
     fn remaining(&self) -> u64 {
-        (self.buf.len() - self.at) as u64 + self.left
+        (self.end - self.at) as u64 + self.left
     }
 }
 

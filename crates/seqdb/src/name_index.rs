@@ -2,11 +2,16 @@
 //!
 //! A general hash map built by inserting a million names writes its buckets in random
 //! order; once the table outgrows the processor's caches every insert misses, and open
-//! time grows faster than the number of regions. This index keeps the names densely
-//! (copied in number order) and a compact open-addressing table of 8-byte slots: a tag
-//! from the name's hash and the name's position. [`NameIndex::build`] hashes the names
-//! in order, sorts the tags with a radix sort, and fills the table from front to back:
-//! every pass reads and writes memory in order.
+//! time grows faster than the number of regions. This index keeps the names densely,
+//! one after another in a single buffer (copied in number order, with no allocation
+//! per name), and a compact open-addressing table of 8-byte slots: a tag from the
+//! name's hash and the name's position. [`NameIndex::build`] hashes the names in order,
+//! sorts the tags with a radix sort, and fills the table from front to back: every pass
+//! reads and writes memory in order.
+//!
+//! A removed name's bytes stay in the buffer until they are more than the live names'
+//! bytes; the buffer is then rewritten without them, so it never holds more than twice
+//! the live names (plus a page).
 //!
 //! The hash is the standard library's keyed SipHash (a random key per index), so names
 //! chosen to collide cannot be crafted; probing is linear, deletion shifts entries back.
@@ -30,6 +35,17 @@ const EMPTY: Slot = Slot {
 /// The smallest table.
 const MIN_SLOTS: usize = 16;
 
+/// Bytes of removed names kept in the buffer before it may be rewritten.
+const MIN_GARBAGE: usize = 4096;
+
+/// A name's place in the names buffer, and its region's number.
+#[derive(Debug, Clone, Copy)]
+struct Named {
+    start: usize,
+    len: u32,
+    number: u32,
+}
+
 /// Region numbers by name.
 #[derive(Debug)]
 pub(crate) struct NameIndex {
@@ -37,8 +53,12 @@ pub(crate) struct NameIndex {
     slots: Vec<Slot>,
     /// `32 - log2(slots.len())`: a tag's home is its top bits.
     shift: u32,
+    /// Every name's bytes, one after another (with removed names' bytes, `garbage` of
+    /// them, until the buffer is rewritten).
+    names: Vec<u8>,
+    garbage: usize,
     /// Every name and its region's number.
-    entries: Vec<(Box<str>, u32)>,
+    entries: Vec<Named>,
 }
 
 impl Default for NameIndex {
@@ -54,6 +74,8 @@ impl NameIndex {
             hasher: RandomState::new(),
             slots: vec![EMPTY; slots],
             shift: 32 - slots.trailing_zeros(),
+            names: Vec::new(),
+            garbage: 0,
             entries: Vec::new(),
         }
     }
@@ -63,61 +85,106 @@ impl NameIndex {
     pub fn build<'a>(
         regions: impl ExactSizeIterator<Item = (u64, &'a str)> + Clone,
     ) -> (Self, Vec<(u64, u64)>) {
-        let mut index = Self::with_slots(2 * regions.len());
-        let mut tagged: Vec<Slot> = regions
-            .clone()
-            .enumerate()
-            .map(|(at, (_, name))| Slot {
-                tag: index.tag(name),
-                at: at as u32,
-            })
-            .collect();
+        let count = regions.len();
+        let mut index = Self::with_slots(2 * count);
+        index
+            .names
+            .reserve_exact(regions.clone().map(|(_, name)| name.len()).sum());
+        index.entries.reserve_exact(count);
+        let mut tagged = Vec::with_capacity(count);
+        for (number, name) in regions {
+            tagged.push(Slot {
+                tag: index.tag(name.as_bytes()),
+                at: index.entries.len() as u32,
+            });
+            index.push(name.as_bytes(), number as u32);
+        }
         radix_sort_by_tag(&mut tagged);
         // Equal names have equal tags, so they sit side by side now; a run of equal
         // tags (almost always a single name) is sorted by name to find them.
-        let given: Vec<(u64, &str)> = regions.collect();
-        let mut duplicate = vec![false; given.len()];
+        let mut dropped = Vec::new();
         let mut duplicates = Vec::new();
         for run in tagged
             .chunk_by(|a, b| a.tag == b.tag)
             .filter(|run| run.len() > 1)
         {
-            let mut named: Vec<(&str, usize)> = run
+            let mut named: Vec<(&[u8], usize)> = run
                 .iter()
-                .map(|slot| (given[slot.at as usize].1, slot.at as usize))
+                .map(|slot| {
+                    (
+                        index.name(index.entries[slot.at as usize]),
+                        slot.at as usize,
+                    )
+                })
                 .collect();
             named.sort_unstable();
             for same in named.chunk_by(|a, b| a.0 == b.0) {
                 // The first in the order given keeps the name.
                 let keep = same[0].1;
                 for &(_, drop) in &same[1..] {
-                    duplicate[drop] = true;
-                    duplicates.push((given[drop].0, given[keep].0));
+                    dropped.push(drop);
+                    duplicates.push((
+                        u64::from(index.entries[drop].number),
+                        u64::from(index.entries[keep].number),
+                    ));
                 }
             }
         }
-        // Positions in `entries` of the names kept, in the order given.
-        let mut position = vec![u32::MAX; given.len()];
-        index.entries.reserve(given.len() - duplicates.len());
-        for (i, &(number, name)) in given.iter().enumerate() {
-            if !duplicate[i] {
-                position[i] = index.entries.len() as u32;
-                index.entries.push((name.into(), number as u32));
+        if dropped.is_empty() {
+            for slot in tagged {
+                index.place(slot);
             }
-        }
-        for slot in tagged {
-            let at = position[slot.at as usize];
-            if at != u32::MAX {
-                index.place(Slot { tag: slot.tag, at });
+        } else {
+            let position = index.drop_entries(&dropped);
+            for slot in tagged {
+                let at = position[slot.at as usize];
+                if at != u32::MAX {
+                    index.place(Slot { tag: slot.tag, at });
+                }
             }
         }
         (index, duplicates)
     }
 
+    /// Remove the entries at the positions `dropped` (not placed in the table yet), and
+    /// return every old position's new one (`u32::MAX` for those dropped).
+    fn drop_entries(&mut self, dropped: &[usize]) -> Vec<u32> {
+        let mut position = vec![0u32; self.entries.len()];
+        for &at in dropped {
+            position[at] = u32::MAX;
+        }
+        let old = std::mem::take(&mut self.entries);
+        let old_names = std::mem::take(&mut self.names);
+        for (at, named) in old.into_iter().enumerate() {
+            if position[at] != u32::MAX {
+                position[at] = self.entries.len() as u32;
+                let start = named.start;
+                self.push(&old_names[start..start + named.len as usize], named.number);
+            }
+        }
+        position
+    }
+
+    /// Append a name to the buffer and the entries (not to the table).
+    fn push(&mut self, name: &[u8], number: u32) {
+        self.entries.push(Named {
+            start: self.names.len(),
+            len: name.len() as u32,
+            number,
+        });
+        self.names.extend_from_slice(name);
+    }
+
+    /// The bytes of a name.
+    fn name(&self, named: Named) -> &[u8] {
+        &self.names[named.start..named.start + named.len as usize]
+    }
+
     /// The number of the region named `name`.
     pub fn get(&self, name: &str) -> Option<usize> {
+        let name = name.as_bytes();
         let at = self.find(name, self.tag(name))?;
-        Some(self.entries[self.slots[at].at as usize].1 as usize)
+        Some(self.entries[self.slots[at].at as usize].number as usize)
     }
 
     /// Whether a region is named `name`.
@@ -127,10 +194,11 @@ impl NameIndex {
 
     /// Name region `number` `name`; returns the number already named so instead, if
     /// there is one (nothing is changed then).
-    pub fn insert(&mut self, name: String, number: usize) -> Option<usize> {
-        let tag = self.tag(&name);
-        if let Some(at) = self.find(&name, tag) {
-            return Some(self.entries[self.slots[at].at as usize].1 as usize);
+    pub fn insert(&mut self, name: &str, number: usize) -> Option<usize> {
+        let name = name.as_bytes();
+        let tag = self.tag(name);
+        if let Some(at) = self.find(name, tag) {
+            return Some(self.entries[self.slots[at].at as usize].number as usize);
         }
         if (self.entries.len() + 1) * 8 > self.slots.len() * 5 {
             self.grow(2 * self.slots.len());
@@ -139,26 +207,43 @@ impl NameIndex {
             tag,
             at: self.entries.len() as u32,
         });
-        self.entries.push((name.into_boxed_str(), number as u32));
+        self.push(name, number as u32);
         None
     }
 
     /// Forget the name `name`; returns the number it named.
     pub fn remove(&mut self, name: &str) -> Option<usize> {
+        let name = name.as_bytes();
         let hole = self.find(name, self.tag(name))?;
         let at = self.slots[hole].at as usize;
         self.unplace(hole);
-        let (_, number) = self.entries.swap_remove(at);
-        if let Some((moved, _)) = self.entries.get(at) {
+        let removed = self.entries.swap_remove(at);
+        self.garbage += removed.len as usize;
+        if let Some(&moved) = self.entries.get(at) {
             // The last entry moved into the removed one's place: point its slot there.
             let old = self.entries.len() as u32;
-            let mut probe = self.home(self.tag(moved));
+            let mut probe = self.home(self.tag(self.name(moved)));
             while self.slots[probe].at != old {
                 probe = self.next(probe);
             }
             self.slots[probe].at = at as u32;
         }
-        Some(number as usize)
+        if self.garbage > MIN_GARBAGE && 2 * self.garbage > self.names.len() {
+            self.rewrite_names();
+        }
+        Some(removed.number as usize)
+    }
+
+    /// Rewrite the names buffer without the bytes of removed names.
+    fn rewrite_names(&mut self) {
+        let mut names = Vec::with_capacity(self.names.len() - self.garbage);
+        for named in &mut self.entries {
+            let start = named.start;
+            named.start = names.len();
+            names.extend_from_slice(&self.names[start..start + named.len as usize]);
+        }
+        self.names = names;
+        self.garbage = 0;
     }
 
     /// Make room for `additional` more names without growing the table.
@@ -171,20 +256,19 @@ impl NameIndex {
     }
 
     /// The slot of `name` (whose tag is `tag`).
-    fn find(&self, name: &str, tag: u32) -> Option<usize> {
+    fn find(&self, name: &[u8], tag: u32) -> Option<usize> {
         let mut probe = self.home(tag);
         loop {
             let slot = self.slots[probe];
             if slot == EMPTY {
                 return None;
             }
-            if slot.tag == tag && *self.entries[slot.at as usize].0 == *name {
+            if slot.tag == tag && self.name(self.entries[slot.at as usize]) == name {
                 return Some(probe);
             }
             probe = self.next(probe);
         }
     }
-
     /// Put `slot` in the first free slot from its home.
     fn place(&mut self, slot: Slot) {
         let mut probe = self.home(slot.tag);
@@ -230,7 +314,7 @@ impl NameIndex {
         }
     }
 
-    fn tag(&self, name: &str) -> u32 {
+    fn tag(&self, name: &[u8]) -> u32 {
         (self.hasher.hash_one(name) >> 32) as u32
     }
 
@@ -243,28 +327,38 @@ impl NameIndex {
     }
 }
 
-/// Sort slots by tag (so by home), keeping the order of equal tags: two passes of 16
-/// bits.
+/// Sort slots by tag (so by home), keeping the order of equal tags: three passes of 11
+/// bits, whose counts (taken in one pass) fit in the processor's first-level cache.
 fn radix_sort_by_tag(slots: &mut Vec<Slot>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    const MASK: u32 = (1 << BITS) - 1;
     if slots.len() < 256 {
         slots.sort_by_key(|slot| slot.tag);
         return;
     }
+    let mut counts = [[0u32; BUCKETS]; 3];
+    for slot in slots.iter() {
+        for (pass, count) in counts.iter_mut().enumerate() {
+            count[((slot.tag >> (BITS * pass as u32)) & MASK) as usize] += 1;
+        }
+    }
     let mut other = vec![EMPTY; slots.len()];
-    for shift in [0u32, 16] {
-        let mut counts = vec![0usize; 1 << 16];
-        for slot in slots.iter() {
-            counts[((slot.tag >> shift) & 0xffff) as usize] += 1;
+    for (pass, count) in counts.iter_mut().enumerate() {
+        let shift = BITS * pass as u32;
+        if count.iter().any(|&c| c as usize == slots.len()) {
+            // Every tag has the same bits here: the pass would change nothing.
+            continue;
         }
         let mut total = 0;
-        for count in counts.iter_mut() {
-            let here = *count;
-            *count = total;
+        for bucket in count.iter_mut() {
+            let here = *bucket;
+            *bucket = total;
             total += here;
         }
         for slot in slots.iter() {
-            let bucket = &mut counts[((slot.tag >> shift) & 0xffff) as usize];
-            other[*bucket] = *slot;
+            let bucket = &mut count[((slot.tag >> shift) & MASK) as usize];
+            other[*bucket as usize] = *slot;
             *bucket += 1;
         }
         std::mem::swap(slots, &mut other);
@@ -315,6 +409,28 @@ mod tests {
         assert_eq!(index.get("same"), Some(0));
     }
 
+    #[test]
+    fn removed_names_do_not_pile_up_in_the_buffer() {
+        let (mut index, _) = NameIndex::build(std::iter::empty::<(u64, &str)>());
+        let long = |i: usize| format!("{i:0>200}");
+        for i in 0..1000 {
+            assert_eq!(index.insert(&long(i), i), None);
+        }
+        for round in 0..20 {
+            for i in 0..1000 {
+                let number = round * 1000 + i;
+                assert_eq!(index.remove(&long(number)), Some(number));
+                assert_eq!(index.insert(&long(number + 1000), number + 1000), None);
+            }
+            let live = 200 * index.entries.len();
+            assert!(index.names.len() <= 2 * live + 200 + MIN_GARBAGE);
+        }
+        for i in 20_000..21_000 {
+            assert_eq!(index.get(&long(i)), Some(i));
+        }
+        assert_eq!(index.get(&long(0)), None);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u8, u16),
@@ -352,7 +468,7 @@ mod tests {
                         if expected.is_none() {
                             model.insert(name.clone(), number);
                         }
-                        if index.insert(name, number) != expected {
+                        if index.insert(&name, number) != expected {
                             return false;
                         }
                     }

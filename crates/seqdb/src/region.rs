@@ -1,7 +1,7 @@
 //! A region's metadata as callers see it, and its live state inside the database.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard};
 use seqdb_sys::{Consumer, ExtentHold};
@@ -100,8 +100,9 @@ pub(crate) struct RegionState {
     changed_from: AtomicU64,
     /// Whether the region moved to another extent since the last commit captured it.
     moved: AtomicBool,
-    /// The holders (readers' snapshots) of the region's current extent.
-    hold: Arc<ExtentHold>,
+    /// The holders (readers' snapshots) of the region's current extent; made by the
+    /// first reader of the extent, so that opening a database allocates none.
+    hold: OnceLock<Arc<ExtentHold>>,
     /// The snapshot new readers share while the region does not change.
     published: Mutex<Published>,
 }
@@ -134,7 +135,7 @@ impl RegionState {
             committed_len: AtomicU64::new(0),
             changed_from: AtomicU64::new(0),
             moved: AtomicBool::new(false),
-            hold: Arc::default(),
+            hold: OnceLock::new(),
             published: Mutex::default(),
         };
         region.check();
@@ -158,7 +159,7 @@ impl RegionState {
             committed_len: AtomicU64::new(entry.len),
             changed_from: AtomicU64::new(entry.len),
             moved: AtomicBool::new(false),
-            hold: Arc::default(),
+            hold: OnceLock::new(),
             published: Mutex::new(Published {
                 prefaulted: Prefaulted::opened(entry.len),
                 ..Published::default()
@@ -251,7 +252,7 @@ impl RegionState {
 
     /// The holders of the region's current extent.
     pub fn hold(&self) -> &Arc<ExtentHold> {
-        &self.hold
+        self.hold.get_or_init(Arc::default)
     }
 
     /// The snapshot for new readers, for holders of the shared lock.
@@ -283,7 +284,7 @@ impl RegionState {
         }
         // Under the write lock no snapshot of this extent can be taken, so the count
         // only falls: zero stays zero.
-        if self.hold.holders() == 0 {
+        if self.hold.get().is_none_or(|hold| hold.holders() == 0) {
             published.frozen = 0;
             return true;
         }
@@ -438,7 +439,7 @@ impl RegionState {
         // What shared holders wrote of the tail stayed at the old place.
         self.tail.unsync();
         self.check();
-        std::mem::take(&mut self.hold)
+        self.hold.take().unwrap_or_default()
     }
 
     pub fn rename(&mut self, name: String) {
@@ -453,7 +454,7 @@ impl RegionState {
         self.published.get_mut().withdraw();
         self.removed = true;
         self.tail.clear(budget);
-        std::mem::take(&mut self.hold)
+        self.hold.take().unwrap_or_default()
     }
 
     /// The metadata as callers see it: the length counts bytes still in memory, in the

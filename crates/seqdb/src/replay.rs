@@ -121,6 +121,8 @@ impl Replayed {
         if self.index.len() < bound {
             self.index.resize(bound, NONE);
         }
+        // At most this many entries are new: grow once rather than by doubling.
+        self.entries.reserve(record.upserts.len());
         for number in record.removed {
             let at = std::mem::replace(&mut self.index[number as usize], NONE);
             if at == NONE {
