@@ -202,6 +202,8 @@ impl Inner {
             return Err(e).context(SysSnafu);
         }
         let hold = region.moved(to.start, to.len);
+        // Bytes from `keep` on are the caller's to write again: their checksums change.
+        region.overwrote(keep);
         region.set_written_len(keep);
         // Before the table lock is released, as for a growth's move.
         self.note_dirty(region);
