@@ -236,8 +236,10 @@ impl Database {
             }
             opened => opened?,
         };
-        if let Some(Attachment::Reader(slot)) = &attachment {
-            slot.publish(generation)?;
+        match &attachment {
+            Some(Attachment::Reader(slot)) => slot.publish(generation)?,
+            Some(Attachment::Writer(file)) => file.mark_ready()?,
+            None => {}
         }
         let (mut table, sums) = build_table(path, entries, validated, next_number)?;
         reader_release::keep_free_at_open(attachment.as_ref(), &mut table, generation, data_len)?;

@@ -117,9 +117,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// Opened read-only, the data file lacks bytes that the last commits carried in the
-    /// metadata log (the database was not closed cleanly, and the system lost writes that
-    /// had not reached the device). A read-write open writes them again.
+    /// Opened read-only, the data file does not hold bytes that the last commits carried
+    /// in the metadata log: the database was not closed cleanly, and the system lost
+    /// writes that had not reached the device, or bytes were overwritten in place after
+    /// the last flush. A read-write open writes the committed bytes again.
     #[snafu(display(
         "{}: bytes of the last commits are missing at offset {offset} (the database was not \
          closed cleanly); open it read-write once to restore them",

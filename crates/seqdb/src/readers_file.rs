@@ -45,6 +45,10 @@ pub(crate) const SLOTS: usize = 256;
 const SLOT_LEN: u64 = 32;
 /// The byte a read-write handle locks (inside the header, which no slot lock reaches).
 const WRITER_BYTE: u64 = 0;
+/// The byte a read-write handle locks once its open is done (the bytes that records
+/// carried written again into the data file): only then do read-only opens trust the
+/// data file as the writer leaves it.
+const READY_BYTE: u64 = 1;
 /// Where the writer reports the space it keeps for readers.
 const REPORT_AT: u64 = 24;
 
@@ -226,11 +230,20 @@ impl ReadersFile {
         }
     }
 
-    /// Whether a read-write handle has the database open now.
+    /// Say that this read-write handle's open is done: the data file now holds every
+    /// byte of the commits it opened.
+    pub(crate) fn mark_ready(&self) -> Result<()> {
+        match self.file.try_lock(READY_BYTE, 1, RangeLock::Exclusive) {
+            Ok(_) => Ok(()),
+            Err(source) => Err(Error::sys(source)),
+        }
+    }
+
+    /// Whether a read-write handle has the database open now, its open done. (One
+    /// still opening may be writing again bytes of its last commits into the data file:
+    /// a read-only open must then check the data file as after a crash.)
     pub(crate) fn writer_present(&self) -> Result<bool> {
-        self.file
-            .locked_by_another(WRITER_BYTE, 1)
-            .context(SysSnafu)
+        self.file.locked_by_another(READY_BYTE, 1).context(SysSnafu)
     }
 
     /// Claim a free slot for a read-only handle of this process, naming generation 0
@@ -412,6 +425,9 @@ mod tests {
             .unwrap()
             .claim(dir.path())
             .unwrap();
+        // A writer still opening does not count as present; once ready it does.
+        assert!(!a.file().writer_present().unwrap());
+        writer.mark_ready().unwrap();
         assert!(a.file().writer_present().unwrap());
         b.publish(5).unwrap();
         let live = writer.live(None, true).unwrap();

@@ -129,7 +129,9 @@ fn apply(data: &LockedFile, pieces: &[Piece<'_>]) -> Result<()> {
 /// Make sure the data file (`data_len` bytes long) holds what the pieces leave in it:
 /// check it, and when it does not, write them again (read-write) or refuse the open with
 /// [`Error::NeedsRecovery`](crate::Error::NeedsRecovery) (read-only). After a clean close
-/// or a process crash the file holds them already, and nothing is written.
+/// the file holds them already, and nothing is written; after a crash of the process alone
+/// it does too, except where bytes were overwritten in place after the last flush (the
+/// read-write open then writes the committed bytes back, as the contract allows).
 pub(crate) fn settle(
     path: &Path,
     data: &LockedFile,

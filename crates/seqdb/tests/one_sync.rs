@@ -239,3 +239,54 @@ fn redoing_never_writes_where_no_region_is() {
         "a removed region's bytes were written again"
     );
 }
+
+/// A read-only open while a read-write open is still writing again the bytes of the
+/// last commits (after a power cut took them) must not serve what the data file holds
+/// then: it refuses (or, where readers and a writer exclude each other, is refused).
+#[test]
+fn a_reader_beside_a_writer_still_redoing_never_serves_lost_bytes() {
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    db.create_region_if_needed("a").unwrap();
+    db.write_all_to_region("a".into(), &[1u8; 5000]).unwrap();
+    db.flush().unwrap();
+    db.write_all_to_region_at("a".into(), &[2u8; 100], 10)
+        .unwrap();
+    db.flush().unwrap();
+    let at = file_offset(&db, "a", 10);
+    let image = crashed(dir.path());
+    drop(db);
+    overwrite(&image.path().join("data"), at, &[1u8; 100]);
+    // The writer's open pauses at its first write into the data file: the redo.
+    let (reached_tx, reached_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (reached_tx, go_rx) = (Mutex::new(Some(reached_tx)), Mutex::new(go_rx));
+    let injector: seqdb::FaultInjector = Arc::new(move |point: seqdb::FaultPoint<'_>| {
+        if point.op == seqdb::FaultOp::Write
+            && point.path.ends_with("data")
+            && let Some(reached) = reached_tx.lock().unwrap().take()
+        {
+            let _ = reached.send(());
+            let _ = go_rx.lock().unwrap().recv();
+        }
+        Ok(())
+    });
+    let path = image.path().to_owned();
+    let writer = std::thread::spawn(move || {
+        OpenOptions::new()
+            .fault_injector(injector)
+            .open(&path)
+            .map(drop)
+    });
+    reached_rx.recv().unwrap();
+    match Database::open_read_only(image.path()) {
+        Ok(reader) => assert_eq!(&read_all(&reader, "a")[10..110], &[2u8; 100]),
+        Err(Error::NeedsRecovery { .. } | Error::AlreadyOpen { .. }) => {}
+        Err(e) => panic!("{e}"),
+    }
+    go_tx.send(()).unwrap();
+    writer.join().unwrap().unwrap();
+    let reader = Database::open_read_only(image.path()).unwrap();
+    assert_eq!(&read_all(&reader, "a")[10..110], &[2u8; 100]);
+}
