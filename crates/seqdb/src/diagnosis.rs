@@ -89,7 +89,9 @@ pub(crate) fn judge(scan: &LogScan, header: &DataHeader) -> Judgement {
         .after
         .records
         .iter()
-        .filter(|found| found.offset > end.offset)
+        // Only commits newer than the log's newest are evidence of lost commits: bytes a
+        // torn record carried for a region may hold a copy of an older record.
+        .filter(|found| found.offset > end.offset && found.generation > log_generation)
         .map(|found| {
             format!(
                 "offset {} generation {} ({})",

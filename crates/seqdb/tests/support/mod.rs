@@ -648,9 +648,12 @@ pub mod format {
                 At::Torn => break false,
             }
         };
+        // Valid records after the end with a newer generation than the log's: a copy of
+        // an older record inside a torn one's bytes is no evidence of lost commits.
+        let newest = records.last().unwrap().record.generation;
         let after = (at + PAGE..file.len())
             .step_by(PAGE)
-            .filter(|&o| matches!(decode_at(file, o), At::Valid(_)))
+            .filter(|&o| matches!(decode_at(file, o), At::Valid(r) if r.record.generation > newest))
             .collect();
         Some(Log {
             records,
