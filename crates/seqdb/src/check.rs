@@ -435,15 +435,18 @@ mod tests {
         let mut bytes = vec![0u8; FIRST_RECORD as usize];
         bytes[..META_HEADER_LEN].copy_from_slice(&encode_meta_header(&ID));
         bytes.extend(
-            encode_record(&Record {
-                data_synced: true,
-                inline: Vec::new(),
-                generation: 4,
-                kind: RecordKind::Checkpoint,
-                next_number: 10,
-                removed: Vec::new(),
-                upserts: entries,
-            })
+            encode_record(
+                &ID,
+                &Record {
+                    data_synced: true,
+                    inline: Vec::new(),
+                    generation: 4,
+                    kind: RecordKind::Checkpoint,
+                    next_number: 10,
+                    removed: Vec::new(),
+                    upserts: entries,
+                },
+            )
             .unwrap(),
         );
         fs::write(meta(dir), bytes).unwrap();
@@ -563,7 +566,8 @@ mod tests {
     }
 
     /// Bytes a torn last record carried for a region may hold a copy of an older record
-    /// of the same log, at a page boundary: that is no evidence of lost commits.
+    /// of the same log, at a page boundary: that is no evidence of lost commits. (A
+    /// record of another database never passes its checksum here.)
     #[test]
     fn a_copy_of_an_older_record_inside_a_torn_one_is_not_damage() {
         let dir = tempfile::tempdir().unwrap();
@@ -587,6 +591,41 @@ mod tests {
         assert!(Database::open_read_only(dir.path()).is_ok());
     }
 
+    /// A record of another database (here: newer than the log) inside a torn record's
+    /// bytes does not pass for one of this log: records are checksummed with their
+    /// database's id.
+    #[test]
+    fn another_databases_record_inside_a_torn_one_is_not_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        let mut bytes = read_log(dir.path());
+        let foreign = encode_record(
+            b"another database",
+            &Record::new(1000, RecordKind::Delta, 3, Vec::new(), Vec::new()),
+        )
+        .unwrap();
+        let mut torn = b"SQDR".to_vec();
+        torn.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        torn.resize(RECORD_ALIGN as usize, 7);
+        bytes.extend_from_slice(&torn);
+        bytes.extend_from_slice(&foreign);
+        fs::write(meta(dir.path()), &bytes).unwrap();
+        let report = check(dir.path()).unwrap();
+        assert!(report.is_healthy(), "{report}");
+        // The same record of this database is evidence of lost commits.
+        let id: [u8; 16] = bytes[20..36].try_into().unwrap();
+        let own = encode_record(
+            &id,
+            &Record::new(1000, RecordKind::Delta, 3, Vec::new(), Vec::new()),
+        )
+        .unwrap();
+        let at = bytes.len() - foreign.len();
+        bytes.truncate(at);
+        bytes.extend_from_slice(&own);
+        fs::write(meta(dir.path()), &bytes).unwrap();
+        assert!(!check(dir.path()).unwrap().is_healthy());
+    }
+
     fn mentions_warning(report: &CheckReport, needle: &str) -> bool {
         report.warnings.iter().any(|w| w.contains(needle))
     }
@@ -596,16 +635,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         build(dir.path());
         let mut bytes = read_log(dir.path());
+        let id: [u8; 16] = bytes[20..36].try_into().unwrap();
         bytes.extend(
-            encode_record(&Record {
-                data_synced: true,
-                inline: Vec::new(),
-                generation: 1000,
-                kind: RecordKind::Delta,
-                next_number: 3,
-                removed: Vec::new(),
-                upserts: Vec::new(),
-            })
+            encode_record(
+                &id,
+                &Record {
+                    data_synced: true,
+                    inline: Vec::new(),
+                    generation: 1000,
+                    kind: RecordKind::Delta,
+                    next_number: 3,
+                    removed: Vec::new(),
+                    upserts: Vec::new(),
+                },
+            )
             .unwrap(),
         );
         fs::write(meta(dir.path()), &bytes).unwrap();

@@ -257,9 +257,10 @@ pub(crate) struct TooLarge {
     pub body_len: u64,
 }
 
-/// Encode a record, padded with zeros to a whole number of pages. Removed numbers are
-/// written once each, in order (removing a number twice is removing it once).
-pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, TooLarge> {
+/// Encode a record of database `id`, padded with zeros to a whole number of pages.
+/// Removed numbers are written once each, in order (removing a number twice is removing
+/// it once).
+pub(crate) fn encode_record(id: &DatabaseId, record: &Record) -> Result<Vec<u8>, TooLarge> {
     let mut removed = record.removed.clone();
     removed.sort_unstable();
     removed.dedup();
@@ -297,6 +298,7 @@ pub(crate) fn encode_record(record: &Record) -> Result<Vec<u8>, TooLarge> {
     write_body(record, &removed, &mut out);
     debug_assert_eq!(out.len(), total);
     let mut hasher = crc32fast::Hasher::new();
+    hasher.update(id);
     hasher.update(&out[4..12]);
     hasher.update(&out[RECORD_HEAD_LEN..]);
     out[12..16].copy_from_slice(&hasher.finalize().to_le_bytes());
@@ -378,9 +380,13 @@ pub(crate) fn decode_head(bytes: &[u8; RECORD_HEAD_LEN]) -> HeadRead {
     })
 }
 
-/// A checksum over a record's length field and body, as [`encode_record`] computes it.
-pub(crate) fn record_hasher(head: &[u8; RECORD_HEAD_LEN]) -> crc32fast::Hasher {
+/// A checksum over database `id`, a record's length field and (to be fed) its body, as
+/// [`encode_record`] computes it. The id binds a record to its database: a record's
+/// bytes found elsewhere (in a region's bytes that a record carries, say) do not pass
+/// for one of this log's without it.
+pub(crate) fn record_hasher(id: &DatabaseId, head: &[u8; RECORD_HEAD_LEN]) -> crc32fast::Hasher {
     let mut hasher = crc32fast::Hasher::new();
+    hasher.update(id);
     hasher.update(&head[4..12]);
     hasher
 }
@@ -644,6 +650,8 @@ mod tests {
     use super::*;
     use quickcheck::{QuickCheck, TestResult};
 
+    const TEST_ID: DatabaseId = *b"format-test-id..";
+
     pub(crate) fn sample() -> Record {
         Record {
             generation: 7,
@@ -675,7 +683,7 @@ mod tests {
             return None;
         };
         let body = bytes.get(RECORD_HEAD_LEN..RECORD_HEAD_LEN + usize::try_from(body_len).ok()?)?;
-        let mut hasher = record_hasher(head);
+        let mut hasher = record_hasher(&TEST_ID, head);
         hasher.update(body);
         if hasher.finalize() != crc {
             return None;
@@ -721,7 +729,7 @@ mod tests {
 
     #[test]
     fn record_round_trips_page_aligned() {
-        let bytes = encode_record(&sample()).unwrap();
+        let bytes = encode_record(&TEST_ID, &sample()).unwrap();
         assert_eq!(bytes.len() % RECORD_ALIGN as usize, 0);
         assert_eq!(decode(&bytes), Some(Ok(sample())));
     }
@@ -731,7 +739,7 @@ mod tests {
         let mut record = sample();
         record.removed = vec![2, 1, 2, 0, 1];
         record.upserts.clear();
-        let bytes = encode_record(&record).unwrap();
+        let bytes = encode_record(&TEST_ID, &record).unwrap();
         let Some(Ok(decoded)) = decode(&bytes) else {
             panic!("decodes")
         };
@@ -742,15 +750,15 @@ mod tests {
     fn records_no_reader_takes_back_are_refused() {
         let mut record = sample();
         record.upserts[0].name = "n".repeat(MAX_NAME_LEN + 1);
-        assert!(encode_record(&record).is_err());
+        assert!(encode_record(&TEST_ID, &record).is_err());
         let mut record = sample();
         record.generation = MAX_GENERATION + 1;
-        assert!(encode_record(&record).is_err());
+        assert!(encode_record(&TEST_ID, &record).is_err());
     }
 
     #[test]
     fn every_prefix_of_a_record_is_incomplete() {
-        let bytes = encode_record(&sample()).unwrap();
+        let bytes = encode_record(&TEST_ID, &sample()).unwrap();
         for cut in 0..USED {
             assert_eq!(decode(&bytes[..cut]), None, "prefix {cut}");
         }
@@ -759,7 +767,7 @@ mod tests {
     #[test]
     fn any_single_bit_flip_is_detected() {
         fn prop(position: usize, bit: u8) -> TestResult {
-            let mut bytes = encode_record(&sample()).unwrap();
+            let mut bytes = encode_record(&TEST_ID, &sample()).unwrap();
             bytes[position % USED] ^= 1 << (bit % 8);
             TestResult::from_bool(decode(&bytes).is_none())
         }

@@ -15,7 +15,7 @@ use seqdb_sys::LockedFile;
 
 use crate::error::SysSnafu;
 use crate::format::{
-    self, BodyBytes, HeadRead, MAX_BODY_LEN, RECORD_HEAD_LEN, Record, round_to_record,
+    self, BodyBytes, DatabaseId, HeadRead, MAX_BODY_LEN, RECORD_HEAD_LEN, Record, round_to_record,
 };
 use crate::{Error, Result};
 
@@ -168,7 +168,11 @@ impl fmt::Display for RecordEnd {
 ///
 /// The body is read in pieces of at most [`BODY_PIECE`] bytes; only I/O failures are
 /// errors, anything wrong with the bytes is a [`RecordEnd`].
-pub(crate) fn read_record<S: Source + ?Sized>(source: &S, offset: u64) -> Result<Read> {
+pub(crate) fn read_record<S: Source + ?Sized>(
+    source: &S,
+    offset: u64,
+    id: &DatabaseId,
+) -> Result<Read> {
     let len = source.len();
     let available = len.saturating_sub(offset);
     if available == 0 {
@@ -209,7 +213,7 @@ pub(crate) fn read_record<S: Source + ?Sized>(source: &S, offset: u64) -> Result
         source,
         offset + RECORD_HEAD_LEN as u64,
         body_len,
-        format::record_hasher(&head),
+        format::record_hasher(id, &head),
     );
     let parsed = format::parse_body(&mut body)?;
     let computed = body.finish()?;
@@ -311,6 +315,8 @@ mod tests {
     use super::*;
     use crate::format::{RecordKind, RegionEntry, encode_record};
 
+    const ID: DatabaseId = *b"log-read-test-id";
+
     fn record(entries: usize, name_len: usize) -> Record {
         Record {
             data_synced: true,
@@ -337,9 +343,9 @@ mod tests {
     fn a_record_larger_than_a_chunk_is_read_in_pieces() {
         let original = record(40_000, 40);
         let mut bytes = vec![0u8; 4096];
-        bytes.extend(encode_record(&original).unwrap());
+        bytes.extend(encode_record(&ID, &original).unwrap());
         assert!(bytes.len() > 2 * CHUNK);
-        match read_record(bytes.as_slice(), 4096).unwrap() {
+        match read_record(bytes.as_slice(), 4096, &ID).unwrap() {
             Read::Record(record, span) => {
                 assert_eq!(record, original);
                 assert_eq!(span, bytes.len() as u64 - 4096);
@@ -350,8 +356,8 @@ mod tests {
 
     #[test]
     fn every_way_of_not_being_a_record_is_named() {
-        let good = encode_record(&record(3, 5)).unwrap();
-        let at = |bytes: &[u8]| match read_record(bytes, 0).unwrap() {
+        let good = encode_record(&ID, &record(3, 5)).unwrap();
+        let at = |bytes: &[u8]| match read_record(bytes, 0, &ID).unwrap() {
             Read::Record(..) => panic!("a record"),
             Read::End(end) => end,
         };

@@ -164,7 +164,7 @@ impl MetaLog {
     /// again.
     pub fn append(&mut self, record: &Record) -> Result<()> {
         debug_assert_eq!(record.kind, RecordKind::Delta);
-        let bytes = encode(self.file.path(), record)?;
+        let bytes = encode(self.file.path(), &self.id, record)?;
         let len = bytes.len() as u64;
         if self.end + len > self.room_end {
             self.room_end = write_with_room(&self.file, bytes, self.end).context(SysSnafu)?;
@@ -239,8 +239,8 @@ fn write_with_room(
 }
 
 /// A record's bytes, or an error when no reader could take it back.
-fn encode(path: &Path, record: &Record) -> Result<Vec<u8>> {
-    format::encode_record(record).map_err(|too_large| {
+fn encode(path: &Path, id: &DatabaseId, record: &Record) -> Result<Vec<u8>> {
+    format::encode_record(id, record).map_err(|too_large| {
         RecordTooLargeSnafu {
             path,
             body_len: too_large.body_len,
@@ -262,7 +262,7 @@ fn write_checkpoint_file(
 ) -> Result<std::result::Result<(LockedFile, u64), seqdb_sys::Error>> {
     let tmp = dir.join(META_TMP_FILE);
     let meta = dir.join(META_FILE);
-    let encoded = encode(&meta, record)?;
+    let encoded = encode(&meta, id, record)?;
     let file = LockedFile::open(&tmp, &file_options(true, true, hooks)).context(SysSnafu)?;
     let mut bytes = vec![0u8; FIRST_RECORD as usize];
     bytes[..format::META_HEADER_LEN].copy_from_slice(&format::encode_meta_header(id));

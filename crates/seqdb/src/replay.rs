@@ -286,7 +286,7 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
         }
         .fail()
     };
-    let (first, checkpoint_len) = match log_read::read_record(source, FIRST_RECORD)? {
+    let (first, checkpoint_len) = match log_read::read_record(source, FIRST_RECORD, &id)? {
         Read::Record(record, span) => (record, span),
         Read::End(end) => {
             return no_checkpoint(format!(
@@ -305,7 +305,7 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
     let mut last_record = FIRST_RECORD;
     let mut offset = FIRST_RECORD + checkpoint_len;
     let reason = loop {
-        let (record, span) = match log_read::read_record(source, offset)? {
+        let (record, span) = match log_read::read_record(source, offset, &id)? {
             Read::Record(record, span) => (record, span),
             Read::End(end) => break end,
         };
@@ -335,7 +335,7 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
     let after = if reason == RecordEnd::EndOfFile {
         After::default()
     } else {
-        search_after(source, offset, reason.is_checksummed())?
+        search_after(source, offset, reason.is_checksummed(), &id)?
     };
     Ok(LogScan {
         id,
@@ -361,12 +361,13 @@ pub(crate) fn search_after<S: Source + ?Sized>(
     source: &S,
     end: u64,
     include_end: bool,
+    id: &DatabaseId,
 ) -> Result<After> {
     let len = source.len();
     let mut after = After::default();
     let mut budget = 2 * len.saturating_sub(end) + CHUNK as u64;
     let mut page = end + RECORD_ALIGN;
-    if include_end && let Read::Record(record, span) = log_read::read_record(source, end)? {
+    if include_end && let Read::Record(record, span) = log_read::read_record(source, end, id)? {
         after.records.push(Found {
             offset: end,
             generation: record.generation,
@@ -391,7 +392,7 @@ pub(crate) fn search_after<S: Source + ?Sized>(
                     return Ok(after);
                 }
                 budget -= cost;
-                if let Read::Record(record, span) = log_read::read_record(source, here)? {
+                if let Read::Record(record, span) = log_read::read_record(source, here, id)? {
                     after.records.push(Found {
                         offset: here,
                         generation: record.generation,
@@ -470,7 +471,7 @@ mod tests {
         let mut offsets = Vec::new();
         for record in records {
             offsets.push(bytes.len() as u64);
-            bytes.extend(encode_record(record).unwrap());
+            bytes.extend(encode_record(&ID, record).unwrap());
         }
         (bytes, offsets)
     }
@@ -549,7 +550,7 @@ mod tests {
     #[test]
     fn a_checksummed_record_that_does_not_continue_ends_the_log() {
         let (mut bytes, _) = log();
-        bytes.extend(encode_record(&delta(9, vec![], vec![])).unwrap());
+        bytes.extend(encode_record(&ID, &delta(9, vec![], vec![])).unwrap());
         let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
         assert_eq!(
             scan.end.reason,

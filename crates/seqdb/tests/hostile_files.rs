@@ -1058,7 +1058,7 @@ fn log_with(extra: &[Vec<u8>]) -> Vec<u8> {
     let mut records: Vec<Vec<u8>> = base
         .records
         .iter()
-        .map(|r| format::record(&r.record))
+        .map(|r| format::record(&base.id, &r.record))
         .collect();
     records.extend(extra.iter().cloned());
     format::file(&base.id, &records)
@@ -1068,13 +1068,16 @@ fn log_with(extra: &[Vec<u8>]) -> Vec<u8> {
 fn checkpoint_file(generation: u64, next_number: u64, entries: Vec<Entry>) -> Vec<u8> {
     format::file(
         &base().id,
-        &[format::record(&Record::new(
-            generation,
-            format::KIND_CHECKPOINT,
-            next_number,
-            Vec::new(),
-            entries,
-        ))],
+        &[format::record(
+            &base().id,
+            &Record::new(
+                generation,
+                format::KIND_CHECKPOINT,
+                next_number,
+                Vec::new(),
+                entries,
+            ),
+        )],
     )
 }
 
@@ -1320,7 +1323,7 @@ fn crafted_records_with_valid_checksums_are_refused_or_applied() {
         ),
     ];
     for (label, record) in crafted {
-        let meta = log_with(&[format::record(&record)]);
+        let meta = log_with(&[format::record(&base.id, &record)]);
         // Next to the base's data file, whose header names the base's newest commit,
         // any record after it is damage; with a data file that names it, the record is
         // judged on its content.
@@ -1347,10 +1350,13 @@ fn crafted_records_with_valid_checksums_are_refused_or_applied() {
     let first_name = String::from_utf8(first.name.clone()).unwrap();
     let bytes = renamed.remove(&first_name).unwrap();
     renamed.insert("renamed by hand".to_owned(), bytes);
-    let meta = log_with(&[format::record(&delta(
-        vec![with(&first, &|e| e.name = b"renamed by hand".to_vec())],
-        vec![],
-    ))]);
+    let meta = log_with(&[format::record(
+        &base.id,
+        &delta(
+            vec![with(&first, &|e| e.name = b"renamed by hand".to_vec())],
+            vec![],
+        ),
+    )]);
     case(
         "crafted delta",
         "a valid rename",
@@ -1382,7 +1388,7 @@ fn crafted_records_with_valid_checksums_are_refused_or_applied() {
     long_name[name_len_at..name_len_at + 2].copy_from_slice(&u16::MAX.to_le_bytes());
     bodies.push(("name length past the body", long_name));
     for (label, body) in bodies {
-        let meta = log_with(&[format::frame(&body)]);
+        let meta = log_with(&[format::frame(&base.id, &body)]);
         case(
             "crafted body",
             label,
@@ -1399,7 +1405,7 @@ fn crafted_records_with_valid_checksums_are_refused_or_applied() {
         ("body length of 2^32 + 16", (1 << 32) + 16),
         ("body length of 2^64 - 1", u64::MAX),
     ] {
-        let mut giant = format::record(&delta(vec![], vec![]));
+        let mut giant = format::record(&base.id, &delta(vec![], vec![]));
         giant[4..12].copy_from_slice(&claim.to_le_bytes());
         let meta = log_with(&[giant]);
         case(

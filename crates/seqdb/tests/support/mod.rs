@@ -542,10 +542,12 @@ pub mod format {
         out
     }
 
-    /// A record around an arbitrary body (its checksum correct), padded to whole pages.
-    pub fn frame(body: &[u8]) -> Vec<u8> {
+    /// A record of database `id` around an arbitrary body (its checksum, over the id,
+    /// the length and the body, correct), padded to whole pages.
+    pub fn frame(id: &[u8; 16], body: &[u8]) -> Vec<u8> {
         let len = (body.len() as u64).to_le_bytes();
         let mut hasher = crc32fast::Hasher::new();
+        hasher.update(id);
         hasher.update(&len);
         hasher.update(body);
         let mut out = Vec::new();
@@ -557,8 +559,8 @@ pub mod format {
         out
     }
 
-    pub fn record(record: &Record) -> Vec<u8> {
-        frame(&body(record))
+    pub fn record(id: &[u8; 16], record: &Record) -> Vec<u8> {
+        frame(id, &body(record))
     }
 
     /// A whole metadata file of database `id`: header page, then the records in order.
@@ -690,6 +692,8 @@ pub mod format {
             return At::Torn;
         };
         let mut hasher = crc32fast::Hasher::new();
+        // The file's own database id, from its header.
+        hasher.update(file.get(20..36).unwrap_or_default());
         hasher.update(&head[4..12]);
         hasher.update(body);
         if hasher.finalize() != u32_at(head, 12) {
