@@ -37,7 +37,10 @@
 //! made after it are not visible. Bytes written *inside* a region's committed length
 //! after the flush (by [`Database::write_all_to_region_at`], or by appending after a
 //! [`Database::truncate_region`]) may read back old or new, page by page. The commit is
-//! a checksummed metadata record written after the data is synced; see `docs/FORMAT.md`.
+//! a checksummed metadata record; a small commit carries the bytes it wrote in it and
+//! costs one device sync (an open writes them again where a power cut took them from
+//! the data file), a larger one syncs the data file first. See `docs/FORMAT.md`, and
+//! [`check_data`] for the scrub of every region's bytes against their chunk checksums.
 //! A flush racing other threads records the state at one instant (names unique, every
 //! region's name, placement and length at one point of its history; bytes overwritten
 //! in place while it runs may reach the disk with it, page by page).
