@@ -345,6 +345,16 @@ impl ImageDir {
     pub fn write(&mut self, files: Vec<(&'static str, Vec<u8>)>) {
         use std::os::unix::fs::FileExt;
         std::fs::create_dir_all(&self.dir).unwrap();
+        // What an earlier open left beside the files (the `readers` file, with its note
+        // of the boot a writer ran in) is not part of a crash image: after a power cut
+        // that note is another boot's.
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            if !FILES.iter().any(|f| name == *f) && entry.file_type().unwrap().is_file() {
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
         let mut files: BTreeMap<&'static str, Vec<u8>> = files.into_iter().collect();
         for name in FILES {
             let path = self.dir.join(name);
