@@ -244,7 +244,6 @@ fn check_files(path: &Path, scrub: Option<&mut dyn FnMut(u64, u64)>) -> Result<C
     // Beside a live writer those bytes are there (written before their records), and
     // the writer may have overwritten them since.
     if !beside_writer
-        && !readers_file::written_this_boot(path)?
         && let Some(file) = &data
         && let Some(offset) = redo::missing(file, report.data_len, &pieces)?
     {

@@ -30,7 +30,6 @@ use crate::error::{
 use crate::format::{DatabaseId, MAX_RECORD_SPAN, Record, RecordKind, VERSION};
 use crate::log_read::{FileSource, RecordEnd};
 use crate::meta_log::{self, META_FILE, META_TMP_FILE, MetaLog};
-use crate::readers_file;
 use crate::recovery::RecoveryReport;
 use crate::redo;
 use crate::replay::{self, LogScan, Placed};
@@ -146,12 +145,7 @@ pub(crate) fn open_files(
     // Beside a live writer the bytes are there: the writer wrote them before their
     // records, and may have overwritten them since, as the contract allows.
     if !beside_writer {
-        // A read-only open trusts the data file when the last writer wrote it in this
-        // boot: what differs from the records then was overwritten in place since.
-        let trusted = read_only && readers_file::written_this_boot(dir)?;
-        if !trusted {
-            redo::settle(&dir.join(DATA_FILE), data, data_len, &redo, read_only)?;
-        }
+        redo::settle(&dir.join(DATA_FILE), data, data_len, &redo, read_only)?;
     }
     let mut log = None;
     if !read_only {

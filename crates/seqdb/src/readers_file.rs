@@ -51,9 +51,6 @@ const WRITER_BYTE: u64 = 0;
 const READY_BYTE: u64 = 1;
 /// Where the writer reports the space it keeps for readers.
 const REPORT_AT: u64 = 24;
-/// Where a read-write handle, once its open is done, notes the boot of the system it
-/// runs in (a key of the boot's id, then its CRC-32).
-const BOOT_AT: u64 = 52;
 
 /// One live read-only handle, as its slot says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,36 +140,6 @@ impl crate::Database {
             kept: file.kept()?,
         })
     }
-}
-
-/// A key of the running system's boot (Linux's boot id), when the system gives one.
-fn boot_key() -> Option<u64> {
-    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let hex: String = id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .take(16)
-        .collect();
-    u64::from_str_radix(&hex, 16).ok()
-}
-
-/// Whether the last read-write handle of the database in `dir` wrote its files in the
-/// running system's boot. Then no power cut or system crash came since its writes: the
-/// page cache holds every byte it wrote, whatever reached the device, and a data file
-/// that differs from what the log's records carried was overwritten in place after its
-/// last flush (which the durability contract allows), not lost. False where the system
-/// gives no boot id, or the database has no readers file.
-pub(crate) fn written_this_boot(dir: &Path) -> Result<bool> {
-    let Some(key) = boot_key() else {
-        return Ok(false);
-    };
-    if !seqdb_sys::RANGE_LOCKS || !dir.join(READERS_FILE).exists() {
-        return Ok(false);
-    }
-    let file = ReadersFile::open(dir)?;
-    let mut bytes = [0u8; 12];
-    file.file.read_at(&mut bytes, BOOT_AT).context(SysSnafu)?;
-    Ok(crc32fast::hash(&bytes[..8]) == u32_at(&bytes, 8) && u64_at(&bytes, 0) == key)
 }
 
 /// Whether a read-write handle has the database in `dir` open (false where the
@@ -266,15 +233,18 @@ impl ReadersFile {
     /// Say that this read-write handle's open is done: the data file now holds every
     /// byte of the commits it opened.
     pub(crate) fn mark_ready(&self) -> Result<()> {
-        if let Some(key) = boot_key() {
-            let mut out = [0u8; 12];
-            out[..8].copy_from_slice(&key.to_le_bytes());
-            let crc = crc32fast::hash(&out[..8]);
-            out[8..].copy_from_slice(&crc.to_le_bytes());
-            self.file.write_all_at(&out, BOOT_AT).context(SysSnafu)?;
-        }
         match self.file.try_lock(READY_BYTE, 1, RangeLock::Exclusive) {
-            Ok(_) => Ok(()),
+            Ok(true) => Ok(()),
+            // Only another read-write handle could hold it, and the writer lock keeps
+            // any other out.
+            Ok(false) => Err(Error::AlreadyOpen {
+                path: self
+                    .file
+                    .path()
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            }),
             Err(source) => Err(Error::sys(source)),
         }
     }

@@ -345,9 +345,8 @@ impl ImageDir {
     pub fn write(&mut self, files: Vec<(&'static str, Vec<u8>)>) {
         use std::os::unix::fs::FileExt;
         std::fs::create_dir_all(&self.dir).unwrap();
-        // What an earlier open left beside the files (the `readers` file, with its note
-        // of the boot a writer ran in) is not part of a crash image: after a power cut
-        // that note is another boot's.
+        // What an earlier open left beside the files (the `readers` file) is not part
+        // of a crash image.
         for entry in std::fs::read_dir(&self.dir).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name();
