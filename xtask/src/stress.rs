@@ -63,8 +63,7 @@ pub fn stress(args: &[String]) -> Result<(), String> {
     for suite in SUITES {
         command.args(["--test", suite]);
     }
-    // Ignored tests of these suites are the ones too long, or not yet reliable enough,
-    // for every CI run.
+    // Ignored tests of these suites are the ones too long for every CI run.
     command
         .args(["--", "--nocapture", "--include-ignored"])
         .env("SEQDB_STRESS_SCALE", scale.to_string());
