@@ -16,6 +16,7 @@ mod machine;
 mod metrics;
 mod random;
 mod report;
+mod smaps;
 mod workloads;
 
 use std::collections::HashMap;
