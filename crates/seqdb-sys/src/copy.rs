@@ -24,6 +24,19 @@ impl LockedFile {
     /// full disk among them).
     pub fn copy_from(&self, source: &LockedFile, from: u64, to: u64, len: u64) -> Result<()> {
         self.check_unmanaged("copy", to)?;
+        self.copy_from_unchecked(source, from, to, len)
+    }
+
+    /// [`copy_from`](Self::copy_from) without the check that the file is not a data
+    /// file's: for [`DataFile::copy_within`](crate::DataFile::copy_within), which pins
+    /// both ranges first. `source` may be this file, with ranges that do not overlap.
+    pub(crate) fn copy_from_unchecked(
+        &self,
+        source: &LockedFile,
+        from: u64,
+        to: u64,
+        len: u64,
+    ) -> Result<()> {
         range_end(source.path(), from, len)?;
         range_end(self.path(), to, len)?;
         self.hooks()

@@ -128,10 +128,10 @@ fn out_of_bounds_and_zero_length_views() {
 }
 
 #[test]
-fn copy_within_moves_bytes_in_chunks_and_checks_its_ranges() {
+fn copy_within_copies_bytes_and_checks_its_ranges() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = data_file(dir.path(), 4096);
-    let len = (9 << 20) + 17; // more than two 4 MiB chunks
+    let len = (9 << 20) + 17; // several calls of the portable path, not page-aligned
     let bytes: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
     data.write_all_at(&bytes, 0).expect("write");
     data.copy_within(0, len as u64 + 100, len as u64)

@@ -7,7 +7,10 @@
 //! backup_bench backup SRC DEST    one backup of SRC (opened read-only) into DEST
 //! backup_bench stall SRC DEST     appends of 4 KiB to 64 regions from one thread at about
 //!                                 100 MB/s, without and then during full backups into
-//!                                 DEST: the longest append call
+//!                                 DEST (and plain flushes, in between): the append
+//!                                 calls' 99th and 99.9th percentiles, the longest, and
+//!                                 how many took over 10 ms (with BACKUP_BENCH_DETAIL
+//!                                 set, when each of those began)
 //! backup_bench incremental SRC DEST
 //!                                 change 1% of SRC, back up into DEST, print the bytes
 //!                                 copied
@@ -120,37 +123,75 @@ fn incremental(src: &Path, dest: &Path) -> Result<()> {
 /// An append call that took long: when it began, and how long it took.
 type Slow = (Instant, Duration);
 
+/// What one thread's appends took.
+struct Appends {
+    /// Every call's duration, sorted.
+    took: Vec<Duration>,
+    /// Every call longer than 0.5 ms: when it began and how long it took.
+    slow: Vec<Slow>,
+}
+
+impl Appends {
+    fn longest(&self) -> Duration {
+        self.took.last().copied().unwrap_or_default()
+    }
+
+    /// The call at quantile `q` (0 to 1).
+    fn quantile(&self, q: f64) -> Duration {
+        if self.took.is_empty() {
+            return Duration::ZERO;
+        }
+        self.took[((self.took.len() - 1) as f64 * q) as usize]
+    }
+
+    /// The distribution, in milliseconds: 99th and 99.9th percentiles, the longest, and
+    /// how many calls took more than 10 ms.
+    fn summary(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "{} appends: p99 {:.3} ms, p99.9 {:.3} ms, longest {:.3} ms, {} over 10 ms",
+            self.took.len(),
+            ms(self.quantile(0.99)),
+            ms(self.quantile(0.999)),
+            ms(self.longest()),
+            self.took
+                .iter()
+                .filter(|t| **t > Duration::from_millis(10))
+                .count()
+        )
+    }
+}
+
 /// Appends of 4 KiB from one thread, in runs of 16 to each of 64 regions in turn, paced
-/// to about 100 MB/s, for `duration` or until `stop`: the longest append call, and the
-/// count.
+/// to about 100 MB/s, for `duration` or until `stop`.
 fn appends(
     database: &Database,
     numbers: &[usize],
     stop: &AtomicBool,
     duration: Duration,
-) -> Result<(Duration, u64, Vec<Slow>)> {
+) -> Result<Appends> {
     let record = noise(4096, 9);
     let started = Instant::now();
-    let (mut longest, mut count) = (Duration::ZERO, 0u64);
-    // Every append call longer than 0.5 ms: when it began and how long it took.
+    let mut took = Vec::new();
     let mut slow = Vec::new();
     while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
+        let count = took.len() as u64;
         let number = numbers[(count / 16) as usize % numbers.len()];
         let before = Instant::now();
         database.write_all_to_region(number.into(), &record)?;
-        let took = before.elapsed();
-        longest = longest.max(took);
-        if took > Duration::from_micros(500) {
-            slow.push((before, took));
+        let call = before.elapsed();
+        took.push(call);
+        if call > Duration::from_micros(500) {
+            slow.push((before, call));
         }
-        count += 1;
         // 100 MB/s: 16 appends of 4 KiB every 0.65 ms.
-        let due = started + Duration::from_micros(count * 40);
+        let due = started + Duration::from_micros((count + 1) * 40);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
     }
-    Ok((longest, count, slow))
+    took.sort();
+    Ok(Appends { took, slow })
 }
 
 fn stall(src: &Path, dest: &Path) -> Result<()> {
@@ -165,11 +206,7 @@ fn stall(src: &Path, dest: &Path) -> Result<()> {
         Duration::from_secs(2),
     )?;
     database.flush()?;
-    println!(
-        "without a backup: longest append {:.3} ms, {} appends in 2 s",
-        quiet.0.as_secs_f64() * 1000.0,
-        quiet.1
-    );
+    println!("without a backup, 2 s: {}", quiet.summary());
     for round in 0..6 {
         let _ = std::fs::remove_dir_all(dest);
         let stop = Arc::new(AtomicBool::new(false));
@@ -202,24 +239,41 @@ fn stall(src: &Path, dest: &Path) -> Result<()> {
         let took = started.elapsed();
         thread::sleep(Duration::from_millis(200));
         stop.store(true, Ordering::Relaxed);
-        let (longest, count, slow) = writer.join().expect("the writer thread")?;
+        let appends = writer.join().expect("the writer thread")?;
         // The longest append that began while the backup committed and took its
         // snapshots (the only time it holds the database's locks), or overlapped it.
         let committing = copying.map_or(Duration::ZERO, |copying| {
-            slow.iter()
+            appends
+                .slow
+                .iter()
                 .filter(|(began, took)| *began < copying && *began + *took > started)
                 .map(|(_, took)| *took)
                 .max()
                 .unwrap_or_default()
         });
         println!(
-            "{what} in {:.3} s; longest append {:.3} ms (while committing {:.3} ms), \
-             {count} appends in {:.1} s",
+            "{what} in {:.3} s; longest append while committing {:.3} ms; {:.1} s: {}",
             took.as_secs_f64(),
-            longest.as_secs_f64() * 1000.0,
             committing.as_secs_f64() * 1000.0,
-            took.as_secs_f64() + 0.4
+            took.as_secs_f64() + 0.4,
+            appends.summary()
         );
+        if std::env::var_os("BACKUP_BENCH_DETAIL").is_some() {
+            for (began, took) in appends
+                .slow
+                .iter()
+                .filter(|(_, t)| *t > Duration::from_millis(10))
+            {
+                println!(
+                    "  at {:+.3} s: {:.3} ms",
+                    match began.checked_duration_since(started) {
+                        Some(after) => after.as_secs_f64(),
+                        None => -started.duration_since(*began).as_secs_f64(),
+                    },
+                    took.as_secs_f64() * 1000.0
+                );
+            }
+        }
     }
     Ok(())
 }
