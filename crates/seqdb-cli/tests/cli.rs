@@ -927,6 +927,15 @@ fn read_only_commands_run_beside_a_writer_and_show_its_last_commit() {
     let checked = ok(&["check", db]);
     assert!(checked.contains("healthy"), "{checked}");
     ok(&["map", db, "--svg", arg(&dir.path().join("m.svg"))]);
+    // A backup beside the writer holds its last commit.
+    let backup_dir = tempfile::tempdir().unwrap();
+    let dest = backup_dir.path().join("backup");
+    let report = ok_json(&["backup", db, arg(&dest), "--json"]);
+    assert_eq!(number(&report["generation"]), 2, "{report}");
+    assert_eq!(
+        run(&["cat", arg(&dest), "notes"], b"").stdout,
+        noise(12, 12)
+    );
     let info = ok_json(&["info", db, "--json"]);
     assert_eq!(number(&info["generation"]), 2);
     // A read-only handle held elsewhere is listed with the generation it views.

@@ -350,3 +350,94 @@ fn record(i: u64) -> Vec<u8> {
     out[..8].copy_from_slice(&i.to_le_bytes());
     out
 }
+
+/// A read-only handle backs up the commit it opened while the writer (another handle,
+/// as another process would be) goes on appending, flushing, removing and compacting:
+/// the backup equals what the read-only handle reads, and the writer never waits.
+#[test]
+fn a_read_only_handle_beside_a_writer_backs_up_the_commit_it_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+    let db = Database::open(&src).unwrap();
+    for name in ["a", "b", "c"] {
+        db.create_region_if_needed(name).unwrap();
+        db.write_all_to_region(name.into(), &record(0)).unwrap();
+    }
+    db.flush().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut rng = Rng(11);
+            let mut i = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                let name = ["a", "b", "c"][rng.below(3) as usize];
+                db.write_all_to_region(name.into(), &record(i)).unwrap();
+                if i.is_multiple_of(50) {
+                    db.flush().unwrap();
+                }
+                if i.is_multiple_of(400) {
+                    // A region removed and made again, its space given back, and the
+                    // file compacted: all space a reader of an older commit may view.
+                    db.remove_region("tmp".into()).ok();
+                    db.create_region_if_needed("tmp").unwrap();
+                    db.write_all_to_region("tmp".into(), &vec![i as u8; 50_000])
+                        .unwrap();
+                    db.flush_then_punch().unwrap();
+                    db.compact().unwrap();
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    let mut generations = Vec::new();
+    for round in 0..6 {
+        thread::sleep(std::time::Duration::from_millis(30));
+        let reader = Database::open_read_only(&src).unwrap();
+        let want = read_state(&reader).unwrap();
+        let stats = reader.backup(&dest).unwrap();
+        let got = backup_state(&dest);
+        assert_same(&got, &want);
+        assert_records(&got, round);
+        assert_eq!(
+            stats.generation,
+            seqdb::check(&dest).unwrap().generation,
+            "round {round}"
+        );
+        // The reader's view stays what it opened after the copy too.
+        assert!(diff_states(&read_state(&reader).unwrap(), &want).is_none());
+        generations.push(stats.generation);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let appended = writer.join().unwrap();
+    assert!(appended > 400, "the writer went on: {appended} appends");
+    assert!(
+        generations.windows(2).any(|w| w[0] < w[1]),
+        "the backups saw the writer's commits: {generations:?}"
+    );
+}
+
+/// Each of `a`, `b` and `c` holds whole records, the first one 0 and then rising numbers,
+/// and `tmp` (when there) one fill: what the writer above wrote, never bytes of another
+/// region or of a later change.
+fn assert_records(state: &State, round: usize) {
+    for name in ["a", "b", "c"] {
+        let bytes = &state[name];
+        assert!(bytes.len() % RECORD == 0, "round {round}: {name}");
+        let mut last = None;
+        for chunk in bytes.chunks(RECORD) {
+            let i = u64::from_le_bytes(chunk[..8].try_into().unwrap());
+            assert_eq!(chunk, record(i), "round {round}: {name} record {i}");
+            assert!(last.is_none_or(|last| last < i), "round {round}: {name}");
+            assert!(last.is_some() || i == 0, "round {round}: {name}");
+            last = Some(i);
+        }
+    }
+    if let Some(tmp) = state.get("tmp") {
+        assert!(
+            tmp.len() == 50_000 && tmp.iter().all(|&x| x == tmp[0]),
+            "round {round}"
+        );
+    }
+}
