@@ -424,7 +424,7 @@ fn a_read_only_handle_beside_a_writer_backs_up_the_commit_it_opened() {
 fn assert_records(state: &State, round: usize) {
     for name in ["a", "b", "c"] {
         let bytes = &state[name];
-        assert!(bytes.len() % RECORD == 0, "round {round}: {name}");
+        assert!(bytes.len().is_multiple_of(RECORD), "round {round}: {name}");
         let mut last = None;
         for chunk in bytes.chunks(RECORD) {
             let i = u64::from_le_bytes(chunk[..8].try_into().unwrap());
