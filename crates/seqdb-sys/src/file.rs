@@ -208,6 +208,28 @@ impl LockedFile {
         Ok(())
     }
 
+    /// Starts writing the dirty pages of `len` bytes at `offset` to the device, without
+    /// waiting (`sync_file_range` on Linux; nothing elsewhere). Makes nothing durable:
+    /// a long copy calls it behind itself so that the device writes while the copy goes
+    /// on, and its final [`sync_data`](Self::sync_data) finds little left to do.
+    pub fn start_write_back(&self, offset: u64, len: u64) -> Result<()> {
+        platform::write_back(&self.file, offset, len, false)
+            .map_err(|e| io_error(&self.path, "sync_file_range", offset, e))
+    }
+
+    /// Waits until the dirty pages of `len` bytes at `offset` are written to the device,
+    /// writing those not under way yet (`sync_file_range` on Linux; nothing elsewhere).
+    /// Bounds the dirty pages a long copy leaves behind it; makes nothing durable. The
+    /// fault injector is asked first ([`FaultOp::SyncData`]). A failure is final, as
+    /// for [`sync_data`](Self::sync_data): the pages it could not write may be dropped,
+    /// and a later sync may not report it again.
+    pub fn wait_write_back(&self, offset: u64, len: u64) -> Result<()> {
+        self.hooks
+            .check(&self.path, FaultOp::SyncData, offset)
+            .and_then(|()| platform::write_back(&self.file, offset, len, true))
+            .map_err(|e| io_error(&self.path, "sync_file_range", offset, e))
+    }
+
     /// Makes the file's data and metadata durable (`fsync`; `F_FULLFSYNC` on
     /// Apple systems), then tells the observer ([`SyncKind::All`]). The fault
     /// injector is asked first ([`FaultOp::SyncAll`]). A failure is final, as

@@ -181,3 +181,34 @@ fn default_hooks_let_everything_run() {
         "Hooks { observer: None, faults: None }"
     );
 }
+
+/// Waiting for write-back asks the injector as a data sync does (its failure is as
+/// final) and fails without waiting; starting it asks nothing; neither is a barrier the
+/// observer hears of.
+#[test]
+fn write_back_waits_are_asked_like_data_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("victim");
+    let (failing, asked, synced) = hooks(|_, op| op == FaultOp::SyncData);
+    let file = open(&path, &failing);
+    file.start_write_back(0, 4096).unwrap();
+    assert_eio(
+        &file.wait_write_back(8192, 4096).unwrap_err(),
+        &path,
+        "sync_file_range",
+    );
+    assert_eq!(
+        *asked.lock().unwrap(),
+        vec![(path.clone(), FaultOp::SyncData, 8192)]
+    );
+    assert!(synced.lock().unwrap().is_empty());
+
+    // Without a fault both succeed, on written and on unwritten ranges alike.
+    let (quiet, _, synced) = hooks(|_, _| false);
+    let file = open(&dir.path().join("fine"), &quiet);
+    file.write_all_at(&[7; 3 * 4096], 0).unwrap();
+    file.start_write_back(0, 3 * 4096).unwrap();
+    file.wait_write_back(0, 3 * 4096).unwrap();
+    file.wait_write_back(1 << 40, 4096).unwrap();
+    assert!(synced.lock().unwrap().is_empty());
+}

@@ -19,6 +19,35 @@ pub(crate) fn sync_data(file: &File) -> io::Result<()> {
     Ok(fdatasync(file)?)
 }
 
+/// `sync_file_range` over `len` bytes at `offset`: starts writing the range's dirty
+/// pages to the device and, with `wait`, also waits for pages already being written
+/// before and for all of them after. Makes nothing durable (no metadata, no flush of
+/// the device's cache): that is `sync_data`'s part.
+#[cfg(target_os = "linux")]
+pub(crate) fn write_back(file: &File, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        // Past any file this system can hold: nothing to write.
+        return Ok(());
+    };
+    let flags = if wait {
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER
+    } else {
+        libc::SYNC_FILE_RANGE_WRITE
+    };
+    // SAFETY: `file` is borrowed for the whole call, so its descriptor stays open and
+    // names this file; the call takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `fsync`.
 pub(crate) fn sync_all(file: &File) -> io::Result<()> {
     Ok(fsync(file)?)

@@ -1,7 +1,8 @@
 //! Per-OS system calls, selected at compile time.
 //!
 //! Every module offers the same functions on a `&File`:
-//! `sync_data`, `sync_all`, `sync_dir`, `allocate` (extends the file to at
+//! `sync_data`, `sync_all`, `sync_dir`, `write_back` (Linux only; a no-op elsewhere),
+//! `allocate` (extends the file to at
 //! least `offset + len`, never shrinks it) and `punch_hole` (never changes the
 //! length; the caller clamps the range to the file and skips empty ranges).
 //! Errors are returned as [`std::io::Error`]; [`LockedFile`](crate::LockedFile)
@@ -45,6 +46,21 @@ pub(crate) mod fallback;
     target_os = "freebsd"
 )))]
 pub(crate) use fallback::{allocate, preallocate, punch_hole, sync_all, sync_data, sync_dir};
+
+#[cfg(target_os = "linux")]
+pub(crate) use linux::write_back;
+
+/// Where the system has no `sync_file_range`: nothing (the final sync writes every
+/// page).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn write_back(
+    _file: &std::fs::File,
+    _offset: u64,
+    _len: u64,
+    _wait: bool,
+) -> std::io::Result<()> {
+    Ok(())
+}
 
 /// What [`LockedFile::punch_hole`](crate::LockedFile::punch_hole) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

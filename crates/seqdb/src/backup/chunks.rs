@@ -14,6 +14,8 @@
 //! number and the chunk's index, which [`Chunk`] carries, and must fall back to reading
 //! when the previous backup did not complete or the region moved.
 
+use std::collections::VecDeque;
+
 use seqdb_sys::LockedFile;
 use snafu::ResultExt;
 
@@ -24,10 +26,15 @@ use crate::format::{Crcs, SUM_CHUNK};
 /// Bytes of a chunk: those of the checksums the format keeps per region, so that a
 /// region's chunks here are the chunks its checksums cover.
 pub(crate) const CHUNK: u64 = SUM_CHUNK;
-/// The longest run copied in one call, so that progress is reported as the copy goes.
-const MAX_RUN: u64 = 64 << 20;
-/// The backup's data file is synced after every this many bytes copied.
-const SYNC_EVERY: u64 = 128 << 20;
+/// The longest run copied in one call, so that progress is reported, and the device
+/// set to write, as the copy goes.
+const MAX_RUN: u64 = 16 << 20;
+/// Bytes copied whose writing to the device may still be under way: past this, the copy
+/// waits for the oldest runs. The device writes while the copy goes on (instead of all
+/// at the final sync, or in bursts that stop the copy), and the copy's dirty pages stay
+/// bounded: past the kernel's limit every writer of the machine is throttled, the
+/// database's appends among them.
+const WRITE_BACK_WINDOW: u64 = 64 << 20;
 
 /// One chunk of a region, as a [`Baseline`] is asked about it.
 #[derive(Debug, Clone, Copy)]
@@ -92,8 +99,10 @@ pub(crate) struct Copier<'a> {
     fresh_from: u64,
     baseline: ReadBack<'a>,
     copied: u64,
-    /// Bytes copied since the backup's file was last synced.
-    unsynced: u64,
+    /// Runs copied whose write-back may be under way (place and length in the backup's
+    /// file), oldest first, and their total.
+    writing: VecDeque<(u64, u64)>,
+    writing_bytes: u64,
     done: u64,
     total: u64,
     progress: &'a mut dyn FnMut(u64, u64),
@@ -113,7 +122,8 @@ impl<'a> Copier<'a> {
             fresh_from,
             baseline: ReadBack::new(target),
             copied: 0,
-            unsynced: 0,
+            writing: VecDeque::new(),
+            writing_bytes: 0,
             done: 0,
             total,
             progress,
@@ -171,12 +181,17 @@ impl<'a> Copier<'a> {
             .copy_from(self.source, from + start, to + start, len)
             .context(SysSnafu)?;
         self.copied += len;
-        self.unsynced += len;
-        if self.unsynced >= SYNC_EVERY {
-            // Bounds the dirty pages the copy makes: past the kernel's limit every writer
-            // of the machine is throttled, the database's appends among them.
-            self.target.sync_data().context(SysSnafu)?;
-            self.unsynced = 0;
+        self.target
+            .start_write_back(to + start, len)
+            .context(SysSnafu)?;
+        self.writing.push_back((to + start, len));
+        self.writing_bytes += len;
+        while self.writing_bytes > WRITE_BACK_WINDOW {
+            let Some((at, n)) = self.writing.pop_front() else {
+                break;
+            };
+            self.target.wait_write_back(at, n).context(SysSnafu)?;
+            self.writing_bytes -= n;
         }
         self.advance(len);
         Ok(())
