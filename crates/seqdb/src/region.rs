@@ -89,7 +89,8 @@ impl Region {
 #[derive(Debug)]
 pub(crate) struct RegionState {
     name: Box<str>,
-    number: usize,
+    /// Below [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER), so it fits.
+    number: u32,
     start: u64,
     reserved: u64,
     written: u64,
@@ -157,10 +158,13 @@ pub(crate) struct Changes {
 pub(crate) type LentGuard<'a> = MutexGuard<'a, Option<Consumer>>;
 
 impl RegionState {
+    /// A new, empty region; `number` is below
+    /// [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER).
     pub fn new(name: String, number: usize, start: u64, reserved: u64) -> Self {
+        debug_assert!((number as u64) < crate::database::MAX_REGION_NUMBER);
         let region = RegionState {
             name: name.into_boxed_str(),
-            number,
+            number: number as u32,
             start,
             reserved,
             written: 0,
@@ -176,11 +180,14 @@ impl RegionState {
     }
 
     /// The region a recovered entry describes. Not checked here: the entry comes from a
-    /// file, and opening validates every placement and refuses the file when one is wrong.
+    /// file, and opening validates every placement and refuses the file when one is wrong
+    /// (and every number, which is below
+    /// [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER)).
     pub fn from_entry(entry: RegionEntry, number: usize) -> Self {
+        debug_assert!((number as u64) < crate::database::MAX_REGION_NUMBER);
         RegionState {
             name: entry.name.into_boxed_str(),
-            number,
+            number: number as u32,
             start: entry.start,
             reserved: entry.reserved,
             written: entry.len,
@@ -262,7 +269,7 @@ impl RegionState {
     }
 
     pub fn number(&self) -> usize {
-        self.number
+        self.number as usize
     }
 
     pub fn start(&self) -> u64 {
@@ -590,7 +597,7 @@ impl RegionState {
     pub fn snapshot_with_len(&self, len: u64) -> Region {
         Region {
             name: self.name.to_string(),
-            number: self.number,
+            number: self.number as usize,
             start: self.start,
             len,
             reserved: self.reserved,
@@ -652,5 +659,22 @@ impl RegionState {
     /// A durable commit recorded the region with `len` bytes.
     pub fn set_committed_len(&self, len: u64) {
         self.committed_len.store(len, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "state {} rwlock {} live {} published {} tail {}",
+            size_of::<RegionState>(),
+            size_of::<parking_lot::RwLock<RegionState>>(),
+            size_of::<Live>(),
+            size_of::<Published>(),
+            size_of::<Tail>()
+        );
     }
 }
