@@ -242,7 +242,7 @@ pub(crate) fn validate(
     let (by_name, duplicates) = NameIndex::build(
         entries
             .iter()
-            .map(|placed| (placed.entry.number, placed.entry.name.as_str())),
+            .map(|placed| (placed.entry.number, placed.entry.name.as_bytes())),
     );
     let placed = |number: u64| {
         entries
@@ -356,7 +356,7 @@ mod tests {
                 start,
                 reserved,
                 len,
-                name: name.to_owned(),
+                name: name.into(),
                 sums_from: 0,
                 crcs: crate::sums::zeros(len),
             },

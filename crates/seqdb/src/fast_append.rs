@@ -206,9 +206,7 @@ impl Inner {
     /// Start a full, fully collected buffer over. False when that is not possible (the
     /// reservation could not grow), after which the region no longer lends it.
     fn refill(&self, region: &mut RegionState, producer: &mut Producer) -> bool {
-        let rewound = region
-            .lent_mut()
-            .is_some_and(|lent| lent.rewind(producer));
+        let rewound = region.lent_mut().is_some_and(|lent| lent.rewind(producer));
         if rewound && self.reserve(region, region.len()).is_ok() {
             return true;
         }

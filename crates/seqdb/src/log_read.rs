@@ -331,7 +331,7 @@ mod tests {
                     start: 4096 * (number + 1),
                     reserved: 4096,
                     len: number,
-                    name: format!("{number:0>name_len$}"),
+                    name: format!("{number:0>name_len$}").into(),
                     sums_from: 0,
                     crcs: crate::sums::zeros(number),
                 })

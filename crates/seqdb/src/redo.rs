@@ -254,7 +254,7 @@ mod tests {
                 start,
                 reserved: 8192,
                 len,
-                name: format!("r{start}"),
+                name: format!("r{start}").into(),
                 sums_from: 0,
                 crcs: crate::sums::zeros(len),
             },

@@ -7,6 +7,7 @@ use parking_lot::{Mutex, MutexGuard};
 use seqdb_sys::{Consumer, ExtentHold};
 
 use crate::format::RegionEntry;
+use crate::name::Name;
 use crate::snapshot::{Prefaulted, Published};
 use crate::tail::{Budget, Tail};
 
@@ -88,7 +89,7 @@ impl Region {
 ///   [`writable_from`](Self::writable_from) first.
 #[derive(Debug)]
 pub(crate) struct RegionState {
-    name: Box<str>,
+    name: Name,
     /// Below [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER), so it fits.
     number: u32,
     start: u64,
@@ -163,7 +164,7 @@ impl RegionState {
     pub fn new(name: String, number: usize, start: u64, reserved: u64) -> Self {
         debug_assert!((number as u64) < crate::database::MAX_REGION_NUMBER);
         let region = RegionState {
-            name: name.into_boxed_str(),
+            name: Name::from(name),
             number: number as u32,
             start,
             reserved,
@@ -186,7 +187,7 @@ impl RegionState {
     pub fn from_entry(entry: RegionEntry, number: usize) -> Self {
         debug_assert!((number as u64) < crate::database::MAX_REGION_NUMBER);
         RegionState {
-            name: entry.name.into_boxed_str(),
+            name: entry.name,
             number: number as u32,
             start: entry.start,
             reserved: entry.reserved,
@@ -228,11 +229,10 @@ impl RegionState {
                 self.len(),
                 self.reserved
             );
-            let frozen = self.live.get().and_then(|live| {
-                live.published
-                    .try_lock()
-                    .map(|published| published.frozen)
-            });
+            let frozen = self
+                .live
+                .get()
+                .and_then(|live| live.published.try_lock().map(|published| published.frozen));
             debug_assert!(
                 frozen.is_none_or(|frozen| frozen <= self.len()),
                 "region {}: a reader views {frozen:?} bytes of {}",
@@ -566,7 +566,7 @@ impl RegionState {
 
     pub fn rename(&mut self, name: String) {
         self.invalidate();
-        self.name = name.into_boxed_str();
+        self.name = Name::from(name);
     }
 
     /// The region is gone: its tail with it, and stale handles see an unknown region.
@@ -596,7 +596,7 @@ impl RegionState {
     /// The metadata with a given length (a reader's, say).
     pub fn snapshot_with_len(&self, len: u64) -> Region {
         Region {
-            name: self.name.to_string(),
+            name: self.name.as_str().to_owned(),
             number: self.number as usize,
             start: self.start,
             len,
@@ -613,7 +613,7 @@ impl RegionState {
             start: self.start,
             reserved: self.reserved,
             len,
-            name: self.name.to_string(),
+            name: self.name.clone(),
             sums_from: crate::sums::chunks(len),
             crcs: Default::default(),
         }

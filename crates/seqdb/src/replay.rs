@@ -435,7 +435,7 @@ mod tests {
             start: 4096 * (number + 1),
             reserved: 4096,
             len: 10,
-            name: name.to_owned(),
+            name: name.into(),
             sums_from: 0,
             crcs: crate::sums::zeros(10),
         }
@@ -489,7 +489,7 @@ mod tests {
         scan.state
             .into_sorted()
             .into_iter()
-            .map(|p| p.entry.name)
+            .map(|p| p.entry.name.to_string())
             .collect()
     }
 

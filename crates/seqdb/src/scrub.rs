@@ -68,7 +68,7 @@ pub(crate) fn scrub(
                         last.len += chunk.len() as u64;
                     }
                     _ => damaged.push(DamagedRange {
-                        region: entry.name.clone(),
+                        region: entry.name.to_string(),
                         number: entry.number as usize,
                         offset,
                         len: chunk.len() as u64,

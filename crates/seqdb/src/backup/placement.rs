@@ -140,7 +140,7 @@ mod tests {
             start,
             reserved,
             len,
-            name: format!("r{number}"),
+            name: format!("r{number}").into(),
             sums_from: 0,
             crcs: Default::default(),
         }
