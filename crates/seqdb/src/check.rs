@@ -424,6 +424,7 @@ mod tests {
             name: name.into(),
             sums_from: 0,
             crcs: crate::sums::zeros(len),
+            origin: 0,
         }
     }
 

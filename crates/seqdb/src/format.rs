@@ -127,6 +127,9 @@ pub(crate) struct RegionEntry {
     /// changed, and 0 in a checkpoint.
     pub sums_from: u64,
     pub crcs: Crcs,
+    /// Where the entry was read: the offset of the log record that holds it (0 for an
+    /// entry made in memory). Not encoded; errors about the entry name it.
+    pub origin: u64,
 }
 
 /// Bytes a commit wrote into the data file at `offset`, carried in its record so that
@@ -628,6 +631,7 @@ impl<B: BodyBytes> Body<'_, B> {
             name,
             sums_from,
             crcs,
+            origin: 0,
         }))
     }
 }
@@ -667,6 +671,7 @@ mod tests {
                 name: "prices".into(),
                 sums_from: 0,
                 crcs: Crcs::from_elem(0xdead_beef, 1),
+                origin: 0,
             }],
             data_synced: false,
             inline: vec![InlineWrite {

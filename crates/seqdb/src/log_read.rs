@@ -334,6 +334,7 @@ mod tests {
                     name: format!("{number:0>name_len$}").into(),
                     sums_from: 0,
                     crcs: crate::sums::zeros(number),
+                    origin: 0,
                 })
                 .collect(),
         }

@@ -38,12 +38,6 @@ impl Name {
         self.as_bytes().len()
     }
 
-    /// Whether the name is empty.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.as_bytes().is_empty()
-    }
-
     /// The name as a string slice.
     #[inline]
     pub fn as_str(&self) -> &str {
@@ -127,7 +121,7 @@ mod tests {
             let kept = Name::from(name);
             assert_eq!(kept.as_str(), name);
             assert_eq!(kept.as_bytes(), name.as_bytes());
-            assert_eq!((kept.len(), kept.is_empty()), (name.len(), name.is_empty()));
+            assert_eq!(kept.len(), name.len());
             assert_eq!(Name::from(name.to_owned()), kept);
             assert_eq!(format!("{kept:?}"), format!("{name:?}"));
             assert_eq!(

@@ -616,6 +616,7 @@ impl RegionState {
             name: self.name.clone(),
             sums_from: crate::sums::chunks(len),
             crcs: Default::default(),
+            origin: 0,
         }
     }
 
@@ -666,15 +667,42 @@ impl RegionState {
 mod tests {
     use super::*;
 
+    /// What an open keeps per region (besides the `Arc` around it): a name of up to 22
+    /// bytes inline, and no live part until the region is used.
     #[test]
-    fn sizes() {
-        eprintln!(
-            "state {} rwlock {} live {} published {} tail {}",
-            size_of::<RegionState>(),
-            size_of::<parking_lot::RwLock<RegionState>>(),
-            size_of::<Live>(),
-            size_of::<Published>(),
-            size_of::<Tail>()
-        );
+    fn a_region_just_opened_is_small() {
+        assert_eq!(size_of::<parking_lot::RwLock<RegionState>>(), 96);
+        let entry = RegionEntry {
+            number: 7,
+            start: 4096,
+            reserved: 4096,
+            len: 100,
+            name: "r000007".into(),
+            sums_from: 0,
+            crcs: Default::default(),
+            origin: 0,
+        };
+        let mut region = RegionState::from_entry(entry, 7);
+        assert!(region.live.get().is_none());
+        assert_eq!((region.len(), region.tail().len()), (100, 0));
+        assert!(region.writable_from(0) && region.lock_lent().is_none());
+        assert!(region.live.get().is_none(), "asking made no live part");
+        // A reader makes it, knowing the 100 bytes were in the file at open.
+        let _ = region.published();
+        assert!(region.live.get().is_some());
+        assert_eq!(region.len(), 100);
+    }
+
+    #[test]
+    fn a_change_of_length_makes_the_live_part_first() {
+        let budget = Budget::default();
+        let mut region = RegionState::new("r".to_owned(), 0, 4096, 8192);
+        region.written_directly(10);
+        assert!(region.live.get().is_some());
+        region.push_tail(b"abc", &budget);
+        assert_eq!(region.len(), 13);
+        let mut moved = RegionState::new("m".to_owned(), 1, 4096, 8192);
+        let _hold = moved.moved(16384, 8192);
+        assert!(moved.live.get().is_some() && moved.start() == 16384);
     }
 }

@@ -143,6 +143,7 @@ mod tests {
             name: format!("r{number}").into(),
             sums_from: 0,
             crcs: Default::default(),
+            origin: 0,
         }
     }
 
