@@ -642,6 +642,39 @@ mod tests {
     }
 
     #[test]
+    fn the_first_entries_after_an_empty_checkpoint_become_the_state() {
+        let scan = |records: &[Record]| {
+            let (bytes, offsets) = file(records);
+            let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+            assert_eq!(scan.state.generation, records.len() as u64, "all applied");
+            (scan, offsets)
+        };
+        let (first, offsets) = scan(&[
+            checkpoint(1, vec![]),
+            delta(2, vec![], vec![entry(3, "c"), entry(1, "a")]),
+        ]);
+        let sorted = first.state.into_sorted();
+        assert_eq!(sorted.len(), 2);
+        assert!(
+            sorted
+                .iter()
+                .all(|p| p.origin() == offsets[1] && p.entry.sums_from == 0)
+        );
+        assert_eq!(sorted[0].entry.name.as_str(), "a");
+        // A number listed twice in that delta: applied in order, the later entry wins.
+        let (twice, _) = scan(&[
+            checkpoint(1, vec![]),
+            delta(
+                2,
+                vec![],
+                vec![entry(1, "a"), entry(2, "b"), entry(1, "a2")],
+            ),
+            delta(3, vec![], vec![entry(4, "d")]),
+        ]);
+        assert_eq!(names(twice), ["a2", "b", "d"]);
+    }
+
+    #[test]
     fn headers_and_checkpoints_that_leave_no_state_are_errors() {
         let (bytes, offsets) = log();
         let scan = |bytes: &[u8]| scan_log(Path::new("meta"), bytes, None).unwrap_err();
