@@ -585,12 +585,17 @@ impl RegionState {
     /// The metadata as callers see it: the length counts bytes still in memory, in the
     /// tail or a lent buffer (the reservation has room for them).
     pub fn snapshot(&self) -> Region {
+        self.snapshot_with_len(self.visible_len())
+    }
+
+    /// The length as callers see it (see [`snapshot`](Self::snapshot)).
+    pub fn visible_len(&self) -> u64 {
         let lent = self.lock_lent();
         let pending = lent
             .as_ref()
             .and_then(|lent| lent.as_ref())
             .map_or(0, |lent| lent.pending().len());
-        self.snapshot_with_len(self.len() + pending as u64)
+        self.len() + pending as u64
     }
 
     /// The metadata with a given length (a reader's, say).
