@@ -135,6 +135,7 @@ impl Database {
                 // A checkpoint carries every chunk's checksum.
                 sums_from: 0,
                 crcs,
+                origin: 0,
                 ..region.entry.clone()
             });
         }

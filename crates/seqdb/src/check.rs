@@ -421,9 +421,10 @@ mod tests {
             start,
             reserved,
             len,
-            name: name.to_owned(),
+            name: name.into(),
             sums_from: 0,
             crcs: crate::sums::zeros(len),
+            origin: 0,
         }
     }
 

@@ -483,8 +483,9 @@ impl Inner {
         for (slot, region) in held.into_values() {
             // The lent buffer's mutex orders this against a collection by a new reader:
             // the flag and the length are read together, so collected bytes are either
-            // in this entry or the region is marked dirty again after it.
-            let lent = region.lent().lock();
+            // in this entry or the region is marked dirty again after it. (A region with
+            // no live part has no lent buffer, and gets none under the shared lock.)
+            let lent = region.lock_lent();
             let dirty = region.take_dirty();
             changed |= dirty;
             let recorded_entry =

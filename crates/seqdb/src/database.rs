@@ -563,14 +563,14 @@ fn build_table(
     };
     let mut slots: Vec<Option<Slot>> = Vec::with_capacity(next);
     let mut sums: Vec<Option<RegionSums>> = Vec::with_capacity(next);
-    for placed in entries {
-        let number = placed.entry.number as usize;
+    for Placed { mut entry } in entries {
+        let number = entry.number as usize;
         slots.resize_with(number, || None);
         sums.resize_with(number, || None);
-        sums.push(Some(RegionSums::new(placed.entry.len, placed.sums)));
+        let crcs = std::mem::take(&mut entry.crcs);
+        sums.push(Some(RegionSums::new(entry.len, crcs)));
         slots.push(Some(Arc::new(RwLock::new(RegionState::from_entry(
-            placed.entry,
-            number,
+            entry, number,
         )))));
     }
     slots.resize_with(next, || None);

@@ -242,7 +242,7 @@ pub(crate) fn validate(
     let (by_name, duplicates) = NameIndex::build(
         entries
             .iter()
-            .map(|placed| (placed.entry.number, placed.entry.name.as_str())),
+            .map(|placed| (placed.entry.number, placed.entry.name.as_bytes())),
     );
     let placed = |number: u64| {
         entries
@@ -251,9 +251,9 @@ pub(crate) fn validate(
             .map(|at| &entries[at])
     };
     for (number, first) in duplicates {
-        if let Some(Placed { entry, origin, .. }) = placed(number) {
+        if let Some(Placed { entry }) = placed(number) {
             violations.push(Violation {
-                offset: *origin,
+                offset: entry.origin,
                 reason: format!(
                     "two regions are named {:?} (numbers {first} and {number})",
                     entry.name
@@ -261,12 +261,8 @@ pub(crate) fn validate(
             });
         }
     }
-    for Placed {
-        entry,
-        origin,
-        sums,
-    } in entries
-    {
+    for Placed { entry } in entries {
+        let (origin, sums) = (&entry.origin, &entry.crcs);
         let name = &entry.name;
         if sums.len() as u64 != crate::sums::chunks(entry.len) {
             violations.push(Violation {
@@ -323,7 +319,7 @@ pub(crate) fn validate(
     for error in placement_violations(DATA_HEADER_LEN, placements(), u64::MAX) {
         let key = violation_key(&error);
         let (offset, name) = match key.and_then(placed) {
-            Some(placed) => (placed.origin, format!("region {:?}", placed.entry.name)),
+            Some(placed) => (placed.origin(), format!("region {:?}", placed.entry.name)),
             None => (0, "the regions".to_owned()),
         };
         violations.push(Violation {
@@ -350,17 +346,16 @@ mod tests {
 
     fn placed(number: u64, name: &str, start: u64, reserved: u64, len: u64) -> Placed {
         Placed {
-            sums: crate::sums::zeros(len),
             entry: RegionEntry {
                 number,
                 start,
                 reserved,
                 len,
-                name: name.to_owned(),
+                name: name.into(),
                 sums_from: 0,
                 crcs: crate::sums::zeros(len),
+                origin: 4096 * (number + 1),
             },
-            origin: 4096 * (number + 1),
         }
     }
 

@@ -194,9 +194,9 @@ impl Inner {
         let (producer, consumer) = handoff(LENT_CAPACITY);
         // Appends through the buffer mark nothing: no snapshot may be shared meanwhile.
         region.invalidate();
-        *region.lent_mut() = Some(consumer);
+        region.set_lent(consumer);
         if let Err(e) = self.reserve(region, region.len()) {
-            *region.lent_mut() = None;
+            region.take_lent();
             return Err(e);
         }
         self.lent.lock().push(region.number());
@@ -206,10 +206,7 @@ impl Inner {
     /// Start a full, fully collected buffer over. False when that is not possible (the
     /// reservation could not grow), after which the region no longer lends it.
     fn refill(&self, region: &mut RegionState, producer: &mut Producer) -> bool {
-        let rewound = region
-            .lent_mut()
-            .as_mut()
-            .is_some_and(|lent| lent.rewind(producer));
+        let rewound = region.lent_mut().is_some_and(|lent| lent.rewind(producer));
         if rewound && self.reserve(region, region.len()).is_ok() {
             return true;
         }
@@ -223,7 +220,7 @@ impl Inner {
     /// length or bytes.
     pub(crate) fn collect(&self, region: &mut RegionState) -> Result<()> {
         region.fold(&self.buffered);
-        let Some(mut lent) = region.lent_mut().take() else {
+        let Some(mut lent) = region.take_lent() else {
             return Ok(());
         };
         // Read before the bytes: once the producer is gone, they are all there.
@@ -240,7 +237,7 @@ impl Inner {
         if result.is_ok() {
             lent.consume(taken);
         }
-        *region.lent_mut() = Some(lent);
+        region.set_lent(lent);
         if finished && result.is_ok() {
             self.unlend(region);
         }
@@ -253,7 +250,11 @@ impl Inner {
     /// changes bytes a reader sees (readers see a prefix of these). Afterwards the
     /// region's length counts every byte the buffer had published.
     pub(crate) fn settle_shared(&self, region: &RegionState) -> Result<()> {
-        let mut lent = region.lent().lock();
+        // Without a live part the region has nothing in memory, nor can it get anything
+        // while the shared lock is held.
+        let Some(mut lent) = region.lock_lent() else {
+            return Ok(());
+        };
         self.settle_locked(region, &mut lent)
     }
 
@@ -301,7 +302,7 @@ impl Inner {
     /// Stop lending the region a buffer. Only when the region is being removed, or its
     /// producer is gone and the buffer collected, or the producer is the caller's.
     pub(crate) fn unlend(&self, region: &mut RegionState) {
-        if region.lent_mut().take().is_some() {
+        if region.take_lent().is_some() {
             self.forget_lent(region.number());
         }
     }

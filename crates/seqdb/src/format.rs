@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::PAGE_SIZE;
+use crate::name::Name;
 
 /// The format version this build writes and accepts.
 pub(crate) const VERSION: u32 = 3;
@@ -120,12 +121,15 @@ pub(crate) struct RegionEntry {
     pub start: u64,
     pub reserved: u64,
     pub len: u64,
-    pub name: String,
+    pub name: Name,
     /// The region's chunk checksums from chunk `sums_from` on are `crcs` (those before
     /// are as the previous record left them); `sums_from` is the chunk count when none
     /// changed, and 0 in a checkpoint.
     pub sums_from: u64,
     pub crcs: Crcs,
+    /// Where the entry was read: the offset of the log record that holds it (0 for an
+    /// entry made in memory). Not encoded; errors about the entry name it.
+    pub origin: u64,
 }
 
 /// Bytes a commit wrote into the data file at `offset`, carried in its record so that
@@ -591,7 +595,7 @@ impl<B: BodyBytes> Body<'_, B> {
         let name = match self.bytes.take(name_len)? {
             None => return Ok(Err(format!("the body ends inside region {number}'s name"))),
             Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(name) => name.to_owned(),
+                Ok(name) => Name::from(name),
                 Err(_) => return Ok(Err(format!("region {number}'s name is not UTF-8"))),
             },
         };
@@ -627,6 +631,7 @@ impl<B: BodyBytes> Body<'_, B> {
             name,
             sums_from,
             crcs,
+            origin: 0,
         }))
     }
 }
@@ -666,6 +671,7 @@ mod tests {
                 name: "prices".into(),
                 sums_from: 0,
                 crcs: Crcs::from_elem(0xdead_beef, 1),
+                origin: 0,
             }],
             data_synced: false,
             inline: vec![InlineWrite {
@@ -749,7 +755,7 @@ mod tests {
     #[test]
     fn records_no_reader_takes_back_are_refused() {
         let mut record = sample();
-        record.upserts[0].name = "n".repeat(MAX_NAME_LEN + 1);
+        record.upserts[0].name = "n".repeat(MAX_NAME_LEN + 1).into();
         assert!(encode_record(&TEST_ID, &record).is_err());
         let mut record = sample();
         record.generation = MAX_GENERATION + 1;
@@ -799,7 +805,7 @@ mod tests {
         r.kind = RecordKind::Checkpoint;
         assert!(reason(r).contains("checkpoint lists 1 removed"));
         let mut r = sample();
-        r.upserts[0].name = "n".repeat(MAX_NAME_LEN + 1);
+        r.upserts[0].name = "n".repeat(MAX_NAME_LEN + 1).into();
         assert!(reason(r).contains("1025 bytes"));
         let mut body = encode_unchecked(&sample());
         body.push(0);

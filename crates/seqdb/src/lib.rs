@@ -184,6 +184,7 @@ mod io;
 mod log_read;
 mod maintenance;
 mod meta_log;
+mod name;
 mod name_index;
 mod opening;
 mod options;

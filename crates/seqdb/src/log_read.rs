@@ -331,9 +331,10 @@ mod tests {
                     start: 4096 * (number + 1),
                     reserved: 4096,
                     len: number,
-                    name: format!("{number:0>name_len$}"),
+                    name: format!("{number:0>name_len$}").into(),
                     sums_from: 0,
                     crcs: crate::sums::zeros(number),
+                    origin: 0,
                 })
                 .collect(),
         }

@@ -55,8 +55,9 @@ impl Database {
             };
             // Held while punching: a lent buffer collected under a shared lock meanwhile
             // would write right where this punches. Readers' snapshots of the region's
-            // extent end at its length or before (`RegionState`'s `frozen`).
-            let _lent = region.lent().lock();
+            // extent end at its length or before (`RegionState`'s `frozen`). A region with
+            // no live part has no lent buffer, and gets none under the shared lock.
+            let _lent = region.lock_lent();
             let keep = round_up(region.len().max(region.committed_len()));
             if keep < region.reserved() {
                 inner

@@ -85,22 +85,23 @@ impl NameIndex {
 
     /// Index `regions` (number and name). Returns the index and every name given more
     /// than once, as (number, number that had it first); the later number is left out.
-    pub fn build<'a>(
-        regions: impl ExactSizeIterator<Item = (u64, &'a str)> + Clone,
+    pub fn build<'a, N: AsRef<[u8]> + ?Sized + 'a>(
+        regions: impl ExactSizeIterator<Item = (u64, &'a N)> + Clone,
     ) -> (Self, Vec<(u64, u64)>) {
         let count = regions.len();
         let mut index = Self::with_slots(2 * count);
         index
             .names
-            .reserve_exact(regions.clone().map(|(_, name)| name.len()).sum());
+            .reserve_exact(regions.clone().map(|(_, name)| name.as_ref().len()).sum());
         index.entries.reserve_exact(count);
         let mut tagged = Vec::with_capacity(count);
         for (number, name) in regions {
+            let name = name.as_ref();
             tagged.push(Slot {
-                tag: index.tag(name.as_bytes()),
+                tag: index.tag(name),
                 at: index.entries.len() as u32,
             });
-            index.push(name.as_bytes(), number as u32);
+            index.push(name, number as u32);
         }
         radix_sort_by_tag(&mut tagged);
         // Equal names have equal tags, so they sit side by side now; a run of equal

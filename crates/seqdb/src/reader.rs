@@ -111,7 +111,7 @@ impl Inner {
         self.settle_shared(region)?;
         // A region that lends a buffer changes without a lock: its snapshot is never
         // current. Only the write lock lends one, so this holds while the shared lock does.
-        let lending = region.lent().lock().is_some();
+        let lending = region.is_lending();
         let mut published = region.published().lock();
         if let Some(snapshot) = published.snapshot.as_ref()
             && snapshot.is_current()

@@ -254,12 +254,11 @@ mod tests {
                 start,
                 reserved: 8192,
                 len,
-                name: format!("r{start}"),
+                name: format!("r{start}").into(),
                 sums_from: 0,
                 crcs: crate::sums::zeros(len),
+                origin: 0,
             },
-            origin: 0,
-            sums: crate::sums::zeros(len),
         };
         let entries = [placed(4096, 100), placed(16384, 8192)];
         let writes = [

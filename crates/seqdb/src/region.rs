@@ -7,6 +7,7 @@ use parking_lot::{Mutex, MutexGuard};
 use seqdb_sys::{Consumer, ExtentHold};
 
 use crate::format::RegionEntry;
+use crate::name::Name;
 use crate::snapshot::{Prefaulted, Published};
 use crate::tail::{Budget, Tail};
 
@@ -58,6 +59,11 @@ impl Region {
 /// A thread appending to the region over and over may be lent a buffer of its own (see
 /// `fast_append`): its bytes follow all of these until they are collected.
 ///
+/// What only a region in use needs (the tail, the collected count, the lent buffer, the
+/// extent's holders and the published snapshot) is kept apart, in a [`Live`] part
+/// allocated the first time the region is appended to, written, moved or read, so that a
+/// region just opened takes only its placement, lengths, flags and name.
+///
 /// Invariants, checked after every change in debug builds ([`check`](Self::check)):
 ///
 /// * `len = written + tail.len() + collected`;
@@ -70,6 +76,11 @@ impl Region {
 /// * `collected` and the tail's synced prefix grow only under the shared lock with the
 ///   lent-buffer mutex held (the methods that do it take its guard), and everything else
 ///   changes only under the write lock (`&mut self`);
+/// * while the region has no live part it is as the open (or its creation) left it: its
+///   length is `written`, it has not moved, and it has no tail, collected bytes, lent
+///   buffer or snapshot. Every method that changes its length or place makes the live
+///   part first; a holder of the shared lock may make it too (a reader, to publish a
+///   snapshot), which changes nothing else;
 /// * readers' snapshots: every method that changes the region's bytes, length, name or
 ///   place first stops its published snapshot from being shared (a reader made after the
 ///   change takes a new one). Bytes below the published `frozen` length are in some
@@ -78,17 +89,12 @@ impl Region {
 ///   [`writable_from`](Self::writable_from) first.
 #[derive(Debug)]
 pub(crate) struct RegionState {
-    name: String,
-    number: usize,
+    name: Name,
+    /// Below [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER), so it fits.
+    number: u32,
     start: u64,
     reserved: u64,
     written: u64,
-    tail: Tail,
-    /// Bytes in the file after the tail, collected under a shared lock.
-    collected: AtomicU64,
-    /// The receiving end of a buffer lent to one appending thread. Its mutex also keeps
-    /// `collected` and the tail's synced prefix from changing while held.
-    lent: Mutex<Option<Consumer>>,
     /// Set when the region is removed; stale handles then see an unknown region.
     removed: bool,
     /// Whether the region is in the list of regions changed since the last commit.
@@ -100,12 +106,45 @@ pub(crate) struct RegionState {
     changed_from: AtomicU64,
     /// Whether the region moved to another extent since the last commit captured it.
     moved: AtomicBool,
+    /// What a region in use needs; none until then.
+    live: OnceLock<Box<Live>>,
+}
+
+/// The part of a region's state that only a region in use needs (see [`RegionState`]).
+#[derive(Debug)]
+pub(crate) struct Live {
+    tail: Tail,
+    /// Bytes in the file after the tail, collected under a shared lock.
+    collected: AtomicU64,
+    /// The receiving end of a buffer lent to one appending thread. Its mutex also keeps
+    /// `collected` and the tail's synced prefix from changing while held.
+    lent: Mutex<Option<Consumer>>,
     /// The holders (readers' snapshots) of the region's current extent; made by the
-    /// first reader of the extent, so that opening a database allocates none.
+    /// first reader of the extent.
     hold: OnceLock<Arc<ExtentHold>>,
     /// The snapshot new readers share while the region does not change.
     published: Mutex<Published>,
 }
+
+impl Live {
+    /// The live part of a region whose first `opened` bytes were in the file when it was
+    /// opened, and which has not moved since.
+    fn new(opened: u64) -> Box<Self> {
+        Box::new(Live {
+            tail: Tail::default(),
+            collected: AtomicU64::new(0),
+            lent: Mutex::new(None),
+            hold: OnceLock::new(),
+            published: Mutex::new(Published {
+                prefaulted: Prefaulted::opened(opened),
+                ..Published::default()
+            }),
+        })
+    }
+}
+
+/// The tail of a region that has no live part.
+static NO_TAIL: Tail = Tail::new();
 
 /// What changed in a region's bytes and place between two commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,50 +159,45 @@ pub(crate) struct Changes {
 pub(crate) type LentGuard<'a> = MutexGuard<'a, Option<Consumer>>;
 
 impl RegionState {
+    /// A new, empty region; `number` is below
+    /// [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER).
     pub fn new(name: String, number: usize, start: u64, reserved: u64) -> Self {
+        debug_assert!((number as u64) < crate::database::MAX_REGION_NUMBER);
         let region = RegionState {
-            name,
-            number,
+            name: Name::from(name),
+            number: number as u32,
             start,
             reserved,
             written: 0,
-            tail: Tail::default(),
-            collected: AtomicU64::new(0),
-            lent: Mutex::new(None),
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(0),
             changed_from: AtomicU64::new(0),
             moved: AtomicBool::new(false),
-            hold: OnceLock::new(),
-            published: Mutex::default(),
+            live: OnceLock::new(),
         };
         region.check();
         region
     }
 
     /// The region a recovered entry describes. Not checked here: the entry comes from a
-    /// file, and opening validates every placement and refuses the file when one is wrong.
+    /// file, and opening validates every placement and refuses the file when one is wrong
+    /// (and every number, which is below
+    /// [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER)).
     pub fn from_entry(entry: RegionEntry, number: usize) -> Self {
+        debug_assert!((number as u64) < crate::database::MAX_REGION_NUMBER);
         RegionState {
             name: entry.name,
-            number,
+            number: number as u32,
             start: entry.start,
             reserved: entry.reserved,
             written: entry.len,
-            tail: Tail::default(),
-            collected: AtomicU64::new(0),
-            lent: Mutex::new(None),
             removed: false,
             dirty: AtomicBool::new(false),
             committed_len: AtomicU64::new(entry.len),
             changed_from: AtomicU64::new(entry.len),
             moved: AtomicBool::new(false),
-            hold: OnceLock::new(),
-            published: Mutex::new(Published {
-                prefaulted: Prefaulted::opened(entry.len),
-                ..Published::default()
-            }),
+            live: OnceLock::new(),
         }
     }
 
@@ -172,13 +206,14 @@ impl RegionState {
     fn check(&self) {
         #[cfg(debug_assertions)]
         {
-            let collected = self.collected.load(Ordering::Acquire);
+            let tail = self.tail();
+            let collected = self.collected();
             debug_assert!(
-                collected == 0 || self.tail.synced() == self.tail.len(),
+                collected == 0 || tail.synced() == tail.len(),
                 "region {}: bytes collected after a tail that is not in the file",
                 self.number
             );
-            debug_assert!(self.tail.synced() <= self.tail.len());
+            debug_assert!(tail.synced() <= tail.len());
             debug_assert!(
                 self.start.is_multiple_of(crate::PAGE_SIZE)
                     && self.reserved.is_multiple_of(crate::PAGE_SIZE),
@@ -194,7 +229,10 @@ impl RegionState {
                 self.len(),
                 self.reserved
             );
-            let frozen = self.published.try_lock().map(|published| published.frozen);
+            let frozen = self
+                .live
+                .get()
+                .and_then(|live| live.published.try_lock().map(|published| published.frozen));
             debug_assert!(
                 frozen.is_none_or(|frozen| frozen <= self.len()),
                 "region {}: a reader views {frozen:?} bytes of {}",
@@ -204,12 +242,34 @@ impl RegionState {
         }
     }
 
+    /// The live part, made now if the region has none, for holders of the shared lock.
+    /// A new one changes nothing: the region has no tail, lent buffer or snapshot yet.
+    fn live_shared(&self) -> &Live {
+        // Without a live part nothing changes `written` under the shared lock, and it is
+        // the length the region was opened (or created) with.
+        self.live.get_or_init(|| Live::new(self.written))
+    }
+
+    /// The live part, made now if the region has none: call before changing the region's
+    /// length or place (see the invariants).
+    #[inline]
+    fn live_mut(&mut self) -> &mut Live {
+        if self.live.get().is_none() {
+            self.live = OnceLock::from(Live::new(self.written));
+        }
+        match self.live.get_mut() {
+            Some(live) => live,
+            // Set just above.
+            None => unreachable!("a region's live part was not made"),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
 
     pub fn number(&self) -> usize {
-        self.number
+        self.number as usize
     }
 
     pub fn start(&self) -> u64 {
@@ -225,8 +285,18 @@ impl RegionState {
         self.written
     }
 
+    /// The in-memory tail (an empty one while the region has no live part).
+    #[inline]
     pub fn tail(&self) -> &Tail {
-        &self.tail
+        self.live.get().map_or(&NO_TAIL, |live| &live.tail)
+    }
+
+    /// Bytes collected after the tail under a shared lock.
+    #[inline]
+    fn collected(&self) -> u64 {
+        self.live
+            .get()
+            .map_or(0, |live| live.collected.load(Ordering::Acquire))
     }
 
     pub fn is_removed(&self) -> bool {
@@ -237,7 +307,12 @@ impl RegionState {
     /// those of a lent buffer not collected yet).
     #[inline]
     pub fn len(&self) -> u64 {
-        self.written + self.tail.len() as u64 + self.collected.load(Ordering::Acquire)
+        match self.live.get() {
+            None => self.written,
+            Some(live) => {
+                self.written + live.tail.len() as u64 + live.collected.load(Ordering::Acquire)
+            }
+        }
     }
 
     /// Where the tail's first byte goes in the data file.
@@ -250,65 +325,88 @@ impl RegionState {
         self.start + self.len()
     }
 
-    /// The holders of the region's current extent.
+    /// The holders of the region's current extent, for holders of the shared lock.
     pub fn hold(&self) -> &Arc<ExtentHold> {
-        self.hold.get_or_init(Arc::default)
+        self.live_shared().hold.get_or_init(Arc::default)
     }
 
     /// The snapshot for new readers, for holders of the shared lock.
     pub fn published(&self) -> &Mutex<Published> {
-        &self.published
+        &self.live_shared().published
     }
 
     /// The region is changing: new readers must take a new snapshot.
     #[inline]
     pub fn invalidate(&mut self) {
-        if let Some(snapshot) = &self.published.get_mut().snapshot {
+        if let Some(live) = self.live.get_mut()
+            && let Some(snapshot) = &live.published.get_mut().snapshot
+        {
             snapshot.invalidate();
         }
     }
 
     /// Stop sharing the published snapshot with new readers.
     pub fn withdraw_snapshot(&mut self) {
-        self.published.get_mut().withdraw();
+        if let Some(live) = self.live.get_mut() {
+            live.published.get_mut().withdraw();
+        }
     }
 
     /// Whether bytes from offset `at` on may be written in place: no reader's snapshot
     /// views them. First withdraws the published snapshot, so that only readers count.
     /// When this returns false the caller moves the region (copy-on-write).
     pub fn writable_from(&mut self, at: u64) -> bool {
-        let published = self.published.get_mut();
+        // Without a live part no reader ever viewed the region's extent.
+        let Some(live) = self.live.get_mut() else {
+            return true;
+        };
+        let published = live.published.get_mut();
         published.withdraw();
         if at >= published.frozen {
             return true;
         }
         // Under the write lock no snapshot of this extent can be taken, so the count
         // only falls: zero stays zero.
-        if self.hold.get().is_none_or(|hold| hold.holders() == 0) {
+        if live.hold.get().is_none_or(|hold| hold.holders() == 0) {
             published.frozen = 0;
             return true;
         }
         false
     }
 
-    /// The lent buffer's mutex, for holders of the shared lock.
-    pub fn lent(&self) -> &Mutex<Option<Consumer>> {
-        &self.lent
+    /// The lent buffer's mutex held, for holders of the shared lock; `None` when the
+    /// region has no live part, and so no lent buffer, tail or collected bytes (nor can
+    /// it get any while the shared lock is held).
+    pub fn lock_lent(&self) -> Option<LentGuard<'_>> {
+        self.live.get().map(|live| live.lent.lock())
+    }
+
+    /// Whether the region lends a buffer, for holders of the shared lock.
+    pub fn is_lending(&self) -> bool {
+        self.lock_lent().is_some_and(|lent| lent.is_some())
     }
 
     /// The lent buffer, for the holder of the write lock.
-    pub fn lent_mut(&mut self) -> &mut Option<Consumer> {
-        self.lent.get_mut()
+    #[inline]
+    pub fn lent_mut(&mut self) -> Option<&mut Consumer> {
+        self.live.get_mut()?.lent.get_mut().as_mut()
+    }
+
+    /// Take the lent buffer back, for the holder of the write lock.
+    pub fn take_lent(&mut self) -> Option<Consumer> {
+        self.live.get_mut()?.lent.get_mut().take()
+    }
+
+    /// Lend the region a buffer (its consumer), or put one back, under the write lock.
+    pub fn set_lent(&mut self, consumer: Consumer) {
+        *self.live_mut().lent.get_mut() = Some(consumer);
     }
 
     /// Room the reservation keeps beyond the length for a lent buffer: what it holds
     /// and what it may still take.
     #[inline]
     pub fn headroom(&mut self) -> u64 {
-        self.lent
-            .get_mut()
-            .as_ref()
-            .map_or(0, |lent| lent.reach() as u64)
+        self.lent_mut().map_or(0, |lent| lent.reach() as u64)
     }
 
     /// Whether `n` more bytes (and the lent buffer's room) fit the reservation.
@@ -321,15 +419,21 @@ impl RegionState {
 
     /// Shared holders, with the lent mutex: the tail's unsynced bytes are now in the file.
     pub fn tail_synced(&self, _lent: &LentGuard<'_>) {
-        self.tail.mark_synced();
+        // The guard is the live part's: it exists.
+        if let Some(live) = self.live.get() {
+            live.tail.mark_synced();
+        }
     }
 
     /// Shared holders, with the lent mutex: `n` bytes were written at
     /// [`collect_offset`](Self::collect_offset), after the whole tail.
     pub fn add_collected(&self, _lent: &LentGuard<'_>, n: u64) {
-        debug_assert_eq!(self.tail.synced(), self.tail.len());
-        let collected = self.collected.load(Ordering::Relaxed);
-        self.collected.store(collected + n, Ordering::Release);
+        // The guard is the live part's: it exists.
+        if let Some(live) = self.live.get() {
+            debug_assert_eq!(live.tail.synced(), live.tail.len());
+            let collected = live.collected.load(Ordering::Relaxed);
+            live.collected.store(collected + n, Ordering::Release);
+        }
     }
 
     /// Count as `written` what holders of the shared lock put in the file: the whole tail
@@ -337,21 +441,27 @@ impl RegionState {
     /// region again, ready for appends.
     #[inline]
     pub fn fold(&mut self, budget: &Budget) {
-        let collected = std::mem::take(self.collected.get_mut());
-        if collected == 0 && !self.tail.is_all_synced() {
+        let Some(live) = self.live.get_mut() else {
+            return;
+        };
+        let collected = std::mem::take(live.collected.get_mut());
+        if collected == 0 && !live.tail.is_all_synced() {
             return;
         }
-        self.written += self.tail.len() as u64 + collected;
-        self.tail.clear(budget);
+        self.written += live.tail.len() as u64 + collected;
+        live.tail.clear(budget);
         self.check();
     }
 
     /// Append to the tail, which must end the region (call [`fold`](Self::fold) first).
     #[inline]
     pub fn push_tail(&mut self, data: &[u8], budget: &Budget) {
-        debug_assert_eq!(*self.collected.get_mut(), 0, "the tail must end the region");
-        self.invalidate();
-        self.tail.extend(data, budget);
+        let live = self.live_mut();
+        debug_assert_eq!(*live.collected.get_mut(), 0, "the tail must end the region");
+        if let Some(snapshot) = &live.published.get_mut().snapshot {
+            snapshot.invalidate();
+        }
+        live.tail.extend(data, budget);
     }
 
     /// The commonest append: it fits the reservation and stays within the tail's current
@@ -359,28 +469,35 @@ impl RegionState {
     /// long way must be taken.
     #[inline]
     pub fn push_tail_quickly(&mut self, data: &[u8], budget: &Budget, limit: usize) -> bool {
-        let quick = *self.collected.get_mut() == 0
-            && self.tail.len() + data.len() < limit
-            && self.tail.same_page_after(data.len())
-            && self.fits(data.len());
+        let fits = self.fits(data.len());
+        let live = self.live_mut();
+        let quick = fits
+            && *live.collected.get_mut() == 0
+            && live.tail.len() + data.len() < limit
+            && live.tail.same_page_after(data.len());
         if quick {
-            self.invalidate();
-            self.tail.extend(data, budget);
+            if let Some(snapshot) = &live.published.get_mut().snapshot {
+                snapshot.invalidate();
+            }
+            live.tail.extend(data, budget);
         }
         quick
     }
 
     /// The tail's unsynced bytes were written at their place: they are all `written` now.
     pub fn tail_written(&mut self, budget: &Budget) {
-        debug_assert_eq!(*self.collected.get_mut(), 0);
-        self.written += self.tail.len() as u64;
-        self.tail.clear(budget);
+        if let Some(live) = self.live.get_mut() {
+            debug_assert_eq!(*live.collected.get_mut(), 0);
+            self.written += live.tail.len() as u64;
+            live.tail.clear(budget);
+        }
         self.check();
     }
 
     /// `n` bytes were written at [`tail_offset`](Self::tail_offset), the tail being empty.
     pub fn written_directly(&mut self, n: u64) {
-        debug_assert!(self.tail.is_empty() && *self.collected.get_mut() == 0);
+        let live = self.live_mut();
+        debug_assert!(live.tail.is_empty() && *live.collected.get_mut() == 0);
         self.invalidate();
         self.written += n;
         self.check();
@@ -394,7 +511,8 @@ impl RegionState {
 
     /// After a write at an offset, with every byte in the file: the region is `len` long.
     pub fn set_written_len(&mut self, len: u64) {
-        debug_assert!(self.tail.is_empty() && *self.collected.get_mut() == 0);
+        let live = self.live_mut();
+        debug_assert!(live.tail.is_empty() && *live.collected.get_mut() == 0);
         self.invalidate();
         self.written = len;
         self.check();
@@ -403,13 +521,15 @@ impl RegionState {
     /// Shorten the region to `len <= len()` (call [`fold`](Self::fold) first, and
     /// [`writable_from`](Self::writable_from)`(len)`, which must have returned true).
     pub fn truncate(&mut self, len: u64, budget: &Budget) {
-        debug_assert!(len <= self.len() && *self.collected.get_mut() == 0);
+        debug_assert!(len <= self.len() && self.collected() == 0);
         self.invalidate();
         self.overwrote(len);
-        if len >= self.written {
-            self.tail.truncate((len - self.written) as usize, budget);
+        let written = self.written;
+        let tail = &mut self.live_mut().tail;
+        if len >= written {
+            tail.truncate((len - written) as usize, budget);
         } else {
-            self.tail.clear(budget);
+            tail.clear(budget);
             self.written = len;
         }
         self.check();
@@ -427,49 +547,62 @@ impl RegionState {
     /// extent it left, for the caller to retire: readers' snapshots may still view it.
     #[must_use = "the old extent must be retired"]
     pub fn moved(&mut self, start: u64, reserved: u64) -> Arc<ExtentHold> {
-        debug_assert_eq!(*self.collected.get_mut(), 0);
-        let published = self.published.get_mut();
+        let live = self.live_mut();
+        debug_assert_eq!(*live.collected.get_mut(), 0);
+        let published = live.published.get_mut();
         published.withdraw();
         published.frozen = 0;
         // The new extent was written by this process: its bytes are in the page cache.
         published.prefaulted = Prefaulted::default();
+        // What shared holders wrote of the tail stayed at the old place.
+        live.tail.unsync();
+        let hold = live.hold.take().unwrap_or_default();
         self.start = start;
         self.reserved = reserved;
         *self.moved.get_mut() = true;
-        // What shared holders wrote of the tail stayed at the old place.
-        self.tail.unsync();
         self.check();
-        self.hold.take().unwrap_or_default()
+        hold
     }
 
     pub fn rename(&mut self, name: String) {
         self.invalidate();
-        self.name = name;
+        self.name = Name::from(name);
     }
 
     /// The region is gone: its tail with it, and stale handles see an unknown region.
     /// Returns the hold of its extent, for the caller to retire.
     #[must_use = "the extent must be retired"]
     pub fn mark_removed(&mut self, budget: &Budget) -> Arc<ExtentHold> {
-        self.published.get_mut().withdraw();
         self.removed = true;
-        self.tail.clear(budget);
-        self.hold.take().unwrap_or_default()
+        let Some(live) = self.live.get_mut() else {
+            return Arc::default();
+        };
+        live.published.get_mut().withdraw();
+        live.tail.clear(budget);
+        live.hold.take().unwrap_or_default()
     }
 
     /// The metadata as callers see it: the length counts bytes still in memory, in the
     /// tail or a lent buffer (the reservation has room for them).
     pub fn snapshot(&self) -> Region {
-        let lent = self.lent.lock();
-        let pending = lent.as_ref().map_or(0, |lent| lent.pending().len());
-        self.snapshot_with_len(self.len() + pending as u64)
+        self.snapshot_with_len(self.visible_len())
+    }
+
+    /// The length as callers see it (see [`snapshot`](Self::snapshot)).
+    pub fn visible_len(&self) -> u64 {
+        let lent = self.lock_lent();
+        let pending = lent
+            .as_ref()
+            .and_then(|lent| lent.as_ref())
+            .map_or(0, |lent| lent.pending().len());
+        self.len() + pending as u64
     }
 
     /// The metadata with a given length (a reader's, say).
     pub fn snapshot_with_len(&self, len: u64) -> Region {
         Region {
-            name: self.name.clone(),
-            number: self.number,
+            name: self.name.as_str().to_owned(),
+            number: self.number as usize,
             start: self.start,
             len,
             reserved: self.reserved,
@@ -488,6 +621,7 @@ impl RegionState {
             name: self.name.clone(),
             sums_from: crate::sums::chunks(len),
             crcs: Default::default(),
+            origin: 0,
         }
     }
 
@@ -531,5 +665,49 @@ impl RegionState {
     /// A durable commit recorded the region with `len` bytes.
     pub fn set_committed_len(&self, len: u64) {
         self.committed_len.store(len, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an open keeps per region (besides the `Arc` around it): a name of up to 22
+    /// bytes inline, and no live part until the region is used.
+    #[test]
+    fn a_region_just_opened_is_small() {
+        assert_eq!(size_of::<parking_lot::RwLock<RegionState>>(), 96);
+        let entry = RegionEntry {
+            number: 7,
+            start: 4096,
+            reserved: 4096,
+            len: 100,
+            name: "r000007".into(),
+            sums_from: 0,
+            crcs: Default::default(),
+            origin: 0,
+        };
+        let mut region = RegionState::from_entry(entry, 7);
+        assert!(region.live.get().is_none());
+        assert_eq!((region.len(), region.tail().len()), (100, 0));
+        assert!(region.writable_from(0) && region.lock_lent().is_none());
+        assert!(region.live.get().is_none(), "asking made no live part");
+        // A reader makes it, knowing the 100 bytes were in the file at open.
+        let _ = region.published();
+        assert!(region.live.get().is_some());
+        assert_eq!(region.len(), 100);
+    }
+
+    #[test]
+    fn a_change_of_length_makes_the_live_part_first() {
+        let budget = Budget::default();
+        let mut region = RegionState::new("r".to_owned(), 0, 4096, 8192);
+        region.written_directly(10);
+        assert!(region.live.get().is_some());
+        region.push_tail(b"abc", &budget);
+        assert_eq!(region.len(), 13);
+        let mut moved = RegionState::new("m".to_owned(), 1, 4096, 8192);
+        let _hold = moved.moved(16384, 8192);
+        assert!(moved.live.get().is_some() && moved.start() == 16384);
     }
 }

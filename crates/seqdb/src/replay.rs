@@ -22,13 +22,33 @@ use crate::sums;
 /// No region has this number (in [`Replayed`]'s index).
 const NONE: u32 = u32::MAX;
 
-/// A region entry and the offset of the record that wrote it (errors name it).
+/// A region as the replayed log describes it: its newest entry, whose `crcs` are the
+/// checksums of all its chunks (`sums_from` is 0), and whose `origin` is the offset of
+/// the record that wrote it (errors name it).
 #[derive(Debug, Clone)]
 pub(crate) struct Placed {
     pub entry: RegionEntry,
-    pub origin: u64,
+}
+
+impl Placed {
     /// The checksums of the region's chunks (validation checks their count).
-    pub sums: Crcs,
+    pub fn sums(&self) -> &Crcs {
+        &self.entry.crcs
+    }
+
+    /// The offset of the record that wrote the entry.
+    pub fn origin(&self) -> u64 {
+        self.entry.origin
+    }
+}
+
+/// `entry`, read from the record at `origin`, as the replay keeps it: its checksums
+/// are `crcs`, all of the region's.
+fn placed(mut entry: RegionEntry, origin: u64, crcs: Crcs) -> RegionEntry {
+    entry.crcs = crcs;
+    entry.sums_from = 0;
+    entry.origin = origin;
+    entry
 }
 
 /// The regions a prefix of the log describes.
@@ -38,7 +58,8 @@ pub(crate) struct Placed {
 /// it probe, and every number is checked against that bound before it is used.
 #[derive(Debug, Default)]
 pub(crate) struct Replayed {
-    entries: Vec<Placed>,
+    /// As [`Placed`] keeps them (all checksums, and the record's offset).
+    entries: Vec<RegionEntry>,
     /// By region number: the entry's position in `entries`, or [`NONE`].
     index: Vec<u32>,
     /// The lowest number never used.
@@ -56,31 +77,48 @@ impl Replayed {
     /// The state a checkpoint describes; a number listed twice is an error.
     fn from_checkpoint(record: Record, origin: u64) -> std::result::Result<Self, String> {
         let mut state = Replayed {
-            entries: Vec::with_capacity(record.upserts.len()),
+            entries: Vec::new(),
             index: vec![NONE; record.next_number as usize],
             next_number: record.next_number,
             generation: record.generation,
             synced_generation: record.generation,
             redo: Vec::new(),
         };
-        for mut entry in record.upserts {
-            let slot = &mut state.index[entry.number as usize];
-            if *slot != NONE {
-                return Err(format!(
-                    "region number {} appears twice in the checkpoint",
-                    entry.number
-                ));
-            }
-            *slot = state.entries.len() as u32;
-            // The decoder has checked that a checkpoint's checksums start at chunk 0.
-            let sums = std::mem::take(&mut entry.crcs);
-            state.entries.push(Placed {
-                entry,
-                origin,
-                sums,
-            });
+        if let Err((number, _)) = state.adopt(record.upserts, origin) {
+            return Err(format!(
+                "region number {number} appears twice in the checkpoint"
+            ));
         }
         Ok(state)
+    }
+
+    /// Take `upserts`, the entries of the record at `origin`, as the whole state, which
+    /// has none: their vector is kept, not copied (an open of many regions would
+    /// otherwise fill as many fresh pages again). Their checksums must start at chunk 0.
+    /// Fails with a number listed twice, and gives the entries back, leaving the state
+    /// empty.
+    fn adopt(
+        &mut self,
+        mut upserts: Vec<RegionEntry>,
+        origin: u64,
+    ) -> std::result::Result<(), (u64, Vec<RegionEntry>)> {
+        debug_assert!(self.entries.is_empty());
+        for (at, entry) in upserts.iter_mut().enumerate() {
+            debug_assert_eq!(entry.sums_from, 0);
+            let slot = &mut self.index[entry.number as usize];
+            if *slot != NONE {
+                let twice = entry.number;
+                for entry in &upserts[..at] {
+                    self.index[entry.number as usize] = NONE;
+                }
+                return Err((twice, upserts));
+            }
+            *slot = at as u32;
+            entry.sums_from = 0;
+            entry.origin = origin;
+        }
+        self.entries = upserts;
+        Ok(())
     }
 
     /// Whether a delta's checksums continue the state it applies to: an entry whose
@@ -98,7 +136,7 @@ impl Replayed {
             });
             let had = match self.index.get(number as usize) {
                 Some(&at) if at != NONE && removed.binary_search(&number).is_err() => {
-                    self.entries[at as usize].sums.len() as u64
+                    self.entries[at as usize].crcs.len() as u64
                 }
                 _ => 0,
             };
@@ -121,49 +159,66 @@ impl Replayed {
         if self.index.len() < bound {
             self.index.resize(bound, NONE);
         }
+        let Record {
+            removed,
+            upserts,
+            next_number,
+            generation,
+            data_synced,
+            inline,
+            ..
+        } = record;
+        self.next_number = next_number;
+        self.generation = generation;
+        if data_synced {
+            self.synced_generation = generation;
+            self.redo.clear();
+        } else {
+            self.redo.extend(inline);
+        }
+        // A delta to a state without regions (the first after an empty checkpoint, say)
+        // whose entries are all new: they become the state as they are. (Its checksums
+        // start at chunk 0: `check_sums` refused any that continue none.)
+        let upserts = if self.entries.is_empty() && removed.is_empty() {
+            match self.adopt(upserts, origin) {
+                Ok(()) => return Ok(()),
+                // Listed twice: applied one by one below, the later entry winning.
+                Err((_, upserts)) => upserts,
+            }
+        } else {
+            upserts
+        };
         // At most this many entries are new: grow once rather than by doubling.
-        self.entries.reserve(record.upserts.len());
-        for number in record.removed {
+        self.entries.reserve(upserts.len());
+        for number in removed {
             let at = std::mem::replace(&mut self.index[number as usize], NONE);
             if at == NONE {
                 continue;
             }
             self.entries.swap_remove(at as usize);
             if let Some(moved) = self.entries.get(at as usize) {
-                self.index[moved.entry.number as usize] = at;
+                self.index[moved.number as usize] = at;
             }
         }
-        for mut entry in record.upserts {
+        for mut entry in upserts {
             let number = entry.number as usize;
             let new = std::mem::take(&mut entry.crcs);
             match self.index[number] {
                 NONE => {
                     self.index[number] = self.entries.len() as u32;
-                    self.entries.push(Placed {
-                        entry,
-                        origin,
-                        sums: new,
-                    });
+                    self.entries.push(placed(entry, origin, new));
                 }
                 at => {
-                    let placed = &mut self.entries[at as usize];
+                    let kept = &mut self.entries[at as usize];
+                    let mut sums = std::mem::take(&mut kept.crcs);
                     // Checked above, but for a number listed twice in the delta: its
                     // checksums are then left empty, which validation refuses.
-                    if !sums::apply(&mut placed.sums, entry.sums_from, &new) {
-                        placed.sums.clear();
+                    if !sums::apply(&mut sums, entry.sums_from, &new) {
+                        sums.clear();
                     }
-                    placed.entry = entry;
-                    placed.origin = origin;
+                    *kept = placed(entry, origin, sums);
                 }
             }
-        }
-        self.next_number = record.next_number;
-        self.generation = record.generation;
-        if record.data_synced {
-            self.synced_generation = record.generation;
-            self.redo.clear();
-        } else {
-            self.redo.extend(record.inline);
         }
         Ok(())
     }
@@ -178,9 +233,12 @@ impl Replayed {
     pub fn into_sorted(mut self) -> Vec<Placed> {
         // Mostly in order already (a checkpoint lists regions by number), which the
         // sort notices.
+        self.entries.sort_unstable_by_key(|entry| entry.number);
+        // `Placed` wraps the entry alone: the vector is reused, not copied.
         self.entries
-            .sort_unstable_by_key(|placed| placed.entry.number);
-        self.entries
+            .into_iter()
+            .map(|entry| Placed { entry })
+            .collect()
     }
 }
 
@@ -435,9 +493,10 @@ mod tests {
             start: 4096 * (number + 1),
             reserved: 4096,
             len: 10,
-            name: name.to_owned(),
+            name: name.into(),
             sums_from: 0,
             crcs: crate::sums::zeros(10),
+            origin: 0,
         }
     }
 
@@ -489,7 +548,7 @@ mod tests {
         scan.state
             .into_sorted()
             .into_iter()
-            .map(|p| p.entry.name)
+            .map(|p| p.entry.name.to_string())
             .collect()
     }
 
@@ -502,8 +561,8 @@ mod tests {
         assert_eq!(scan.end.reason, RecordEnd::EndOfFile);
         assert_eq!(scan.after, After::default());
         let sorted = scan.state.into_sorted();
-        assert_eq!(sorted[0].origin, offsets[3]);
-        assert_eq!(sorted[1].origin, offsets[2]);
+        assert_eq!(sorted[0].origin(), offsets[3]);
+        assert_eq!(sorted[1].origin(), offsets[2]);
         let (bytes, _) = log();
         let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
         assert_eq!(names(scan), ["a again", "b2"]);
@@ -580,6 +639,39 @@ mod tests {
         assert_eq!(scan.state.generation, 4);
         assert!(scan.after.records.is_empty());
         assert!(scan.after.unexamined.is_some(), "the budget ran out");
+    }
+
+    #[test]
+    fn the_first_entries_after_an_empty_checkpoint_become_the_state() {
+        let scan = |records: &[Record]| {
+            let (bytes, offsets) = file(records);
+            let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+            assert_eq!(scan.state.generation, records.len() as u64, "all applied");
+            (scan, offsets)
+        };
+        let (first, offsets) = scan(&[
+            checkpoint(1, vec![]),
+            delta(2, vec![], vec![entry(3, "c"), entry(1, "a")]),
+        ]);
+        let sorted = first.state.into_sorted();
+        assert_eq!(sorted.len(), 2);
+        assert!(
+            sorted
+                .iter()
+                .all(|p| p.origin() == offsets[1] && p.entry.sums_from == 0)
+        );
+        assert_eq!(sorted[0].entry.name.as_str(), "a");
+        // A number listed twice in that delta: applied in order, the later entry wins.
+        let (twice, _) = scan(&[
+            checkpoint(1, vec![]),
+            delta(
+                2,
+                vec![],
+                vec![entry(1, "a"), entry(2, "b"), entry(1, "a2")],
+            ),
+            delta(3, vec![], vec![entry(4, "d")]),
+        ]);
+        assert_eq!(names(twice), ["a2", "b", "d"]);
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub(crate) fn scrub(
                 let offset = at + i as u64 * SUM_CHUNK;
                 let index = (offset / SUM_CHUNK) as usize;
                 let whole = offset + chunk.len() as u64 <= at + held;
-                if whole && placed.sums.get(index) == Some(&crc32fast::hash(chunk)) {
+                if whole && placed.sums().get(index) == Some(&crc32fast::hash(chunk)) {
                     continue;
                 }
                 match damaged.last_mut() {
@@ -68,7 +68,7 @@ pub(crate) fn scrub(
                         last.len += chunk.len() as u64;
                     }
                     _ => damaged.push(DamagedRange {
-                        region: entry.name.clone(),
+                        region: entry.name.to_string(),
                         number: entry.number as usize,
                         offset,
                         len: chunk.len() as u64,

@@ -75,7 +75,7 @@ impl Database {
         };
         for (_, slot) in &slots {
             let region = slot.read_recursive();
-            stats.live_bytes += region.snapshot().len();
+            stats.live_bytes += region.visible_len();
             stats.reserved_bytes += region.reserved();
         }
         Ok(stats)

@@ -54,6 +54,14 @@ pub(crate) struct Tail {
 }
 
 impl Tail {
+    /// An empty tail.
+    pub const fn new() -> Self {
+        Tail {
+            bytes: Vec::new(),
+            synced: AtomicUsize::new(0),
+        }
+    }
+
     /// Bytes in the tail.
     #[inline]
     pub fn len(&self) -> usize {

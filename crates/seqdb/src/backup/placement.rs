@@ -140,9 +140,10 @@ mod tests {
             start,
             reserved,
             len,
-            name: format!("r{number}"),
+            name: format!("r{number}").into(),
             sums_from: 0,
             crcs: Default::default(),
+            origin: 0,
         }
     }
 
