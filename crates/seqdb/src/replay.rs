@@ -675,6 +675,38 @@ mod tests {
     }
 
     #[test]
+    fn entries_taken_as_the_state_after_every_region_was_removed() {
+        let (bytes, offsets) = file(&[
+            checkpoint(1, vec![entry(0, "a"), entry(1, "b")]),
+            delta(2, vec![0, 1], vec![]),
+            // The state is empty again: these become it, a number listed twice.
+            delta(
+                3,
+                vec![],
+                vec![entry(2, "c"), entry(2, "c2"), entry(0, "a2")],
+            ),
+            // A continuation of an adopted entry's checksums.
+            delta(
+                4,
+                vec![],
+                vec![RegionEntry {
+                    sums_from: 1,
+                    crcs: Default::default(),
+                    ..entry(2, "c3")
+                }],
+            ),
+        ]);
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+        assert_eq!(scan.state.generation, 4, "all applied");
+        let sorted = scan.state.into_sorted();
+        let names: Vec<_> = sorted.iter().map(|p| p.entry.name.to_string()).collect();
+        assert_eq!(names, ["a2", "c3"]);
+        assert_eq!(sorted[0].origin(), offsets[2]);
+        assert_eq!(sorted[1].origin(), offsets[3]);
+        assert_eq!(sorted[1].sums().len(), 1);
+    }
+
+    #[test]
     fn headers_and_checkpoints_that_leave_no_state_are_errors() {
         let (bytes, offsets) = log();
         let scan = |bytes: &[u8]| scan_log(Path::new("meta"), bytes, None).unwrap_err();
