@@ -205,9 +205,10 @@ impl DataFile {
     }
 
     /// Copies `len` bytes from `from` to `to` within the file, in the kernel
-    /// where it can (`copy_file_range`, as [`LockedFile::copy_from`]: several
-    /// times faster than writing the mapped bytes back, and shared blocks on
-    /// file systems that can), with positional reads and writes otherwise.
+    /// where it can (`copy_file_range`, as [`LockedFile::copy_from`]: no page
+    /// fault per source page, as writing the mapped bytes back takes, and shared
+    /// blocks on file systems that can), with positional reads and writes
+    /// otherwise.
     /// The source stays pinned by a view meanwhile. The destination may reach
     /// past the end (the file grows).
     ///
