@@ -565,8 +565,11 @@ fn build_table(
     let mut sums: Vec<Option<RegionSums>> = Vec::with_capacity(next);
     for Placed { mut entry } in entries {
         let number = entry.number as usize;
-        slots.resize_with(number, || None);
-        sums.resize_with(number, || None);
+        // Numbers are ordered and below `next`: the numbers skipped are free.
+        while slots.len() < number {
+            slots.push(None);
+            sums.push(None);
+        }
         let crcs = std::mem::take(&mut entry.crcs);
         sums.push(Some(RegionSums::new(entry.len, crcs)));
         slots.push(Some(Arc::new(RwLock::new(RegionState::from_entry(

@@ -461,6 +461,7 @@ macro_rules! ensure_body {
 }
 
 impl<B: BodyBytes> Body<'_, B> {
+    #[inline]
     fn take<const N: usize>(&mut self, what: &str) -> Field<[u8; N], B::Error> {
         Ok(match self.bytes.take(N)? {
             Some(bytes) => {
@@ -472,10 +473,12 @@ impl<B: BodyBytes> Body<'_, B> {
         })
     }
 
+    #[inline]
     fn u64(&mut self, what: &str) -> Field<u64, B::Error> {
         Ok(self.take::<8>(what)?.map(u64::from_le_bytes))
     }
 
+    #[inline]
     fn u32(&mut self, what: &str) -> Field<u32, B::Error> {
         Ok(self.take::<4>(what)?.map(u32::from_le_bytes))
     }
@@ -523,7 +526,7 @@ impl<B: BodyBytes> Body<'_, B> {
         let room = self.bytes.remaining();
         let mut upserts = Vec::with_capacity(upsert_count.min(room / ENTRY_FIXED_LEN) as usize);
         for _ in 0..upsert_count {
-            upserts.push(field!(self.entry(next_number, kind)));
+            field!(self.entry(next_number, kind, &mut upserts));
         }
         let [flags] = field!(self.take::<1>("the flags"));
         ensure_body!(
@@ -580,7 +583,15 @@ impl<B: BodyBytes> Body<'_, B> {
         Ok(Ok(InlineWrite { offset, bytes }))
     }
 
-    fn entry(&mut self, next_number: u64, kind: RecordKind) -> Field<RegionEntry, B::Error> {
+    /// Decode a region entry onto `out`. (Pushed here rather than returned: a region's
+    /// entry is large, and every region's is decoded at open, so it is not moved
+    /// through the results.)
+    fn entry(
+        &mut self,
+        next_number: u64,
+        kind: RecordKind,
+        out: &mut Vec<RegionEntry>,
+    ) -> Field<(), B::Error> {
         let fixed = field!(self.take::<34>("a region entry"));
         let number = u64_at(&fixed, 0);
         ensure_body!(
@@ -592,20 +603,27 @@ impl<B: BodyBytes> Body<'_, B> {
             name_len <= MAX_NAME_LEN,
             "region {number} has a name of {name_len} bytes; names are at most {MAX_NAME_LEN}"
         );
-        let name = match self.bytes.take(name_len)? {
-            None => return Ok(Err(format!("the body ends inside region {number}'s name"))),
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(name) => Name::from(name),
-                Err(_) => return Ok(Err(format!("region {number}'s name is not UTF-8"))),
-            },
+        // The name and the number of the first changed checksum, read as one piece:
+        // every region's entry is decoded at open.
+        let remaining = self.bytes.remaining();
+        let Some(bytes) = self.bytes.take(name_len + 8)? else {
+            return Ok(Err(if remaining < name_len as u64 {
+                format!("the body ends inside region {number}'s name")
+            } else {
+                format!("the body ends inside region {number}'s first changed checksum")
+            }));
         };
+        let (name, sums_from) = bytes.split_at(name_len);
+        let Some(name) = Name::from_utf8(name) else {
+            return Ok(Err(format!("region {number}'s name is not UTF-8")));
+        };
+        let sums_from = u64_at(sums_from, 0);
         let len = u64_at(&fixed, 24);
         ensure_body!(
             len <= MAX_DATA_LEN,
             "region {number} holds {len} bytes, more than the largest data file"
         );
         let chunks = len.div_ceil(SUM_CHUNK);
-        let sums_from = field!(self.u64("a region's first changed checksum"));
         ensure_body!(
             sums_from <= chunks,
             "region {number}'s checksums start at chunk {sums_from}, but it has {chunks}"
@@ -620,10 +638,21 @@ impl<B: BodyBytes> Body<'_, B> {
             "the body ends inside region {number}'s checksums"
         );
         let mut crcs = Crcs::with_capacity(count as usize);
-        for _ in 0..count {
-            crcs.push(field!(self.u32("a chunk checksum")));
+        let mut left = count as usize;
+        while left > 0 {
+            // In pieces, so that a large region's checksums are not buffered whole.
+            let batch = left.min(CRC_BATCH);
+            let Some(bytes) = self.bytes.take(4 * batch)? else {
+                return Ok(Err(format!(
+                    "the body ends inside region {number}'s checksums"
+                )));
+            };
+            for crc in bytes.chunks_exact(4) {
+                crcs.push(u32_at(crc, 0));
+            }
+            left -= batch;
         }
-        Ok(Ok(RegionEntry {
+        out.push(RegionEntry {
             number,
             start: u64_at(&fixed, 8),
             reserved: u64_at(&fixed, 16),
@@ -632,9 +661,13 @@ impl<B: BodyBytes> Body<'_, B> {
             sums_from,
             crcs,
             origin: 0,
-        }))
+        });
+        Ok(Ok(()))
     }
 }
+
+/// How many chunk checksums of a region are decoded from one piece of its entry.
+const CRC_BATCH: usize = 4096;
 
 /// The little-endian `u32` at `at` (the caller has checked the length).
 pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {

@@ -263,6 +263,7 @@ impl<'a, S: Source + ?Sized> StreamedBody<'a, S> {
 
     /// Read more of the body so that at least `need` bytes are buffered (or all that
     /// is left, if fewer).
+    #[cold]
     fn refill(&mut self, need: usize) -> Result<()> {
         self.buf.copy_within(self.at..self.end, 0);
         self.end -= self.at;
@@ -293,6 +294,7 @@ impl<'a, S: Source + ?Sized> StreamedBody<'a, S> {
 impl<S: Source + ?Sized> BodyBytes for StreamedBody<'_, S> {
     type Error = Error;
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<Option<&[u8]>> {
         if self.end - self.at < n {
             if self.remaining() < n as u64 {
@@ -351,6 +353,25 @@ mod tests {
                 assert_eq!(record, original);
                 assert_eq!(span, bytes.len() as u64 - 4096);
             }
+            Read::End(end) => panic!("{end}"),
+        }
+    }
+
+    #[test]
+    fn entries_with_many_checksums_are_read_across_pieces() {
+        // Regions whose checksums outnumber a decoding batch and outgrow a piece,
+        // between regions of one chunk, so that entries straddle piece boundaries.
+        let mut original = record(6, 9);
+        for (entry, chunks) in original.upserts.iter_mut().zip([1, 40_000, 0, 9_000, 1, 5]) {
+            entry.len = chunks * crate::format::SUM_CHUNK;
+            entry.crcs = (0..chunks as u32)
+                .map(|c| c.wrapping_mul(0x9e37_79b9))
+                .collect();
+        }
+        let bytes = encode_record(&ID, &original).unwrap();
+        assert!(bytes.len() > 2 * BODY_PIECE);
+        match read_record(bytes.as_slice(), 0, &ID).unwrap() {
+            Read::Record(record, _) => assert_eq!(record, original),
             Read::End(end) => panic!("{end}"),
         }
     }

@@ -433,7 +433,10 @@ pub(crate) fn search_after<S: Source + ?Sized>(
         });
         page = end + span;
     }
-    let mut piece = vec![0u8; CHUNK];
+    // Sized to what is left: after a healthy log that is the zeroed room laid down for
+    // the next records, often far less than a piece, and a fresh piece would be zeroed
+    // by every open.
+    let mut piece = vec![0u8; (len.saturating_sub(page)).min(CHUNK as u64) as usize];
     while page < len {
         let take = (len - page).min(CHUNK as u64) as usize;
         source.read_at(&mut piece[..take], page)?;
