@@ -546,7 +546,7 @@ fn parent_of(path: &Path) -> &Path {
 /// Build the region table from validated entries (ordered by number).
 fn build_table(
     path: &Path,
-    entries: Vec<Placed>,
+    mut entries: Vec<Placed>,
     validated: Validated,
     next_number: u64,
 ) -> Result<(Table, Vec<Option<RegionSums>>)> {
@@ -563,7 +563,8 @@ fn build_table(
     };
     let mut slots: Vec<Option<Slot>> = Vec::with_capacity(next);
     let mut sums: Vec<Option<RegionSums>> = Vec::with_capacity(next);
-    for Placed { mut entry } in entries {
+    // Read in place rather than moved out one by one: an entry is large.
+    for Placed { entry } in entries.iter_mut() {
         let number = entry.number as usize;
         // Numbers are ordered and below `next`: the numbers skipped are free.
         while slots.len() < number {

@@ -614,10 +614,11 @@ impl<B: BodyBytes> Body<'_, B> {
             }));
         };
         let (name, sums_from) = bytes.split_at(name_len);
-        let Some(name) = Name::from_utf8(name) else {
-            return Ok(Err(format!("region {number}'s name is not UTF-8")));
-        };
         let sums_from = u64_at(sums_from, 0);
+        // Checked before the entry takes its place; written into it there (below).
+        if !name.is_ascii() && std::str::from_utf8(name).is_err() {
+            return Ok(Err(format!("region {number}'s name is not UTF-8")));
+        }
         let len = u64_at(&fixed, 24);
         ensure_body!(
             len <= MAX_DATA_LEN,
@@ -633,11 +634,30 @@ impl<B: BodyBytes> Body<'_, B> {
             "the checkpoint lacks checksums of region {number}"
         );
         let count = chunks - sums_from;
+        // What the body holds after the name (`name` still borrows the bytes).
+        let left_after_name = remaining - (name_len as u64 + 8);
         ensure_body!(
-            count <= self.bytes.remaining() / 4,
+            count <= left_after_name / 4,
             "the body ends inside region {number}'s checksums"
         );
-        let mut crcs = Crcs::with_capacity(count as usize);
+        // Made in its place and filled there: entries are large, and every region's is
+        // decoded at open, so none is built aside and moved.
+        out.push(RegionEntry {
+            number,
+            start: u64_at(&fixed, 8),
+            reserved: u64_at(&fixed, 16),
+            len,
+            name: Name::default(),
+            sums_from,
+            crcs: Crcs::new(),
+            origin: 0,
+        });
+        let Some(entry) = out.last_mut() else {
+            return Ok(Err(format!("region {number}'s entry was not kept")));
+        };
+        let utf8 = entry.name.assign_utf8(name);
+        debug_assert!(utf8, "checked above");
+        entry.crcs.reserve_exact(count as usize);
         let mut left = count as usize;
         while left > 0 {
             // In pieces, so that a large region's checksums are not buffered whole.
@@ -648,20 +668,10 @@ impl<B: BodyBytes> Body<'_, B> {
                 )));
             };
             for crc in bytes.chunks_exact(4) {
-                crcs.push(u32_at(crc, 0));
+                entry.crcs.push(u32_at(crc, 0));
             }
             left -= batch;
         }
-        out.push(RegionEntry {
-            number,
-            start: u64_at(&fixed, 8),
-            reserved: u64_at(&fixed, 16),
-            len,
-            name,
-            sums_from,
-            crcs,
-            origin: 0,
-        });
         Ok(Ok(()))
     }
 }

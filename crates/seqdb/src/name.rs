@@ -52,34 +52,39 @@ impl Name {
 }
 
 impl Name {
-    /// The name `bytes` spell, or `None` when they are not UTF-8. Opening a database
-    /// makes every region's name this way: a short ASCII name (most names) is checked
-    /// a word at a time instead of by the general UTF-8 validation, which costs several
-    /// times more on names this short.
-    #[inline]
-    pub fn from_utf8(bytes: &[u8]) -> Option<Name> {
-        if bytes.len() <= INLINE {
-            // Gathered into words a byte at a time rather than copied: a copy of a
-            // length known only here is done in overlapping pieces, which the
-            // processor cannot forward to the wider reads that move the name next.
-            let mut words = [0u64; 3];
-            for (at, &byte) in bytes.iter().enumerate() {
-                words[at / 8] |= u64::from(byte) << (8 * (at % 8));
-            }
-            if (words[0] | words[1] | words[2]) & 0x8080_8080_8080_8080 == 0 {
-                let mut padded = [0u8; 24];
-                for (to, word) in padded.chunks_exact_mut(8).zip(words) {
-                    to.copy_from_slice(&word.to_le_bytes());
-                }
-                let mut inline = [0u8; INLINE];
-                inline.copy_from_slice(&padded[..INLINE]);
-                return Some(Name::Inline {
-                    len: bytes.len() as u8,
-                    bytes: inline,
-                });
-            }
+    /// Make this the name `bytes` spell; `false` (and the name unchanged) when they are
+    /// not UTF-8. Opening a database makes every region's name this way, into an entry
+    /// already in its place: a short ASCII name (most names) is checked as ASCII instead
+    /// of by the general UTF-8 validation, which costs several times more on names this
+    /// short, and is written where it is kept rather than built and then moved (a move
+    /// right after a copy of a length known only here stalls the processor).
+    pub fn assign_utf8(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() <= INLINE
+            && bytes.is_ascii()
+            && let Name::Inline { len, bytes: kept } = self
+        {
+            kept[..bytes.len()].copy_from_slice(bytes);
+            kept[bytes.len()..].fill(0);
+            *len = bytes.len() as u8;
+            return true;
         }
-        std::str::from_utf8(bytes).ok().map(Name::from)
+        match std::str::from_utf8(bytes) {
+            Ok(name) => {
+                *self = Name::from(name);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Default for Name {
+    /// The empty name.
+    fn default() -> Self {
+        Name::Inline {
+            len: 0,
+            bytes: [0; INLINE],
+        }
     }
 }
 
@@ -186,15 +191,26 @@ mod tests {
             cases.push(name);
         }
         for bytes in cases {
-            let made = Name::from_utf8(&bytes);
-            match std::str::from_utf8(&bytes) {
-                Ok(name) => {
-                    let made = made.unwrap_or_else(|| panic!("{bytes:?} refused"));
-                    assert_eq!(made, Name::from(name));
-                    assert_eq!(made.as_str(), name);
-                    assert_eq!(matches!(made, Name::Inline { .. }), name.len() <= INLINE);
+            // Into an empty name, a longer one, and one kept apart.
+            for before in [
+                Name::default(),
+                Name::from("a longer name before it"),
+                Name::from("xyzzy"),
+            ] {
+                let mut made = before.clone();
+                let assigned = made.assign_utf8(&bytes);
+                match std::str::from_utf8(&bytes) {
+                    Ok(name) => {
+                        assert!(assigned, "{bytes:?} refused");
+                        assert_eq!(made, Name::from(name));
+                        assert_eq!(made.as_str(), name);
+                        assert_eq!(matches!(made, Name::Inline { .. }), name.len() <= INLINE);
+                    }
+                    Err(_) => {
+                        assert!(!assigned, "{bytes:?} accepted");
+                        assert_eq!(made, before);
+                    }
                 }
-                Err(_) => assert!(made.is_none(), "{bytes:?} accepted"),
             }
         }
     }

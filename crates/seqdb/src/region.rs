@@ -183,11 +183,12 @@ impl RegionState {
     /// The region a recovered entry describes. Not checked here: the entry comes from a
     /// file, and opening validates every placement and refuses the file when one is wrong
     /// (and every number, which is below
-    /// [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER)).
-    pub fn from_entry(entry: RegionEntry, number: usize) -> Self {
+    /// [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER)). The name is taken
+    /// out of the entry (which is read in place: open makes every region this way).
+    pub fn from_entry(entry: &mut RegionEntry, number: usize) -> Self {
         debug_assert!((number as u64) < crate::database::MAX_REGION_NUMBER);
         RegionState {
-            name: entry.name,
+            name: std::mem::take(&mut entry.name),
             number: number as u32,
             start: entry.start,
             reserved: entry.reserved,
@@ -677,7 +678,7 @@ mod tests {
     #[test]
     fn a_region_just_opened_is_small() {
         assert_eq!(size_of::<parking_lot::RwLock<RegionState>>(), 96);
-        let entry = RegionEntry {
+        let mut entry = RegionEntry {
             number: 7,
             start: 4096,
             reserved: 4096,
@@ -687,7 +688,7 @@ mod tests {
             crcs: Default::default(),
             origin: 0,
         };
-        let mut region = RegionState::from_entry(entry, 7);
+        let mut region = RegionState::from_entry(&mut entry, 7);
         assert!(region.live.get().is_none());
         assert_eq!((region.len(), region.tail().len()), (100, 0));
         assert!(region.writable_from(0) && region.lock_lent().is_none());
