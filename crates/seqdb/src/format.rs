@@ -115,7 +115,7 @@ impl fmt::Display for RecordKind {
 pub(crate) type Crcs = smallvec::SmallVec<[u32; 1]>;
 
 /// One region as a commit records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RegionEntry {
     pub number: u64,
     pub start: u64,
@@ -642,19 +642,15 @@ impl<B: BodyBytes> Body<'_, B> {
         );
         // Made in its place and filled there: entries are large, and every region's is
         // decoded at open, so none is built aside and moved.
-        out.push(RegionEntry {
-            number,
-            start: u64_at(&fixed, 8),
-            reserved: u64_at(&fixed, 16),
-            len,
-            name: Name::default(),
-            sums_from,
-            crcs: Crcs::new(),
-            origin: 0,
-        });
+        out.push(RegionEntry::default());
         let Some(entry) = out.last_mut() else {
             return Ok(Err(format!("region {number}'s entry was not kept")));
         };
+        entry.number = number;
+        entry.start = u64_at(&fixed, 8);
+        entry.reserved = u64_at(&fixed, 16);
+        entry.len = len;
+        entry.sums_from = sums_from;
         let utf8 = entry.name.assign_utf8(name);
         debug_assert!(utf8, "checked above");
         entry.crcs.reserve_exact(count as usize);
