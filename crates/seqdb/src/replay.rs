@@ -407,6 +407,9 @@ pub(crate) fn scan_log<S: Source + ?Sized>(
     })
 }
 
+/// The piece of the file after the log read at once when searching it.
+const SEARCH_PIECE: usize = 64 << 10;
+
 /// Look for valid records at the page boundaries after `end` (the end of the log), and
 /// at `end` itself when the record there had a valid checksum (it is then listed, if
 /// it is a record at all).
@@ -433,12 +436,13 @@ pub(crate) fn search_after<S: Source + ?Sized>(
         });
         page = end + span;
     }
-    // Sized to what is left: after a healthy log that is the zeroed room laid down for
-    // the next records, often far less than a piece, and a fresh piece would be zeroed
-    // by every open.
-    let mut piece = vec![0u8; (len.saturating_sub(page)).min(CHUNK as u64) as usize];
+    // After a healthy log what is left is the zeroed room laid down for the next
+    // records: the piece is no larger than that, and no larger than the buffer a record
+    // body was just read through, whose memory it then takes over (a larger piece would
+    // be fresh pages for every open to fault in).
+    let mut piece = vec![0u8; (len.saturating_sub(page)).min(SEARCH_PIECE as u64) as usize];
     while page < len {
-        let take = (len - page).min(CHUNK as u64) as usize;
+        let take = (len - page).min(SEARCH_PIECE as u64) as usize;
         source.read_at(&mut piece[..take], page)?;
         let mut next = page + take as u64;
         let mut at = 0usize;
