@@ -41,7 +41,7 @@ fn inline_from(entry: &RegionEntry, changes: &Changes) -> u64 {
         changes.from.min(entry.len)
     }
 }
-use crate::{Database, Result};
+use crate::{Database, Identifier, Result};
 
 impl Database {
     /// Make the current state durable: after `Ok`, every region's length, placement, name
@@ -89,7 +89,7 @@ impl Drop for Inner {
         // A published snapshot holds a view, and a view holds the data file open and
         // locked: let them go with the handle, even where a thread still remembers a
         // region it appended to (its entry keeps the region's state).
-        for slot in self.table.get_mut().slots.iter().flatten() {
+        for slot in self.table.get_mut().made_slots() {
             slot.write().withdraw_snapshot();
         }
     }
@@ -455,7 +455,7 @@ impl Inner {
         numbers
             .into_iter()
             .filter(|n| !held.contains_key(n))
-            .filter_map(|n| Some((n, table.slots.get(n)?.clone()?)))
+            .filter_map(|n| Some((n, table.slot(&Identifier::Number(n))?.clone())))
             .collect()
     }
 

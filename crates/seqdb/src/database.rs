@@ -27,6 +27,7 @@ use crate::free_numbers::FreeNumbers;
 use crate::meta_log::{META_FILE, MetaLog};
 use crate::name_index::NameIndex;
 use crate::opening::{self, Opened};
+use crate::place::Place;
 use crate::reader_release::{self, KeptSpace};
 use crate::readers_file::{self, Attachment};
 use crate::recovery::RecoveryReport;
@@ -83,7 +84,7 @@ pub(crate) struct Inner {
 /// Which regions exist, by number and by name, and where they live.
 pub(crate) struct Table {
     /// Regions by number; `None` where a number is free.
-    pub slots: Vec<Option<Slot>>,
+    pub slots: Vec<Option<Place>>,
     /// Free numbers below `slots.len()`; the lowest is given to the next new region.
     pub free: FreeNumbers,
     pub by_name: NameIndex,
@@ -111,20 +112,28 @@ pub(crate) struct Commit {
 }
 
 impl Table {
+    /// A region's lock (made now if this is the region's first lookup).
     pub fn slot(&self, id: &Identifier) -> Option<&Slot> {
-        match id {
-            Identifier::Name(name) => self.slots.get(self.by_name.get(name)?)?.as_ref(),
-            Identifier::Number(n) => self.slots.get(*n)?.as_ref(),
-        }
+        let number = match id {
+            Identifier::Name(name) => self.by_name.get(name)?,
+            Identifier::Number(n) => *n,
+        };
+        Some(self.slots.get(number)?.as_ref()?.slot(number))
     }
 
-    /// Every region's lock, ordered by number.
+    /// Every region's lock, ordered by number (made now for regions not looked up yet).
     pub fn live_slots(&self) -> Vec<(usize, Slot)> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(n, s)| Some((n, s.clone()?)))
+            .filter_map(|(n, place)| Some((n, place.as_ref()?.slot(n).clone())))
             .collect()
+    }
+
+    /// The locks made so far: a region not looked up since open has none, and no tail,
+    /// lent buffer, reader or published snapshot either.
+    pub fn made_slots(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten().filter_map(Place::made_slot)
     }
 
     /// Number of regions.
@@ -310,7 +319,7 @@ impl Database {
         let state = RegionState::new(name.to_owned(), number, placement.start, placement.reserved);
         let region = state.snapshot();
         state.mark_dirty();
-        let slot = Some(Arc::new(RwLock::new(state)));
+        let slot = Some(Place::made(Arc::new(RwLock::new(state))));
         if number == table.slots.len() {
             table.slots.push(slot);
         } else {
@@ -561,9 +570,10 @@ fn build_table(
             .fail();
         }
     };
-    let mut slots: Vec<Option<Slot>> = Vec::with_capacity(next);
+    let mut slots: Vec<Option<Place>> = Vec::with_capacity(next);
     let mut sums: Vec<Option<RegionSums>> = Vec::with_capacity(next);
-    // Read in place rather than moved out one by one: an entry is large.
+    // Read in place rather than moved out one by one: an entry is large. Each region's
+    // state is made when it is first looked up (`place.rs`).
     for Placed { entry } in entries.iter_mut() {
         let number = entry.number as usize;
         // Numbers are ordered and below `next`: the numbers skipped are free.
@@ -573,9 +583,13 @@ fn build_table(
         }
         let crcs = std::mem::take(&mut entry.crcs);
         sums.push(Some(RegionSums::new(entry.len, crcs)));
-        slots.push(Some(Arc::new(RwLock::new(RegionState::from_entry(
-            entry, number,
-        )))));
+        let name = std::mem::take(&mut entry.name);
+        slots.push(Some(Place::found(
+            name,
+            entry.start,
+            entry.reserved,
+            entry.len,
+        )));
     }
     slots.resize_with(next, || None);
     sums.resize_with(next, || None);

@@ -188,6 +188,7 @@ mod name;
 mod name_index;
 mod opening;
 mod options;
+mod place;
 mod reader;
 mod reader_release;
 mod readers_file;

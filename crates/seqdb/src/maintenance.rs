@@ -12,6 +12,7 @@ use seqdb_layout::{Extent, PAGE_SIZE};
 
 use crate::database::Slot;
 use crate::error::{BusySnafu, LayoutSnafu, SysSnafu};
+use crate::place::Place;
 use crate::region::RegionState;
 use crate::{Database, Result};
 
@@ -48,7 +49,7 @@ impl Database {
                 .punch_hole(hole.start, hole.len)
                 .context(SysSnafu)?;
         }
-        for slot in table.slots.iter().flatten() {
+        for slot in table.made_slots() {
             // Under the table lock only `try_` region locks (see the locking rules).
             let Some(region) = slot.try_read_recursive() else {
                 continue;
@@ -142,9 +143,12 @@ impl Database {
         }
         let mut table = inner.table.write();
         let unchanged = table.count() == slots.len()
-            && slots
-                .iter()
-                .all(|(n, s)| table.slots[*n].as_ref().is_some_and(|t| Arc::ptr_eq(s, t)));
+            && slots.iter().all(|(n, s)| {
+                table.slots[*n]
+                    .as_ref()
+                    .and_then(Place::made_slot)
+                    .is_some_and(|t| Arc::ptr_eq(s, t))
+            });
         if !unchanged {
             // Regions were created or removed meanwhile: plan again with all of them locked.
             drop(table);

@@ -180,23 +180,23 @@ impl RegionState {
         region
     }
 
-    /// The region a recovered entry describes. Not checked here: the entry comes from a
-    /// file, and opening validates every placement and refuses the file when one is wrong
-    /// (and every number, which is below
-    /// [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER)). The name is taken
-    /// out of the entry (which is read in place: open makes every region this way).
-    pub fn from_entry(entry: &mut RegionEntry, number: usize) -> Self {
+    /// The region open found: `len` bytes at `start` in a reservation of `reserved`
+    /// (`place.rs` makes it when the region is first looked up). Not checked here: the
+    /// placement comes from a file, and opening validates every placement and refuses the
+    /// file when one is wrong (and every number, which is below
+    /// [`MAX_REGION_NUMBER`](crate::database::MAX_REGION_NUMBER)).
+    pub fn opened(name: Name, number: usize, start: u64, reserved: u64, len: u64) -> Self {
         debug_assert!((number as u64) < crate::database::MAX_REGION_NUMBER);
         RegionState {
-            name: std::mem::take(&mut entry.name),
+            name,
             number: number as u32,
-            start: entry.start,
-            reserved: entry.reserved,
-            written: entry.len,
+            start,
+            reserved,
+            written: len,
             removed: false,
             dirty: AtomicBool::new(false),
-            committed_len: AtomicU64::new(entry.len),
-            changed_from: AtomicU64::new(entry.len),
+            committed_len: AtomicU64::new(len),
+            changed_from: AtomicU64::new(len),
             moved: AtomicBool::new(false),
             live: OnceLock::new(),
         }
@@ -678,17 +678,7 @@ mod tests {
     #[test]
     fn a_region_just_opened_is_small() {
         assert_eq!(size_of::<parking_lot::RwLock<RegionState>>(), 96);
-        let mut entry = RegionEntry {
-            number: 7,
-            start: 4096,
-            reserved: 4096,
-            len: 100,
-            name: "r000007".into(),
-            sums_from: 0,
-            crcs: Default::default(),
-            origin: 0,
-        };
-        let mut region = RegionState::from_entry(&mut entry, 7);
+        let mut region = RegionState::opened("r000007".into(), 7, 4096, 4096, 100);
         assert!(region.live.get().is_none());
         assert_eq!((region.len(), region.tail().len()), (100, 0));
         assert!(region.writable_from(0) && region.lock_lent().is_none());

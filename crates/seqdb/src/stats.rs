@@ -58,22 +58,37 @@ impl Database {
             Some(log) => log.allocated_bytes()?,
             None => meta_allocated_bytes(&inner.path)?,
         };
-        let (layout, slots) = {
+        // Regions not looked up since open are counted as open found them, without
+        // making their state (`place.rs`); the others under their locks, after the
+        // table's is released.
+        let (layout, regions, untouched, slots) = {
             let table = inner.table.read();
-            (table.layout.stats(), table.live_slots())
+            let mut untouched = (0, 0);
+            let mut slots = Vec::new();
+            for place in table.slots.iter().flatten() {
+                match place.untouched() {
+                    Some((len, reserved)) => {
+                        untouched.0 += len;
+                        untouched.1 += reserved;
+                    }
+                    None => slots.extend(place.made_slot().cloned()),
+                }
+            }
+            (table.layout.stats(), table.count(), untouched, slots)
         };
         let mut stats = Stats {
             file_len: inner.data.len(),
             allocated_bytes: inner.data.allocated_bytes().context(SysSnafu)? + meta_allocated,
-            regions: slots.len() as u64,
+            regions: regions as u64,
+            live_bytes: untouched.0,
+            reserved_bytes: untouched.1,
             holes: layout.holes,
             hole_bytes: layout.free_bytes,
             pending_bytes: layout.pending_bytes,
             retired_bytes: layout.held_bytes,
             generation,
-            ..Stats::default()
         };
-        for (_, slot) in &slots {
+        for slot in &slots {
             let region = slot.read_recursive();
             stats.live_bytes += region.visible_len();
             stats.reserved_bytes += region.reserved();
