@@ -808,6 +808,62 @@ mod tests {
     }
 
     #[test]
+    fn checksums_of_a_large_region_follow_its_deltas() {
+        // A region of more chunks than a decoding batch and than a piece of a body holds,
+        // whose deltas change its checksums from the end (none changed), the last chunk,
+        // a batch boundary and the start, shrink and grow it; then a delta continuing
+        // beyond the chunks it had ends the log, and nothing of it is kept.
+        let region = |len_chunks: u64, sums_from: u64, salt: u32| RegionEntry {
+            len: len_chunks * format::SUM_CHUNK,
+            reserved: 4096 * 400_000,
+            sums_from,
+            crcs: (sums_from..len_chunks)
+                .map(|c| (c as u32).wrapping_mul(0x9e37_79b9) ^ salt)
+                .collect(),
+            ..entry(1, "large")
+        };
+        let mut model = Crcs::new();
+        let mut records = vec![checkpoint(1, vec![entry(0, "a"), region(20_000, 0, 1)])];
+        model.extend(region(20_000, 0, 1).crcs);
+        for (generation, (len_chunks, sums_from)) in [
+            (20_000, 20_000),
+            (20_000, 19_999),
+            (20_000, 4096),
+            (17_000, 17_000),
+            (18_000, 16_385),
+            (18_000, 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let salt = generation as u32 + 2;
+            let changed = region(len_chunks, sums_from, salt);
+            model.truncate(sums_from as usize);
+            model.extend(changed.crcs.iter().copied());
+            records.push(delta(generation as u64 + 2, vec![], vec![changed]));
+        }
+        let applied = records.len() as u64;
+        records.push(delta(applied + 1, vec![], vec![region(18_000, 18_000, 0)]));
+        records.push(delta(applied + 2, vec![], vec![region(20_000, 18_001, 0)]));
+        let (bytes, offsets) = file(&records);
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+        assert_eq!(scan.state.generation, applied + 1);
+        assert_eq!(scan.end.offset, offsets[applied as usize + 1]);
+        assert_eq!(
+            scan.end.reason,
+            RecordEnd::Malformed(
+                "region 1's checksums continue from chunk 18001, but it had 18000".into()
+            )
+        );
+        let sorted = scan.state.into_sorted();
+        assert_eq!(sorted[1].entry.len, 18_000 * format::SUM_CHUNK);
+        assert!(
+            sorted[1].sums().as_slice() == model.as_slice(),
+            "checksums differ"
+        );
+    }
+
+    #[test]
     fn headers_and_checkpoints_that_leave_no_state_are_errors() {
         let (bytes, offsets) = log();
         let scan = |bytes: &[u8]| scan_log(Path::new("meta"), bytes, None).unwrap_err();
