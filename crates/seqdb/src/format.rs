@@ -607,11 +607,8 @@ impl<B: BodyBytes> Body<'_, B> {
         // every region's entry is decoded at open.
         let remaining = self.bytes.remaining();
         let Some(bytes) = self.bytes.take(name_len + 8)? else {
-            return Ok(Err(if remaining < name_len as u64 {
-                format!("the body ends inside region {number}'s name")
-            } else {
-                format!("the body ends inside region {number}'s first changed checksum")
-            }));
+            let len = u64_at(&fixed, 24);
+            return Ok(Err(self.entry_cut_short(number, name_len, len)?));
         };
         let (name, sums_from) = bytes.split_at(name_len);
         let sums_from = u64_at(sums_from, 0);
@@ -620,10 +617,9 @@ impl<B: BodyBytes> Body<'_, B> {
             return Ok(Err(format!("region {number}'s name is not UTF-8")));
         }
         let len = u64_at(&fixed, 24);
-        ensure_body!(
-            len <= MAX_DATA_LEN,
-            "region {number} holds {len} bytes, more than the largest data file"
-        );
+        if len > MAX_DATA_LEN {
+            return Ok(Err(too_long(number, len)));
+        }
         let chunks = len.div_ceil(SUM_CHUNK);
         ensure_body!(
             sums_from <= chunks,
@@ -670,6 +666,32 @@ impl<B: BodyBytes> Body<'_, B> {
         }
         Ok(Ok(()))
     }
+
+    /// Why an entry whose name and first changed checksum are not all in the body is
+    /// refused: the first of its fields, in the order of the bytes, that is cut or wrong
+    /// (a name that is not UTF-8 or a length beyond the bound comes before a cut in the
+    /// first changed checksum). Nothing is taken when the name itself is cut.
+    #[cold]
+    fn entry_cut_short(
+        &mut self,
+        number: u64,
+        name_len: usize,
+        len: u64,
+    ) -> Result<String, B::Error> {
+        Ok(match self.bytes.take(name_len)? {
+            None => format!("the body ends inside region {number}'s name"),
+            Some(name) if std::str::from_utf8(name).is_err() => {
+                format!("region {number}'s name is not UTF-8")
+            }
+            Some(_) if len > MAX_DATA_LEN => too_long(number, len),
+            Some(_) => format!("the body ends inside region {number}'s first changed checksum"),
+        })
+    }
+}
+
+/// Why region `number`'s entry, of `len` bytes, is refused.
+fn too_long(number: u64, len: u64) -> String {
+    format!("region {number} holds {len} bytes, more than the largest data file")
 }
 
 /// How many chunk checksums of a region are decoded from one piece of its entry.

@@ -178,6 +178,8 @@ mod diagnosis;
 mod error;
 mod fast_append;
 mod format;
+#[cfg(test)]
+mod format_reference;
 mod free_numbers;
 mod identifier;
 mod io;

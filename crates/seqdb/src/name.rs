@@ -216,6 +216,41 @@ mod tests {
     }
 
     #[test]
+    fn any_bytes_assigned_over_any_name_are_kept_exactly_when_they_are_utf8() {
+        fn prop(before: String, bytes: Vec<u8>, text: String, ascii: bool) -> bool {
+            // Random bytes (mostly not UTF-8), a random string (mostly not ASCII), and
+            // a string of ASCII only, over a name inline or not.
+            let text = if ascii {
+                text.chars().filter(char::is_ascii).collect()
+            } else {
+                text
+            };
+            [bytes, text.into_bytes()].into_iter().all(|bytes| {
+                let before = Name::from(before.as_str());
+                let mut made = before.clone();
+                let assigned = made.assign_utf8(&bytes);
+                match std::str::from_utf8(&bytes) {
+                    Ok(name) => {
+                        let inline = match &made {
+                            // What follows the name inline is zeros, as `From` leaves it.
+                            Name::Inline { len, bytes } => {
+                                bytes[usize::from(*len)..].iter().all(|&b| b == 0)
+                            }
+                            Name::Heap(_) => false,
+                        };
+                        assigned && made.as_str() == name && inline == (name.len() <= INLINE)
+                    }
+                    Err(_) => !assigned && made.as_bytes() == before.as_bytes(),
+                }
+            })
+        }
+        quickcheck::QuickCheck::new()
+            .tests(2000)
+            .max_tests(2000)
+            .quickcheck(prop as fn(String, Vec<u8>, String, bool) -> bool);
+    }
+
+    #[test]
     fn a_multi_byte_character_is_never_cut() {
         // The whole name is kept or none.
         let accented = "é".repeat(INLINE / 2 + 1);

@@ -648,6 +648,104 @@ mod tests {
         assert!(scan.after.unexamined.is_some(), "the budget ran out");
     }
 
+    /// The valid records after `end` as a reader that decodes every page boundary
+    /// finds them: at `end` too when `include_end`, each record's own pages skipped.
+    fn every_page_searched(bytes: &[u8], end: u64, include_end: bool) -> Vec<(u64, u64)> {
+        let mut found = Vec::new();
+        let mut page = end + RECORD_ALIGN;
+        if include_end
+            && let Read::Record(record, span) = log_read::read_record(bytes, end, &ID).unwrap()
+        {
+            found.push((end, record.generation));
+            page = end + span;
+        }
+        while page < bytes.len() as u64 {
+            match log_read::read_record(bytes, page, &ID).unwrap() {
+                Read::Record(record, span) => {
+                    found.push((page, record.generation));
+                    page += span;
+                }
+                Read::End(_) => page += RECORD_ALIGN,
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_search_after_the_log_finds_what_every_page_holds_whatever_the_tail() {
+        // Tails empty, of a page, around a search piece (1 MiB) and two, cut anywhere in
+        // a page; records of one page and of several (crossing a piece boundary when
+        // they lie across it), at the log's end or after it, and heads claiming more
+        // than the file holds.
+        fn prop(pages: u16, extra: u16, include_end: bool, placed: Vec<(u16, u8)>) -> bool {
+            let piece = (CHUNK as u64 / RECORD_ALIGN) as u16;
+            let tails = [
+                0,
+                1,
+                2,
+                piece - 1,
+                piece,
+                piece + 1,
+                2 * piece,
+                2 * piece + 3,
+            ];
+            let pages = u64::from(tails[usize::from(pages) % tails.len()]);
+            let extra = if pages == 0 {
+                0
+            } else {
+                u64::from(extra) % RECORD_ALIGN
+            };
+            let (mut bytes, _) = file(&[checkpoint(1, vec![entry(0, "a")])]);
+            let end = bytes.len() as u64;
+            bytes.resize((end + pages * RECORD_ALIGN + extra) as usize, 0);
+            let len = bytes.len() as u64;
+            let mut big = entry(1, "big");
+            big.len = 5000 * format::SUM_CHUNK;
+            big.crcs = (0..5000u32).collect();
+            let records = [
+                encode_record(&ID, &delta(2, vec![], vec![entry(1, "b")])).unwrap(),
+                encode_record(&ID, &delta(3, vec![0], vec![big])).unwrap(),
+                encode_record(&ID, &checkpoint(9, vec![])).unwrap(),
+            ];
+            for (page, which) in placed.into_iter().take(6) {
+                let at = end + (u64::from(page) % (pages + 1)) * RECORD_ALIGN;
+                if at >= len {
+                    continue;
+                }
+                let at = at as usize;
+                match which % 4 {
+                    3 => {
+                        // A head claiming a body past the end of the file.
+                        let room = bytes.len() - at;
+                        let head = &mut bytes[at..at + room.min(16)];
+                        let magic = head.len().min(4);
+                        head[..magic].copy_from_slice(&format::RECORD_MAGIC[..magic]);
+                        if head.len() >= 12 {
+                            head[4..12].copy_from_slice(&(len - at as u64).to_le_bytes());
+                        }
+                    }
+                    which => {
+                        // Cut by the end of the file when it does not fit.
+                        let record = &records[usize::from(which)];
+                        let fits = record.len().min(bytes.len() - at);
+                        bytes[at..at + fits].copy_from_slice(&record[..fits]);
+                    }
+                }
+            }
+            let after = search_after(bytes.as_slice(), end, include_end, &ID).unwrap();
+            let found: Vec<(u64, u64)> = after
+                .records
+                .iter()
+                .map(|f| (f.offset, f.generation))
+                .collect();
+            after.unexamined.is_none() && found == every_page_searched(&bytes, end, include_end)
+        }
+        quickcheck::QuickCheck::new()
+            .tests(300)
+            .max_tests(300)
+            .quickcheck(prop as fn(u16, u16, bool, Vec<(u16, u8)>) -> bool);
+    }
+
     #[test]
     fn the_first_entries_after_an_empty_checkpoint_become_the_state() {
         let scan = |records: &[Record]| {
@@ -711,6 +809,62 @@ mod tests {
         assert_eq!(sorted[0].origin(), offsets[2]);
         assert_eq!(sorted[1].origin(), offsets[3]);
         assert_eq!(sorted[1].sums().len(), 1);
+    }
+
+    #[test]
+    fn checksums_of_a_large_region_follow_its_deltas() {
+        // A region of more chunks than a decoding batch and than a piece of a body holds,
+        // whose deltas change its checksums from the end (none changed), the last chunk,
+        // a batch boundary and the start, shrink and grow it; then a delta continuing
+        // beyond the chunks it had ends the log, and nothing of it is kept.
+        let region = |len_chunks: u64, sums_from: u64, salt: u32| RegionEntry {
+            len: len_chunks * format::SUM_CHUNK,
+            reserved: 4096 * 400_000,
+            sums_from,
+            crcs: (sums_from..len_chunks)
+                .map(|c| (c as u32).wrapping_mul(0x9e37_79b9) ^ salt)
+                .collect(),
+            ..entry(1, "large")
+        };
+        let mut model = Crcs::new();
+        let mut records = vec![checkpoint(1, vec![entry(0, "a"), region(20_000, 0, 1)])];
+        model.extend(region(20_000, 0, 1).crcs);
+        for (generation, (len_chunks, sums_from)) in [
+            (20_000, 20_000),
+            (20_000, 19_999),
+            (20_000, 4096),
+            (17_000, 17_000),
+            (18_000, 16_385),
+            (18_000, 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let salt = generation as u32 + 2;
+            let changed = region(len_chunks, sums_from, salt);
+            model.truncate(sums_from as usize);
+            model.extend(changed.crcs.iter().copied());
+            records.push(delta(generation as u64 + 2, vec![], vec![changed]));
+        }
+        let applied = records.len() as u64;
+        records.push(delta(applied + 1, vec![], vec![region(18_000, 18_000, 0)]));
+        records.push(delta(applied + 2, vec![], vec![region(20_000, 18_001, 0)]));
+        let (bytes, offsets) = file(&records);
+        let scan = scan_log(Path::new("meta"), bytes.as_slice(), None).unwrap();
+        assert_eq!(scan.state.generation, applied + 1);
+        assert_eq!(scan.end.offset, offsets[applied as usize + 1]);
+        assert_eq!(
+            scan.end.reason,
+            RecordEnd::Malformed(
+                "region 1's checksums continue from chunk 18001, but it had 18000".into()
+            )
+        );
+        let sorted = scan.state.into_sorted();
+        assert_eq!(sorted[1].entry.len, 18_000 * format::SUM_CHUNK);
+        assert!(
+            sorted[1].sums().as_slice() == model.as_slice(),
+            "checksums differ"
+        );
     }
 
     #[test]
