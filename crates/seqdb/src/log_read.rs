@@ -209,12 +209,22 @@ pub(crate) fn read_record<S: Source + ?Sized>(
     if needed > available {
         return Ok(Read::End(RecordEnd::Cut { needed, available }));
     }
-    let mut body = StreamedBody::new(
-        source,
-        offset + RECORD_HEAD_LEN as u64,
-        body_len,
-        format::record_hasher(id, &head),
-    );
+    let body_at = offset + RECORD_HEAD_LEN as u64;
+    // A large body is checked before it is parsed: parsing keeps what the body lists
+    // (entries, checksums), and a damaged or sparse file could otherwise make the open
+    // hold as much memory as the body claims before its checksum says it is garbage.
+    if body_len > CHECK_FIRST {
+        let mut body =
+            StreamedBody::new(source, body_at, body_len, format::record_hasher(id, &head));
+        let computed = body.finish()?;
+        if computed != head_fields.crc {
+            return Ok(Read::End(RecordEnd::Checksum {
+                stored: head_fields.crc,
+                computed,
+            }));
+        }
+    }
+    let mut body = StreamedBody::new(source, body_at, body_len, format::record_hasher(id, &head));
     let parsed = format::parse_body(&mut body)?;
     let computed = body.finish()?;
     if computed != head_fields.crc {
@@ -228,6 +238,11 @@ pub(crate) fn read_record<S: Source + ?Sized>(
         Err(reason) => Read::End(RecordEnd::Malformed(reason)),
     })
 }
+
+/// Bodies longer than this are read twice, their checksum checked before they are
+/// parsed: a checkpoint of about a million regions, whose second read costs little
+/// beside what parsing it does.
+const CHECK_FIRST: u64 = 64 << 20;
 
 /// The piece a record body is read in: small enough to stay in the processor's cache
 /// and in memory the allocator already has, so a large checkpoint is not first zeroed
@@ -355,6 +370,77 @@ mod tests {
             }
             Read::End(end) => panic!("{end}"),
         }
+    }
+
+    /// A file of `len` bytes: `prefix`, then zeros (as a sparse file's hole reads).
+    struct Sparse {
+        prefix: Vec<u8>,
+        len: u64,
+    }
+
+    impl Source for Sparse {
+        fn len(&self) -> u64 {
+            self.len
+        }
+
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+            buf.fill(0);
+            if let Some(rest) = self.prefix.get(offset as usize..) {
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+            }
+            Ok(())
+        }
+    }
+
+    /// The process's peak resident set, in bytes.
+    #[cfg(target_os = "linux")]
+    fn peak_resident() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib << 10
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_damaged_body_claiming_a_gigabyte_of_checksums_holds_no_memory_for_them() {
+        // One region of one chunk, then its length and the body's made to claim a
+        // gigabyte of checksums, which the rest of the file (a hole) reads as zeros; the
+        // record's checksum no longer matches.
+        let mut small = record(1, 3);
+        small.upserts[0].len = crate::format::SUM_CHUNK;
+        small.upserts[0].crcs = crate::format::Crcs::from_elem(0, 1);
+        let mut prefix = encode_record(&ID, &small).unwrap();
+        // Head (16), generation (8), kind (1), bound (8), removed and entry counts (4 + 4),
+        // then the entry: number, start, reserved, length.
+        let len_at = RECORD_HEAD_LEN + 8 + 1 + 8 + 4 + 4 + 24;
+        assert_eq!(
+            u64::from_le_bytes(prefix[len_at..len_at + 8].try_into().unwrap()),
+            crate::format::SUM_CHUNK
+        );
+        let claimed: u64 = 1 << 30;
+        let chunks = claimed / 4;
+        prefix[len_at..len_at + 8]
+            .copy_from_slice(&(chunks * crate::format::SUM_CHUNK).to_le_bytes());
+        let body_len = claimed + 4096;
+        prefix[4..12].copy_from_slice(&body_len.to_le_bytes());
+        prefix.truncate(len_at + 8 + 2 + 3 + 8);
+        let file = Sparse {
+            prefix,
+            len: RECORD_HEAD_LEN as u64 + body_len,
+        };
+        let before = peak_resident();
+        match read_record(&file, 0, &ID).unwrap() {
+            Read::End(RecordEnd::Checksum { .. }) => {}
+            Read::End(end) => panic!("{end}"),
+            Read::Record(..) => panic!("a record"),
+        }
+        let grown = peak_resident().saturating_sub(before);
+        assert!(
+            grown < claimed / 4,
+            "the peak resident set grew by {grown} bytes"
+        );
     }
 
     #[test]
