@@ -45,3 +45,384 @@ fn punching_reaches_regions_never_looked_up() {
     );
     assert_eq!(db.get_region(n.into()).unwrap().len(), 4096);
 }
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use seqdb::{Error, Identifier};
+use support::{Rng, State, diff_states, read_state};
+
+/// Byte `i` of a region whose first 8 bytes hold `seed`: every region's bytes follow
+/// from its first eight, so any thread can check any region it reads.
+fn byte(seed: u64, i: u64) -> u8 {
+    (seed.wrapping_mul(0x9E37_79B9).wrapping_add(i.wrapping_mul(31)) % 251) as u8
+}
+
+fn bytes(seed: u64, from: u64, to: u64) -> Vec<u8> {
+    if from == 0 {
+        let mut out = seed.to_le_bytes()[..to.min(8) as usize].to_vec();
+        out.extend((8..to.max(8)).map(|i| byte(seed, i)));
+        out
+    } else {
+        assert!(from >= 8);
+        (from..to).map(|i| byte(seed, i)).collect()
+    }
+}
+
+/// Whether `got` is a region's bytes as this file writes them: empty (just created), or
+/// a seed and the bytes that follow from it.
+fn well_formed(got: &[u8]) -> Result<(), String> {
+    if got.is_empty() {
+        return Ok(());
+    }
+    if got.len() < 8 {
+        return Err(format!("{} bytes, shorter than a seed", got.len()));
+    }
+    let seed = u64::from_le_bytes(got[..8].try_into().unwrap());
+    match (8..got.len()).find(|&i| got[i] != byte(seed, i as u64)) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "byte {i} of {} is {} where seed {seed:#x} has {}",
+            got.len(),
+            got[i],
+            byte(seed, i as u64)
+        )),
+    }
+}
+
+/// The bytes of the region `id`, checked through a reader; `None` when there is none.
+fn read_checked(db: &Database, id: Identifier) -> Option<Vec<u8>> {
+    let reader = match db.create_region_reader(id.clone()) {
+        Ok(reader) => reader,
+        Err(Error::UnknownRegion { .. }) => return None,
+        Err(e) => panic!("reader of {id}: {e}"),
+    };
+    let got = reader.read_all().to_vec();
+    if let Err(e) = well_formed(&got) {
+        panic!("reader of {id} ({:?}): {e}", reader.region().name());
+    }
+    assert_eq!(got.len() as u64, reader.len());
+    Some(got)
+}
+
+/// One region an owner thread keeps: the name it has now, its seed and its length.
+#[derive(Clone, Debug)]
+struct Owned {
+    name: String,
+    seed: u64,
+    len: u64,
+}
+
+const OWNERS: usize = 3;
+const PER_OWNER: usize = 12;
+
+fn base_name(owner: usize, k: usize) -> String {
+    format!("o{owner}-{k}")
+}
+
+/// Every owner's regions: bytes past 40 KiB cut off, so that each reservation is longer
+/// than its region (what a punch gives back).
+fn prepare(dir: &std::path::Path) -> Vec<Vec<Owned>> {
+    let db = Database::open(dir).unwrap();
+    let mut rng = Rng(7);
+    let mut owned = Vec::new();
+    for owner in 0..OWNERS {
+        let mut regions = Vec::new();
+        for k in 0..PER_OWNER {
+            let name = base_name(owner, k);
+            let (n, _) = db.create_region_if_needed(&name).unwrap();
+            let seed = rng.next();
+            db.write_all_to_region(n.into(), &bytes(seed, 0, 40_000))
+                .unwrap();
+            let len = rng.range(8, 20_000);
+            db.flush().unwrap();
+            db.truncate_region(n.into(), len).unwrap();
+            regions.push(Owned { name, seed, len });
+        }
+        owned.push(regions);
+    }
+    db.close().unwrap();
+    owned
+}
+
+fn id_of(region: &Owned) -> Identifier {
+    Identifier::from(region.name.as_str())
+}
+
+/// One owner's step on one of its regions; checks the region through a reader after it.
+fn owner_step(db: &Database, rng: &mut Rng, owner: usize, k: usize, region: &mut Owned) {
+    match rng.below(10) {
+        0..=2 => {
+            let add = if rng.one_in(8) {
+                rng.range(16_384, 90_000)
+            } else {
+                rng.range(1, 3000)
+            };
+            db.write_all_to_region(id_of(region), &bytes(region.seed, region.len, region.len + add))
+                .unwrap();
+            region.len += add;
+        }
+        3 => {
+            let len = rng.range(8, region.len);
+            db.truncate_region(id_of(region), len).unwrap();
+            region.len = len;
+        }
+        4 => {
+            // The same bytes again (in place, or copied when a reader views them).
+            let at = rng.range(8, region.len);
+            let to = (at + rng.range(0, 5000)).min(region.len);
+            db.write_all_to_region_at(id_of(region), &bytes(region.seed, at, to), at)
+                .unwrap();
+        }
+        5 => {
+            // Removed and made again: its number goes free, and a new region of any
+            // thread may take it.
+            let last = db.remove_region(id_of(region)).unwrap().expect("owned region");
+            assert_eq!(last.len(), region.len, "{}", region.name);
+            assert!(read_checked(db, id_of(region)).is_none(), "{} removed", region.name);
+            let (n, _) = db.create_region_if_needed(&region.name).unwrap();
+            region.seed = rng.next();
+            region.len = rng.range(8, 30_000);
+            db.write_all_to_region(n.into(), &bytes(region.seed, 0, region.len))
+                .unwrap();
+        }
+        6 => {
+            let base = base_name(owner, k);
+            let new = if region.name == base {
+                format!("{base}r")
+            } else {
+                base
+            };
+            db.rename_region(id_of(region), &new).unwrap();
+            assert!(read_checked(db, id_of(region)).is_none(), "{} renamed", region.name);
+            region.name = new;
+        }
+        _ => {}
+    }
+    let got = read_checked(db, id_of(region)).unwrap_or_else(|| panic!("{} is gone", region.name));
+    assert_eq!(got.len() as u64, region.len, "{}", region.name);
+    assert_eq!(
+        got[..8],
+        region.seed.to_le_bytes(),
+        "{}: another region's bytes",
+        region.name
+    );
+}
+
+fn expected(owned: &[Vec<Owned>]) -> State {
+    owned
+        .iter()
+        .flatten()
+        .map(|r| (r.name.clone(), bytes(r.seed, 0, r.len)))
+        .collect()
+}
+
+/// Several rounds, each on a handle just opened (every region never looked up): owners
+/// append, truncate, overwrite, remove and make again (taking freed numbers), and rename
+/// their regions; lookers look up every number, by `get_region`, readers and
+/// `regions()`, checking the bytes they see; a maintainer flushes, punches, compacts and
+/// takes statistics. After each round the handle is closed (or dropped) and every region
+/// reopens exactly as its owner left it.
+#[test]
+fn regions_just_opened_under_lookups_removals_renames_and_maintenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut owned = prepare(dir.path());
+    for round in 0..4u64 {
+        let db = Database::open(dir.path()).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = Arc::new(Barrier::new(OWNERS + 3));
+        let total = OWNERS * PER_OWNER;
+        let mut owners = Vec::new();
+        for (owner, regions) in owned.drain(..).enumerate() {
+            let (db, stop, start) = (db.clone(), stop.clone(), start.clone());
+            owners.push(thread::spawn(move || {
+                let mut regions = regions;
+                let mut rng = Rng(round * 100 + owner as u64);
+                start.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    let k = rng.below(PER_OWNER as u64) as usize;
+                    owner_step(&db, &mut rng, owner, k, &mut regions[k]);
+                    // Pauses, in which compaction can lock every region.
+                    if rng.one_in(4) {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                regions
+            }));
+        }
+        let mut others = Vec::new();
+        for looker in 0..2u64 {
+            let (db, stop, start) = (db.clone(), stop.clone(), start.clone());
+            others.push(thread::spawn(move || {
+                let mut rng = Rng(round * 100 + 50 + looker);
+                start.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    let n = rng.below(total as u64 + 4) as usize;
+                    match rng.below(4) {
+                        0 => {
+                            if let Ok(region) = db.get_region(n.into()) {
+                                assert_eq!(region.number(), n);
+                                assert!(region.name().starts_with('o'), "{region:?}");
+                            }
+                        }
+                        1 => {
+                            read_checked(&db, n.into());
+                        }
+                        2 => {
+                            let regions = db.regions();
+                            assert!(regions.len() <= total, "{} regions", regions.len());
+                            assert!(regions.windows(2).all(|w| w[0].number() < w[1].number()));
+                        }
+                        _ => {
+                            let stats = db.stats().unwrap();
+                            assert!(stats.regions as usize <= total, "{stats:?}");
+                            assert!(stats.live_bytes <= stats.reserved_bytes, "{stats:?}");
+                        }
+                    }
+                }
+            }));
+        }
+        {
+            let (db, stop, start) = (db.clone(), stop.clone(), start.clone());
+            others.push(thread::spawn(move || {
+                start.wait();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match (i + round) % 5 {
+                        0 => db.flush().unwrap(),
+                        1 => {
+                            db.punch_holes().unwrap();
+                        }
+                        2 => db.flush_then_punch().unwrap(),
+                        3 => match db.compact() {
+                            Ok(()) | Err(Error::Busy { .. }) => {}
+                            Err(e) => panic!("compact: {e}"),
+                        },
+                        _ => {
+                            db.stats().unwrap();
+                        }
+                    }
+                    i += 1;
+                }
+            }));
+        }
+        thread::sleep(Duration::from_millis(600));
+        stop.store(true, Ordering::Relaxed);
+        owned = owners.into_iter().map(|h| h.join().unwrap()).collect();
+        for handle in others {
+            handle.join().unwrap();
+        }
+        let want = expected(&owned);
+        let stats = db.stats().unwrap();
+        assert_eq!(stats.regions as usize, total, "round {round}");
+        let live: usize = want.values().map(Vec::len).sum();
+        assert_eq!(stats.live_bytes as usize, live, "round {round}");
+        if let Some(diff) = diff_states(&read_state(&db).unwrap(), &want) {
+            panic!("round {round}, before closing: {diff}");
+        }
+        if round % 2 == 0 {
+            db.close().unwrap();
+        } else {
+            drop(db);
+        }
+        let db = Database::open(dir.path()).unwrap();
+        if let Some(diff) = diff_states(&read_state(&db).unwrap(), &want) {
+            panic!("round {round}, reopened: {diff}");
+        }
+    }
+}
+
+/// A punch on a handle just opened, whose regions all have space past their length,
+/// racing first lookups that write into that space (appends large enough to go straight
+/// to the file, and small ones flushed at once): no written byte is punched away.
+#[test]
+fn a_punch_racing_first_writes_into_reservations_keeps_every_byte() {
+    const REGIONS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let mut seeds = Vec::new();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        for r in 0..REGIONS {
+            let (n, _) = db.create_region_if_needed(&format!("p{r}")).unwrap();
+            let seed = r as u64 * 1_000_003;
+            db.write_all_to_region(n.into(), &bytes(seed, 0, 120_000))
+                .unwrap();
+            db.flush().unwrap();
+            db.truncate_region(n.into(), 8 + r as u64).unwrap();
+            seeds.push((n, seed, 8 + r as u64));
+        }
+        db.close().unwrap();
+    }
+    for round in 0..4u64 {
+        let db = Database::open(dir.path()).unwrap();
+        let start = Arc::new(Barrier::new(3));
+        let mut writers = Vec::new();
+        for w in 0..2usize {
+            let (db, start) = (db.clone(), start.clone());
+            let mine: Vec<(usize, u64, u64)> = seeds
+                .iter()
+                .enumerate()
+                .filter(|(r, _)| r % 2 == w)
+                .map(|(_, s)| *s)
+                .collect();
+            writers.push(thread::spawn(move || {
+                let mut mine = mine;
+                // Half of the handle's regions in order, the other writer's half from the end.
+                if (w as u64 + round) % 2 == 1 {
+                    mine.reverse();
+                }
+                start.wait();
+                for (n, seed, len) in &mut mine {
+                    let add = if (*n as u64 + round) % 3 == 0 {
+                        20_000
+                    } else {
+                        3_000
+                    };
+                    db.write_all_to_region((*n).into(), &bytes(*seed, *len, *len + add))
+                        .unwrap();
+                    *len += add;
+                    if add < 16_384 {
+                        // Into the file now, past the length open found.
+                        db.create_region_reader((*n).into()).unwrap();
+                    }
+                }
+                mine
+            }));
+        }
+        start.wait();
+        db.punch_holes().unwrap();
+        db.punch_holes().unwrap();
+        let mut lens = std::collections::BTreeMap::new();
+        for handle in writers {
+            for (n, seed, len) in handle.join().unwrap() {
+                lens.insert(n, (seed, len));
+            }
+        }
+        for (n, (seed, len)) in &lens {
+            let got = read_checked(&db, (*n).into()).unwrap();
+            assert!(
+                got == bytes(*seed, 0, *len),
+                "round {round}: region {n} lost bytes: {:?}",
+                well_formed(&got)
+            );
+        }
+        db.flush_then_punch().unwrap();
+        drop(db);
+        let db = Database::open(dir.path()).unwrap();
+        for (n, (seed, len)) in &lens {
+            let got = read_checked(&db, (*n).into()).unwrap();
+            assert!(got == bytes(*seed, 0, *len), "round {round}: region {n}");
+        }
+        seeds = lens.into_iter().map(|(n, (s, l))| (n, s, l)).collect();
+        // Truncated again (and closed unpunched): the next round finds room again.
+        for (n, _, len) in &mut seeds {
+            *len = 8 + (*n as u64 % 100);
+            db.truncate_region((*n).into(), *len).unwrap();
+        }
+        db.close().unwrap();
+    }
+}
