@@ -426,3 +426,92 @@ fn a_punch_racing_first_writes_into_reservations_keeps_every_byte() {
         db.close().unwrap();
     }
 }
+
+/// `stats()` counts a region never looked up as open found it, and the same once its
+/// state is made: taken while other threads make the states (lookups, readers, listings,
+/// a flush) and change nothing, it never moves; and it agrees with `regions()`.
+#[test]
+fn statistics_stay_put_while_states_are_made() {
+    const REGIONS: usize = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::open(dir.path()).unwrap();
+        let mut rng = Rng(3);
+        for r in 0..REGIONS {
+            let (n, _) = db.create_region_if_needed(&format!("s{r}")).unwrap();
+            let len = match r % 4 {
+                0 => 0,
+                1 => rng.range(8, 100),
+                2 => rng.range(8, 9000),
+                _ => rng.range(8, 70_000),
+            };
+            db.write_all_to_region(n.into(), &bytes(r as u64, 0, len))
+                .unwrap();
+        }
+        db.close().unwrap();
+    }
+    for round in 0..3u64 {
+        let db = Database::open(dir.path()).unwrap();
+        let want = db.stats().unwrap();
+        assert_eq!(want.regions as usize, REGIONS);
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = Arc::new(Barrier::new(4));
+        let mut lookers = Vec::new();
+        for t in 0..3u64 {
+            let (db, stop, start) = (db.clone(), stop.clone(), start.clone());
+            lookers.push(thread::spawn(move || {
+                let mut rng = Rng(round * 10 + t);
+                start.wait();
+                let mut n = rng.below(REGIONS as u64) as usize;
+                while !stop.load(Ordering::Relaxed) {
+                    match (t + round) % 3 {
+                        0 => {
+                            db.get_region(n.into()).unwrap();
+                        }
+                        1 => {
+                            read_checked(&db, format!("s{n}").as_str().into()).unwrap();
+                        }
+                        _ if rng.one_in(200) => {
+                            assert_eq!(db.regions().len(), REGIONS);
+                            db.flush().unwrap();
+                        }
+                        _ => {
+                            read_checked(&db, n.into()).unwrap();
+                        }
+                    }
+                    n = (n + 1 + rng.below(3) as usize) % REGIONS;
+                }
+            }));
+        }
+        start.wait();
+        let deadline = std::time::Instant::now() + Duration::from_millis(400);
+        let mut taken = 0;
+        while std::time::Instant::now() < deadline {
+            let got = db.stats().unwrap();
+            assert_eq!(
+                (got.regions, got.live_bytes, got.reserved_bytes),
+                (want.regions, want.live_bytes, want.reserved_bytes),
+                "round {round}, after {taken} statistics"
+            );
+            taken += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for handle in lookers {
+            handle.join().unwrap();
+        }
+        let regions = db.regions();
+        let live: u64 = regions.iter().map(|r| r.len()).sum();
+        let reserved: u64 = regions.iter().map(|r| r.reserved()).sum();
+        let got = db.stats().unwrap();
+        assert_eq!(
+            (got.regions, got.live_bytes, got.reserved_bytes),
+            (regions.len() as u64, live, reserved),
+            "round {round}"
+        );
+        assert_eq!(
+            (got.live_bytes, got.reserved_bytes),
+            (want.live_bytes, want.reserved_bytes)
+        );
+        drop(db);
+    }
+}
