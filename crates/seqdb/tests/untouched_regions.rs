@@ -12,7 +12,8 @@ fn punching_reaches_regions_never_looked_up() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
     let (n, _) = db.create_region_if_needed("big").unwrap();
-    db.write_all_to_region(n.into(), &vec![7u8; 4 << 20]).unwrap();
+    db.write_all_to_region(n.into(), &vec![7u8; 4 << 20])
+        .unwrap();
     db.flush().unwrap();
     db.truncate_region(n.into(), 4096).unwrap();
     db.close().unwrap();
@@ -37,7 +38,10 @@ fn punching_reaches_regions_never_looked_up() {
         eprintln!("note: this file system did not give space back on punch");
         return;
     }
-    assert!(looked_up_given >= 3 << 20, "{looked_up_given} of {looked_up_before}");
+    assert!(
+        looked_up_given >= 3 << 20,
+        "{looked_up_given} of {looked_up_before}"
+    );
     assert!(
         given >= 3 << 20,
         "a region never looked up kept its reservation's tail: {given} given back, \
@@ -59,7 +63,10 @@ use support::{Rng, State, diff_states, read_state};
 /// Byte `i` of a region whose first 8 bytes hold `seed`: every region's bytes follow
 /// from its first eight, so any thread can check any region it reads.
 fn byte(seed: u64, i: u64) -> u8 {
-    (seed.wrapping_mul(0x9E37_79B9).wrapping_add(i.wrapping_mul(31)) % 251) as u8
+    (seed
+        .wrapping_mul(0x9E37_79B9)
+        .wrapping_add(i.wrapping_mul(31))
+        % 251) as u8
 }
 
 fn bytes(seed: u64, from: u64, to: u64) -> Vec<u8> {
@@ -162,8 +169,11 @@ fn owner_step(db: &Database, rng: &mut Rng, owner: usize, k: usize, region: &mut
             } else {
                 rng.range(1, 3000)
             };
-            db.write_all_to_region(id_of(region), &bytes(region.seed, region.len, region.len + add))
-                .unwrap();
+            db.write_all_to_region(
+                id_of(region),
+                &bytes(region.seed, region.len, region.len + add),
+            )
+            .unwrap();
             region.len += add;
         }
         3 => {
@@ -181,9 +191,16 @@ fn owner_step(db: &Database, rng: &mut Rng, owner: usize, k: usize, region: &mut
         5 => {
             // Removed and made again: its number goes free, and a new region of any
             // thread may take it.
-            let last = db.remove_region(id_of(region)).unwrap().expect("owned region");
+            let last = db
+                .remove_region(id_of(region))
+                .unwrap()
+                .expect("owned region");
             assert_eq!(last.len(), region.len, "{}", region.name);
-            assert!(read_checked(db, id_of(region)).is_none(), "{} removed", region.name);
+            assert!(
+                read_checked(db, id_of(region)).is_none(),
+                "{} removed",
+                region.name
+            );
             let (n, _) = db.create_region_if_needed(&region.name).unwrap();
             region.seed = rng.next();
             region.len = rng.range(8, 30_000);
@@ -198,7 +215,11 @@ fn owner_step(db: &Database, rng: &mut Rng, owner: usize, k: usize, region: &mut
                 base
             };
             db.rename_region(id_of(region), &new).unwrap();
-            assert!(read_checked(db, id_of(region)).is_none(), "{} renamed", region.name);
+            assert!(
+                read_checked(db, id_of(region)).is_none(),
+                "{} renamed",
+                region.name
+            );
             region.name = new;
         }
         _ => {}
@@ -377,7 +398,7 @@ fn a_punch_racing_first_writes_into_reservations_keeps_every_byte() {
                 }
                 start.wait();
                 for (n, seed, len) in &mut mine {
-                    let add = if (*n as u64 + round) % 3 == 0 {
+                    let add = if (*n as u64 + round).is_multiple_of(3) {
                         20_000
                     } else {
                         3_000
@@ -513,5 +534,162 @@ fn statistics_stay_put_while_states_are_made() {
             (want.live_bytes, want.reserved_bytes)
         );
         drop(db);
+    }
+}
+
+/// A read-only handle of this process, opened beside the writer, looks its regions up
+/// for the first time (from several threads) only after the writer removed, made again,
+/// appended to, compacted and punched them: it shows the bytes of the generation it
+/// opened, and its statistics are those it had before any lookup.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn a_read_only_handle_makes_states_of_its_generation_beside_a_changing_writer() {
+    const REGIONS: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Database::open(dir.path()).unwrap();
+    let mut want = State::new();
+    for r in 0..REGIONS {
+        let name = format!("g{r}");
+        let (n, _) = writer.create_region_if_needed(&name).unwrap();
+        let data = bytes(r as u64 + 1, 0, 500 + r as u64 * 997);
+        writer.write_all_to_region(n.into(), &data).unwrap();
+        want.insert(name, data);
+    }
+    writer.flush().unwrap();
+    for round in 0..3u64 {
+        let reader = Database::open_read_only(dir.path()).unwrap();
+        let stats = reader.stats().unwrap();
+        // The writer changes every region the reader has not looked up yet.
+        for r in 0..REGIONS {
+            let name = format!("g{r}");
+            match (r as u64 + round) % 3 {
+                0 => {
+                    writer.remove_region(name.as_str().into()).unwrap();
+                    let (n, _) = writer.create_region_if_needed(&name).unwrap();
+                    let seed = 1000 * (round + 1) + r as u64;
+                    writer
+                        .write_all_to_region(n.into(), &bytes(seed, 0, 3000))
+                        .unwrap();
+                }
+                1 => {
+                    let len = writer.get_region(name.as_str().into()).unwrap().len();
+                    let seed = u64::from_le_bytes(want[&name][..8].try_into().unwrap());
+                    writer
+                        .write_all_to_region(name.as_str().into(), &bytes(seed, len, len + 70_000))
+                        .unwrap();
+                }
+                _ => {
+                    writer.rename_region(name.as_str().into(), "tmp").unwrap();
+                    writer.rename_region("tmp".into(), &name).unwrap();
+                }
+            }
+            if r % 20 == 0 {
+                writer.flush_then_punch().unwrap();
+            }
+        }
+        writer.flush().unwrap();
+        writer.compact().unwrap();
+        writer.flush_then_punch().unwrap();
+        let seen: Vec<State> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..3)
+                .map(|t| {
+                    let reader = &reader;
+                    scope.spawn(move || {
+                        let mut seen = State::new();
+                        for k in 0..REGIONS {
+                            let r = (k * 7 + t * 13) % REGIONS;
+                            let id: Identifier = if t == 0 {
+                                r.into()
+                            } else {
+                                format!("g{r}").as_str().into()
+                            };
+                            let got = read_checked(reader, id).unwrap();
+                            seen.insert(format!("g{r}"), got);
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for got in &seen {
+            if let Some(diff) = diff_states(got, &want) {
+                panic!("round {round}: the read-only handle: {diff}");
+            }
+        }
+        let after = reader.stats().unwrap();
+        assert_eq!(
+            (after.regions, after.live_bytes, after.reserved_bytes),
+            (stats.regions, stats.live_bytes, stats.reserved_bytes),
+            "round {round}"
+        );
+        drop(reader);
+        want = read_state(&writer).unwrap();
+    }
+}
+
+/// A backup taken by a handle just opened, whose regions are looked up for the first time
+/// by appending threads while the backup runs, holds each region as a prefix of what was
+/// appended, at least as long as what was appended before it began.
+#[test]
+fn a_backup_of_regions_just_opened_while_they_are_first_appended_to() {
+    const REGIONS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+    {
+        let db = Database::open(&src).unwrap();
+        for r in 0..REGIONS {
+            let (n, _) = db.create_region_if_needed(&format!("b{r}")).unwrap();
+            db.write_all_to_region(n.into(), &bytes(r as u64, 0, 5000))
+                .unwrap();
+        }
+        db.close().unwrap();
+    }
+    for round in 0..3u64 {
+        let db = Database::open(&src).unwrap();
+        let start = Arc::new(Barrier::new(3));
+        let appenders: Vec<_> = (0..2usize)
+            .map(|w| {
+                let (db, start) = (db.clone(), start.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    for k in 0..REGIONS {
+                        let r = if w == 0 { k } else { REGIONS - 1 - k };
+                        if r % 2 != w {
+                            continue;
+                        }
+                        let name = format!("b{r}");
+                        for _ in 0..4 {
+                            let len = db.get_region(name.as_str().into()).unwrap().len();
+                            db.write_all_to_region(
+                                name.as_str().into(),
+                                &bytes(r as u64, len, len + 1000),
+                            )
+                            .unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        db.backup(&dest).unwrap();
+        for handle in appenders {
+            handle.join().unwrap();
+        }
+        let report = seqdb::check_data(&dest, |_, _| {}).unwrap();
+        assert!(report.is_healthy() && report.data_checked, "{report}");
+        let backup = read_state(&Database::open_read_only(&dest).unwrap()).unwrap();
+        let now = read_state(&db).unwrap();
+        assert_eq!(backup.len(), REGIONS, "round {round}");
+        for (name, got) in &backup {
+            let full = &now[name];
+            assert!(
+                got.len() >= 5000 + round as usize * 4000 && full.starts_with(got),
+                "round {round}: {name} has {} bytes in the backup, {} now",
+                got.len(),
+                full.len()
+            );
+        }
+        db.close().unwrap();
     }
 }
