@@ -49,7 +49,17 @@ impl Database {
                 .punch_hole(hole.start, hole.len)
                 .context(SysSnafu)?;
         }
-        for slot in table.made_slots() {
+        for (number, place) in table.slots.iter().enumerate() {
+            let Some(place) = place else { continue };
+            // A region not looked up since open may still have space allocated past its
+            // length: a truncation or a growth's preallocation an earlier handle never
+            // punched, appends a crash cut off. Its state is made to punch it under its
+            // lock like any other region's: a first lookup could otherwise make it and
+            // write there while this punches from what open found.
+            let slot = match place.untouched() {
+                Some((len, reserved)) if round_up(len) >= reserved => continue,
+                _ => place.slot(number),
+            };
             // Under the table lock only `try_` region locks (see the locking rules).
             let Some(region) = slot.try_read_recursive() else {
                 continue;
