@@ -214,8 +214,7 @@ pub(crate) fn read_record<S: Source + ?Sized>(
     // (entries, checksums), and a damaged or sparse file could otherwise make the open
     // hold as much memory as the body claims before its checksum says it is garbage.
     if body_len > CHECK_FIRST {
-        let body =
-            StreamedBody::new(source, body_at, body_len, format::record_hasher(id, &head));
+        let body = StreamedBody::new(source, body_at, body_len, format::record_hasher(id, &head));
         let computed = body.finish()?;
         if computed != head_fields.crc {
             return Ok(Read::End(RecordEnd::Checksum {
