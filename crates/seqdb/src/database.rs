@@ -570,29 +570,48 @@ fn build_table(
             .fail();
         }
     };
-    let mut slots: Vec<Option<Place>> = Vec::with_capacity(next);
     let mut sums: Vec<Option<RegionSums>> = Vec::with_capacity(next);
-    // Read in place rather than moved out one by one: an entry is large. Each region's
-    // state is made when it is first looked up (`place.rs`).
+    // Read in place rather than moved out one by one: an entry is large.
     for Placed { entry } in entries.iter_mut() {
-        let number = entry.number as usize;
         // Numbers are ordered and below `next`: the numbers skipped are free.
-        while slots.len() < number {
-            slots.push(None);
+        let number = entry.number as usize;
+        while sums.len() < number {
             sums.push(None);
         }
-        let crcs = std::mem::take(&mut entry.crcs);
-        sums.push(Some(RegionSums::new(entry.len, crcs)));
-        let name = std::mem::take(&mut entry.name);
-        slots.push(Some(Place::found(
-            name,
-            entry.start,
-            entry.reserved,
+        sums.push(Some(RegionSums::new(
             entry.len,
+            std::mem::take(&mut entry.crcs),
         )));
     }
-    slots.resize_with(next, || None);
     sums.resize_with(next, || None);
+    // Each entry becomes its region's place in the entries' own memory: the standard
+    // library collects a vector mapped to items no larger and no more aligned into the
+    // allocation it came from (an optimisation it makes, not a promise; without it the
+    // table takes fresh memory, as it did), and a first open pays for every fresh page.
+    // Then the places move to their numbers. Each region's state is made when it is
+    // first looked up (`place.rs`).
+    let numbers: Vec<u32> = match entries.last() {
+        Some(last) if last.entry.number as usize + 1 != entries.len() => {
+            entries.iter().map(|p| p.entry.number as u32).collect()
+        }
+        _ => Vec::new(),
+    };
+    let mut slots: Vec<Option<Place>> = entries
+        .into_iter()
+        .map(|Placed { entry }| {
+            Some(Place::found(
+                entry.name,
+                entry.start,
+                entry.reserved,
+                entry.len,
+            ))
+        })
+        .collect();
+    slots.resize_with(next, || None);
+    // From the last: each place moves up to its number, over places already moved on.
+    for (at, &number) in numbers.iter().enumerate().rev() {
+        slots.swap(at, number as usize);
+    }
     let free = FreeNumbers::from_numbers((0..next).filter(|&n| slots[n].is_none()));
     let Validated { by_name, layout } = validated;
     let table = Table {

@@ -213,3 +213,61 @@ fn opened_regions_under_concurrent_appends_reads_and_maintenance() {
         );
     }
 }
+
+/// Regions whose numbers have gaps (regions removed, first, last and between) come back
+/// at their own numbers, with their names and bytes; the free numbers are given out
+/// again lowest first.
+#[test]
+fn regions_with_free_numbers_between_them_reopen_at_their_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    // Kept regions by number; the pattern leaves gaps of one, of several, at the start
+    // and at the end.
+    let kept = |n: usize| n != 0 && n % 3 != 1 && !(20..27).contains(&n) && n < 57;
+    {
+        let db = Database::open(&path).unwrap();
+        for n in 0..60 {
+            let (number, _) = db.create_region_if_needed(&format!("region {n}")).unwrap();
+            assert_eq!(number, n);
+            db.write_all_to_region(number.into(), &content(n, 0, 100 + n as u64))
+                .unwrap();
+        }
+        db.flush().unwrap();
+        for n in (0..60).filter(|&n| !kept(n)) {
+            db.remove_region(Identifier::Number(n)).unwrap().unwrap();
+        }
+        db.flush().unwrap();
+    }
+    // Twice: from the log as written, and from a checkpoint of it.
+    for round in 0..2 {
+        let db = Database::open(&path).unwrap();
+        let listed: Vec<usize> = db.regions().iter().map(|r| r.number()).collect();
+        assert_eq!(listed, (0..60).filter(|&n| kept(n)).collect::<Vec<_>>());
+        for n in 0..60 {
+            let by_number = db.get_region(Identifier::Number(n));
+            let by_name = db.get_region(Identifier::from(format!("region {n}").as_str()));
+            if kept(n) {
+                let region = by_number.unwrap();
+                assert_eq!(region.name(), format!("region {n}"));
+                assert_eq!(by_name.unwrap().number(), n);
+                let reader = db.create_region_reader(Identifier::Number(n)).unwrap();
+                assert_eq!(reader.read_all(), content(n, 0, 100 + n as u64).as_slice());
+            } else {
+                assert!(
+                    by_number.is_err() && by_name.is_err(),
+                    "region {n} came back"
+                );
+            }
+        }
+        assert_eq!(db.stats().unwrap().regions as usize, listed.len());
+        if round == 0 {
+            db.compact().unwrap();
+            db.flush().unwrap();
+        }
+    }
+    let db = Database::open(&path).unwrap();
+    let (first_free, _) = db.create_region_if_needed("new").unwrap();
+    assert_eq!(first_free, 0);
+    let (next_free, _) = db.create_region_if_needed("newer").unwrap();
+    assert_eq!(next_free, 1);
+}
