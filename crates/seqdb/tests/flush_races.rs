@@ -156,8 +156,10 @@ fn race(db_dir: &Path, per_flush: usize, other: impl FnOnce(Database, Pace) + Se
 #[test]
 fn a_flush_racing_renames_commits_unique_names() {
     let dir = scratch_dir();
-    // Renames allocate nothing: no need to hold them back.
-    race(dir.path(), usize::MAX, |db, mut pace| {
+    // At most a thousand swaps per flush (a few hundred pass between flushes when both
+    // threads run): a flusher kept off the processor must not let the changes waiting for
+    // the next commit, and the copies of every commit's files, grow without bound.
+    race(dir.path(), 1000, |db, mut pace| {
         let a = db.get_region("a".into()).unwrap().number();
         let b = db.get_region("b".into()).unwrap().number();
         let mut swaps = 0u64;
@@ -184,7 +186,12 @@ fn a_flush_racing_renames_commits_unique_names() {
 #[test]
 fn a_flush_racing_removals_and_creations_commits_unique_names() {
     let dir = scratch_dir();
-    race(dir.path(), usize::MAX, |db, mut pace| {
+    // At most 200 rounds per flush (about as many as pass between flushes when both
+    // threads run): each round's new region takes a page that is reused only after the
+    // next commit, and every commit's files are copied and kept, so a flusher kept off
+    // the processor while the rounds ran on once grew the copies past the machine's
+    // memory.
+    race(dir.path(), 200, |db, mut pace| {
         let a = db.get_region("a".into()).unwrap().number();
         let mut rounds = 0u64;
         while pace.next() {
@@ -198,8 +205,8 @@ fn a_flush_racing_removals_and_creations_commits_unique_names() {
             let other = if mine == "a" { "b" } else { "a" };
             db.remove_region(other.into()).unwrap();
             db.rename_region(Identifier::Number(a), other).unwrap();
-            // (Empty regions: a region with bytes takes space that is reused only after
-            // the next commit, and this loop is much faster than the flushes.)
+            // (Empty regions: a region with bytes takes more space, reused only after the
+            // next commit.)
             if rounds.is_multiple_of(2) {
                 db.create_region_if_needed("c").unwrap();
                 db.rename_region("c".into(), &mine).unwrap();
