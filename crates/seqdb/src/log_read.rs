@@ -443,6 +443,28 @@ mod tests {
     }
 
     #[test]
+    fn a_valid_body_longer_than_the_bound_for_checking_first_is_read() {
+        // Read twice (checked, then parsed): it must come back whole.
+        let mut large = record(2, 5);
+        let chunks = CHECK_FIRST / 4 + 1_000;
+        large.upserts[1].len = chunks * crate::format::SUM_CHUNK;
+        large.upserts[1].crcs = (0..chunks as u32).map(|c| c ^ 0x5a5a_5a5a).collect();
+        let bytes = encode_record(&ID, &large).unwrap();
+        assert!(bytes.len() as u64 > CHECK_FIRST);
+        match read_record(bytes.as_slice(), 0, &ID).unwrap() {
+            Read::Record(record, _) => assert!(record == large, "the record read back differs"),
+            Read::End(end) => panic!("{end}"),
+        }
+        let mut flipped = bytes;
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 1;
+        assert!(matches!(
+            read_record(flipped.as_slice(), 0, &ID).unwrap(),
+            Read::End(RecordEnd::Checksum { .. })
+        ));
+    }
+
+    #[test]
     fn entries_with_many_checksums_are_read_across_pieces() {
         // Regions whose checksums outnumber a decoding batch and outgrow a piece,
         // between regions of one chunk, so that entries straddle piece boundaries.
