@@ -343,12 +343,33 @@ impl Database {
 
     /// Every region's metadata, ordered by number.
     pub fn regions(&self) -> Vec<Region> {
-        let slots = self.inner.table.read().live_slots();
-        slots
-            .iter()
-            .map(|(_, slot)| slot.read_recursive())
-            .filter(|region| !region.is_removed())
-            .map(|region| region.snapshot())
+        // A region not looked up since open is listed as open found it, without making
+        // its state (`place.rs`); the others are read under their locks, after the
+        // table's is released.
+        let listed: Vec<Result<Region, Slot>> = {
+            let table = self.inner.table.read();
+            table
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(number, place)| {
+                    let place = place.as_ref()?;
+                    match place.untouched_region(number) {
+                        Some(region) => Some(Ok(region)),
+                        None => Some(Err(place.made_slot()?.clone())),
+                    }
+                })
+                .collect()
+        };
+        listed
+            .into_iter()
+            .filter_map(|listed| match listed {
+                Ok(region) => Some(region),
+                Err(slot) => {
+                    let region = slot.read_recursive();
+                    (!region.is_removed()).then(|| region.snapshot())
+                }
+            })
             .collect()
     }
 

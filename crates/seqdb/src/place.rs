@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 
 use crate::database::Slot;
 use crate::name::Name;
-use crate::region::RegionState;
+use crate::region::{Region, RegionState};
 
 /// One region of the table.
 pub(crate) struct Place {
@@ -84,6 +84,27 @@ impl Place {
         self.made.get()
     }
 
+    /// The metadata of a region whose state was never made (as open found it); `None`
+    /// once it is made, when its state tells it. `number` is the place's number.
+    pub fn untouched_region(&self, number: usize) -> Option<Region> {
+        if self.made.get().is_some() {
+            return None;
+        }
+        let Found {
+            name,
+            start,
+            reserved,
+            len,
+        } = &self.found;
+        Some(Region::new(
+            name.to_string(),
+            number,
+            *start,
+            *len,
+            *reserved,
+        ))
+    }
+
     /// The length and reservation of a region whose state was never made (as open found
     /// them); `None` once it is made, when its state tells them.
     pub fn untouched(&self) -> Option<(u64, u64)> {
@@ -103,11 +124,24 @@ mod tests {
         let place = Place::found(Name::from("r000007"), 8192, 4096, 100);
         assert!(place.made_slot().is_none());
         assert_eq!(place.untouched(), Some((100, 4096)));
+        let listed = place.untouched_region(7).unwrap();
+        assert_eq!(
+            (
+                listed.name(),
+                listed.number(),
+                listed.start(),
+                listed.len(),
+                listed.reserved()
+            ),
+            ("r000007", 7, 8192, 100, 4096)
+        );
         let first = place.slot(7).clone();
         assert!(Arc::ptr_eq(&first, place.slot(7)), "made once");
         assert!(Arc::ptr_eq(&first, place.made_slot().unwrap()));
         assert_eq!(place.untouched(), None);
+        assert_eq!(place.untouched_region(7), None);
         let region = first.read();
+        assert_eq!(region.snapshot(), listed, "listed as its state says");
         assert_eq!(region.name(), "r000007");
         assert_eq!(region.number(), 7);
         assert_eq!(

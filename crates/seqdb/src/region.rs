@@ -25,6 +25,18 @@ pub struct Region {
 }
 
 impl Region {
+    /// The metadata of region `number`: `len` bytes at `start`, in a reservation of
+    /// `reserved`.
+    pub(crate) fn new(name: String, number: usize, start: u64, len: u64, reserved: u64) -> Self {
+        Region {
+            name,
+            number,
+            start,
+            len,
+            reserved,
+        }
+    }
+
     /// The region's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -601,13 +613,13 @@ impl RegionState {
 
     /// The metadata with a given length (a reader's, say).
     pub fn snapshot_with_len(&self, len: u64) -> Region {
-        Region {
-            name: self.name.as_str().to_owned(),
-            number: self.number as usize,
-            start: self.start,
+        Region::new(
+            self.name.as_str().to_owned(),
+            self.number as usize,
+            self.start,
             len,
-            reserved: self.reserved,
-        }
+            self.reserved,
+        )
     }
 
     /// The metadata a commit records: only bytes in the data file count. Its checksums
