@@ -36,6 +36,20 @@ struct Found {
     len: u64,
 }
 
+impl Found {
+    /// The state of region `number` as open found it.
+    fn state(&self, number: usize) -> RegionState {
+        let name = self.name.clone();
+        RegionState::opened(name, number, self.start, self.reserved, self.len)
+    }
+
+    /// The metadata of region `number` as open found it.
+    fn region(&self, number: usize) -> Region {
+        let name = self.name.to_string();
+        Region::new(name, number, self.start, self.len, self.reserved)
+    }
+}
+
 impl Place {
     /// A region whose state exists already (one just created).
     pub fn made(slot: Slot) -> Self {
@@ -61,21 +75,8 @@ impl Place {
     /// The region's state and lock, made now if nothing asked for them before; `number`
     /// is the place's number in the table.
     pub fn slot(&self, number: usize) -> &Slot {
-        self.made.get_or_init(|| {
-            let Found {
-                name,
-                start,
-                reserved,
-                len,
-            } = &self.found;
-            Arc::new(RwLock::new(RegionState::opened(
-                name.clone(),
-                number,
-                *start,
-                *reserved,
-                *len,
-            )))
-        })
+        self.made
+            .get_or_init(|| Arc::new(RwLock::new(self.found.state(number))))
     }
 
     /// The region's state and lock, if they were made: a region whose state was never
@@ -87,22 +88,10 @@ impl Place {
     /// The metadata of a region whose state was never made (as open found it); `None`
     /// once it is made, when its state tells it. `number` is the place's number.
     pub fn untouched_region(&self, number: usize) -> Option<Region> {
-        if self.made.get().is_some() {
-            return None;
+        match self.made.get() {
+            Some(_) => None,
+            None => Some(self.found.region(number)),
         }
-        let Found {
-            name,
-            start,
-            reserved,
-            len,
-        } = &self.found;
-        Some(Region::new(
-            name.to_string(),
-            number,
-            *start,
-            *len,
-            *reserved,
-        ))
     }
 
     /// The length and reservation of a region whose state was never made (as open found
