@@ -605,9 +605,9 @@ impl<B: BodyBytes> Body<'_, B> {
         );
         // The name and the number of the first changed checksum, read as one piece:
         // every region's entry is decoded at open.
+        let len = u64_at(&fixed, 24);
         let remaining = self.bytes.remaining();
         let Some(bytes) = self.bytes.take(name_len + 8)? else {
-            let len = u64_at(&fixed, 24);
             return Ok(Err(self.entry_cut_short(number, name_len, len)?));
         };
         let (name, sums_from) = bytes.split_at(name_len);
@@ -616,7 +616,6 @@ impl<B: BodyBytes> Body<'_, B> {
         if !name.is_ascii() && std::str::from_utf8(name).is_err() {
             return Ok(Err(format!("region {number}'s name is not UTF-8")));
         }
-        let len = u64_at(&fixed, 24);
         if len > MAX_DATA_LEN {
             return Ok(Err(too_long(number, len)));
         }
@@ -639,9 +638,8 @@ impl<B: BodyBytes> Body<'_, B> {
         // Made in its place and filled there: entries are large, and every region's is
         // decoded at open, so none is built aside and moved.
         out.push(RegionEntry::default());
-        let Some(entry) = out.last_mut() else {
-            return Ok(Err(format!("region {number}'s entry was not kept")));
-        };
+        let last = out.len() - 1;
+        let entry = &mut out[last];
         entry.number = number;
         entry.start = u64_at(&fixed, 8);
         entry.reserved = u64_at(&fixed, 16);
