@@ -377,12 +377,23 @@ impl Database {
     /// region. Its space is reused after the next flush, or once the last reader of the
     /// region is dropped if that comes later: readers keep their snapshots.
     pub fn remove_region(&self, id: Identifier) -> Result<Option<Region>> {
+        self.remove_region_if(id, |_| true)
+    }
+
+    /// Remove a region if `remove` says so of it, asked under the region's lock (so
+    /// nothing renames, removes or replaces it in between); returns its last metadata,
+    /// or `None` when there was no such region or `remove` kept it.
+    fn remove_region_if(
+        &self,
+        id: Identifier,
+        remove: impl FnOnce(&RegionState) -> bool,
+    ) -> Result<Option<Region>> {
         self.inner.check_writable()?;
         let Ok(slot) = self.inner.slot(&id) else {
             return Ok(None);
         };
         let mut region = slot.write();
-        if region.is_removed() {
+        if region.is_removed() || !remove(&region) {
             return Ok(None);
         }
         let inner = &self.inner;
@@ -408,10 +419,16 @@ impl Database {
     }
 
     /// Remove every region whose name is not in `names`.
+    ///
+    /// Each region is removed only if its name, when it is removed, is not in `names`:
+    /// a region listed under another name and renamed since, or a new region given the
+    /// number of one listed and removed since, stays when its name is kept.
     pub fn retain_regions(&self, names: HashSet<String>) -> Result<()> {
         for region in self.regions() {
             if !names.contains(region.name()) {
-                self.remove_region(Identifier::Number(region.number()))?;
+                self.remove_region_if(Identifier::Number(region.number()), |now| {
+                    !names.contains(now.name())
+                })?;
             }
         }
         Ok(())
