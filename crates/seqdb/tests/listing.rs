@@ -297,3 +297,50 @@ fn wait_for_calls(calls: &AtomicU64, more: u64, deadline: Instant) {
         thread::yield_now();
     }
 }
+
+/// `regions()` reads the regions in number order, each no earlier than the one before:
+/// a listing that shows region `M` renamed to `s{i}` (a rename made after removing the
+/// regions `M + 1` to `i`, never looked up before) lists none of those regions. Region
+/// `M` and those below it are looked up first (their states made), the others not.
+#[test]
+fn a_listing_never_shows_a_region_removed_before_a_rename_it_shows() {
+    const N: usize = 8000;
+    const M: usize = 4000;
+    for round in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        prepare_kept(dir.path(), N);
+        let db = Database::open(dir.path()).unwrap();
+        for m in 0..=M {
+            db.get_region(Identifier::Number(m)).unwrap();
+        }
+        let changer = {
+            let db = db.clone();
+            thread::spawn(move || {
+                for i in M + 1..N {
+                    db.remove_region(Identifier::Number(i)).unwrap().unwrap();
+                    db.rename_region(Identifier::Number(M), &format!("s{i}"))
+                        .unwrap();
+                }
+            })
+        };
+        while !changer.is_finished() {
+            let listed = db.regions();
+            let renamed = &listed[M];
+            assert_eq!(renamed.number(), M);
+            if let Some(k) = renamed.name().strip_prefix('s') {
+                let k: usize = k.parse().unwrap();
+                let stale = listed.iter().find(|r| (M + 1..=k).contains(&r.number()));
+                assert!(
+                    stale.is_none(),
+                    "round {round}: region {M} listed as {:?}, made after the removal of \
+                     {} to {k}, and {stale:?} listed too",
+                    renamed.name(),
+                    M + 1
+                );
+            }
+        }
+        changer.join().unwrap();
+        let listed: Vec<usize> = db.regions().iter().map(|r| r.number()).collect();
+        assert_eq!(listed, (0..=M).collect::<Vec<_>>());
+    }
+}
