@@ -342,35 +342,54 @@ impl Database {
     }
 
     /// Every region's metadata, ordered by number.
+    ///
+    /// The regions are read in number order, each at an instant no earlier than the
+    /// one before it: a listing that shows a change shows every change to a region of
+    /// a higher number made before it.
     pub fn regions(&self) -> Vec<Region> {
-        // A region not looked up since open is listed as open found it, without making
-        // its state (`place.rs`); the others are read under their locks, after the
-        // table's is released.
-        let listed: Vec<Result<Region, Slot>> = {
-            let table = self.inner.table.read();
-            table
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(number, place)| {
-                    let place = place.as_ref()?;
-                    match place.untouched_region(number) {
-                        Some(region) => Some(Ok(region)),
-                        None => Some(Err(place.made_slot()?.clone())),
+        // Read under the table's lock, in one pass: a region not looked up since open as
+        // open found it, without making its state (`place.rs`), the others under their
+        // locks, taken with `try_` (rule 1). A region whose lock is held is read after
+        // the table's lock is released, and the pass goes on past it under the table's
+        // lock taken again, so that no region is read earlier than one below it.
+        let mut listed = Vec::new();
+        let mut from = 0;
+        loop {
+            let busy = {
+                let table = self.inner.table.read();
+                let mut busy = None;
+                for (number, place) in table.slots.iter().enumerate().skip(from) {
+                    let Some(place) = place else { continue };
+                    if let Some(region) = place.untouched_region(number) {
+                        listed.push(region);
+                        continue;
                     }
-                })
-                .collect()
-        };
-        listed
-            .into_iter()
-            .filter_map(|listed| match listed {
-                Ok(region) => Some(region),
-                Err(slot) => {
-                    let region = slot.read_recursive();
-                    (!region.is_removed()).then(|| region.snapshot())
+                    let Some(slot) = place.made_slot() else {
+                        continue;
+                    };
+                    match slot.try_read_recursive() {
+                        Some(region) => {
+                            if !region.is_removed() {
+                                listed.push(region.snapshot());
+                            }
+                        }
+                        None => {
+                            busy = Some((number, slot.clone()));
+                            break;
+                        }
+                    }
                 }
-            })
-            .collect()
+                busy
+            };
+            let Some((number, slot)) = busy else {
+                return listed;
+            };
+            let region = slot.read_recursive();
+            if !region.is_removed() {
+                listed.push(region.snapshot());
+            }
+            from = number + 1;
+        }
     }
 
     /// Remove a region; returns its last metadata, or `None` when there was no such
