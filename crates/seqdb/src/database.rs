@@ -342,47 +342,77 @@ impl Database {
     }
 
     /// Every region's metadata, ordered by number.
+    ///
+    /// The regions are read in number order, each at an instant no earlier than the
+    /// one before it: a listing that shows a change shows every change to a region of
+    /// a higher number made before it.
     pub fn regions(&self) -> Vec<Region> {
-        // A region not looked up since open is listed as open found it, without making
-        // its state (`place.rs`); the others are read under their locks, after the
-        // table's is released.
-        let listed: Vec<Result<Region, Slot>> = {
-            let table = self.inner.table.read();
-            table
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(number, place)| {
-                    let place = place.as_ref()?;
-                    match place.untouched_region(number) {
-                        Some(region) => Some(Ok(region)),
-                        None => Some(Err(place.made_slot()?.clone())),
+        // Read under the table's lock, in one pass: a region not looked up since open as
+        // open found it, without making its state (`place.rs`), the others under their
+        // locks, taken with `try_` (rule 1). A region whose lock is held is read after
+        // the table's lock is released, and the pass goes on past it under the table's
+        // lock taken again, so that no region is read earlier than one below it.
+        let mut listed = Vec::new();
+        let mut from = 0;
+        loop {
+            let busy = {
+                let table = self.inner.table.read();
+                let mut busy = None;
+                for (number, place) in table.slots.iter().enumerate().skip(from) {
+                    let Some(place) = place else { continue };
+                    if let Some(region) = place.untouched_region(number) {
+                        listed.push(region);
+                        continue;
                     }
-                })
-                .collect()
-        };
-        listed
-            .into_iter()
-            .filter_map(|listed| match listed {
-                Ok(region) => Some(region),
-                Err(slot) => {
-                    let region = slot.read_recursive();
-                    (!region.is_removed()).then(|| region.snapshot())
+                    let Some(slot) = place.made_slot() else {
+                        continue;
+                    };
+                    match slot.try_read_recursive() {
+                        Some(region) => {
+                            if !region.is_removed() {
+                                listed.push(region.snapshot());
+                            }
+                        }
+                        None => {
+                            busy = Some((number, slot.clone()));
+                            break;
+                        }
+                    }
                 }
-            })
-            .collect()
+                busy
+            };
+            let Some((number, slot)) = busy else {
+                return listed;
+            };
+            let region = slot.read_recursive();
+            if !region.is_removed() {
+                listed.push(region.snapshot());
+            }
+            from = number + 1;
+        }
     }
 
     /// Remove a region; returns its last metadata, or `None` when there was no such
     /// region. Its space is reused after the next flush, or once the last reader of the
     /// region is dropped if that comes later: readers keep their snapshots.
     pub fn remove_region(&self, id: Identifier) -> Result<Option<Region>> {
+        self.remove_region_if(id, |_| true)
+    }
+
+    /// Remove a region if `remove` says so of it, asked under the region's lock (so
+    /// nothing renames, removes or replaces it in between); returns its last metadata,
+    /// or `None` when there was no such region or `remove` kept it.
+    fn remove_region_if(
+        &self,
+        id: Identifier,
+        remove: impl FnOnce(&RegionState) -> bool,
+    ) -> Result<Option<Region>> {
         self.inner.check_writable()?;
         let Ok(slot) = self.inner.slot(&id) else {
             return Ok(None);
         };
         let mut region = slot.write();
-        if region.is_removed() {
+        if region.is_removed() || !remove(&region) {
             return Ok(None);
         }
         let inner = &self.inner;
@@ -408,10 +438,16 @@ impl Database {
     }
 
     /// Remove every region whose name is not in `names`.
+    ///
+    /// Each region is removed only if its name, when it is removed, is not in `names`:
+    /// a region listed under another name and renamed since, or a new region given the
+    /// number of one listed and removed since, stays when its name is kept.
     pub fn retain_regions(&self, names: HashSet<String>) -> Result<()> {
         for region in self.regions() {
             if !names.contains(region.name()) {
-                self.remove_region(Identifier::Number(region.number()))?;
+                self.remove_region_if(Identifier::Number(region.number()), |now| {
+                    !names.contains(now.name())
+                })?;
             }
         }
         Ok(())
